@@ -1,0 +1,3 @@
+"""Kinema: AI video generation, training and evaluation in one package."""
+
+__version__ = "0.1.0"
