@@ -1,0 +1,154 @@
+"""The Shapes renders obey ../shared/specs/shapes.md."""
+
+import numpy as np
+import pytest
+import torch
+
+from kinema.data.shapes import (
+    COLORS,
+    DIRECTIONS,
+    HELDOUT_PAIRS,
+    SIZES,
+    SPEEDS,
+    CaptionedShapes,
+    ShapeMotion,
+    parse_caption,
+    tensor_to_frames,
+)
+
+AREA = {"circle": np.pi / 4, "square": 1.0, "triangle": 0.5}  # times size**2
+
+
+def coverage(frames):
+    return frames.astype(np.float64).max(axis=-1) / 255.0
+
+
+def centroids(frames):
+    cov = coverage(frames)
+    h, w = cov.shape[1:]
+    ys, xs = np.mgrid[0:h, 0:w] + 0.5
+    area = cov.sum(axis=(1, 2))
+    return np.stack([(cov * xs).sum(axis=(1, 2)) / area, (cov * ys).sum(axis=(1, 2)) / area], axis=1)
+
+
+@pytest.mark.parametrize("resolution", [64, 32])
+def test_captioned_shapes_follow_the_spec(resolution):
+    ds = CaptionedShapes("train", num_samples=120, resolution=resolution, seed=3)
+    scale = resolution / 64
+    for i in range(len(ds)):
+        frames, lab = ds.render(i), ds.labels(i)
+        assert frames.shape == (16, resolution, resolution, 3) and frames.dtype == np.uint8
+        size = SIZES[lab.size] * scale
+        # no clipping: the object's whole area is on screen in every frame (the 4x supersampling
+        # grid draws a 6-px triangle ~4% too big, the same in every frame)
+        area = coverage(frames).sum(axis=(1, 2))
+        np.testing.assert_allclose(area, AREA[lab.shape] * size**2, rtol=0.05)
+        assert area.max() - area.min() < 0.01 * area.mean()
+        # constant velocity in the captioned direction at the captioned speed (within 0.1 px / frame)
+        step = np.diff(centroids(frames), axis=0)
+        expected = np.asarray(DIRECTIONS[lab.direction]) * SPEEDS[lab.speed] * scale
+        assert np.abs(step - expected).max() < 0.1, (lab, step)
+        # fully covered pixels carry exactly the caption's colour, everything else is black or a blend of it
+        full = coverage(frames) == 1.0
+        assert full.any()
+        assert (frames[full] == COLORS[lab.color]).all()
+        hue = np.asarray(COLORS[lab.color]) > 0
+        assert (frames[..., ~hue] == 0).all()
+
+
+def test_positions_keep_the_object_inside_and_cover_the_frame():
+    ds = CaptionedShapes("train", num_samples=400)
+    lo = []
+    for i in range(len(ds)):
+        scene = ds.scene(i)
+        s, v = SIZES[scene.labels.size], SPEEDS[scene.labels.speed]
+        dx, dy = DIRECTIONS[scene.labels.direction]
+        for t in (0, 15):
+            x, y = scene.x0 + dx * v * t, scene.y0 + dy * v * t
+            assert s / 2 - 1e-9 <= x <= 64 - s / 2 + 1e-9 and s / 2 - 1e-9 <= y <= 64 - s / 2 + 1e-9
+        lo.append(scene.x0 - s / 2)
+    # start positions are spread out, not stuck at one spot
+    assert min(lo) < 3 and max(lo) > 35
+
+
+def test_splits_hold_the_right_pairs_and_are_disjoint():
+    train = CaptionedShapes("train", num_samples=600)
+    test = CaptionedShapes("test", num_samples=600)
+    heldout = CaptionedShapes("heldout", num_samples=200)
+    train_pairs = {(train.labels(i).shape, train.labels(i).color) for i in range(len(train))}
+    assert not train_pairs & HELDOUT_PAIRS
+    assert len(train_pairs) == 12  # all 12 seen pairs show up
+    assert {(heldout.labels(i).shape, heldout.labels(i).color) for i in range(len(heldout))} == HELDOUT_PAIRS
+    key = lambda ds, i: (ds.scene(i).labels, round(ds.scene(i).x0, 9), round(ds.scene(i).y0, 9))  # noqa: E731
+    assert not {key(train, i) for i in range(600)} & {key(test, i) for i in range(600)}
+
+
+def test_attributes_are_roughly_uniform():
+    ds = CaptionedShapes("train", num_samples=1200)
+    labels = [ds.labels(i) for i in range(len(ds))]
+    for name, values in [("size", SIZES), ("direction", DIRECTIONS), ("speed", SPEEDS), ("color", COLORS)]:
+        counts = [sum(getattr(lab, name) == v for lab in labels) for v in values]
+        assert min(counts) > 0.7 * len(labels) / len(values), (name, counts)
+
+
+def test_same_seed_same_video_other_seed_other_video():
+    a, b = CaptionedShapes(seed=1), CaptionedShapes(seed=1)
+    assert np.array_equal(a.render(5), b.render(5)) and a.caption(5) == b.caption(5)
+    assert not np.array_equal(a.render(5), CaptionedShapes(seed=2).render(5))
+
+
+def test_32_renders_the_same_scene_at_half_scale():
+    big, small = CaptionedShapes(resolution=64), CaptionedShapes(resolution=32)
+    for i in range(10):
+        assert big.labels(i) == small.labels(i)
+        # each resolution snaps edges to its own 4x sample grid: up to 1/8 px at 32 plus 1/16 from 64
+        np.testing.assert_allclose(centroids(small.render(i)), centroids(big.render(i)) / 2, atol=0.19)
+
+
+def test_items_are_tensors_in_minus_one_one_with_captions():
+    ds = CaptionedShapes("test", num_samples=4, resolution=32)
+    item = ds[2]
+    assert item["video"].shape == (3, 16, 32, 32) and item["video"].dtype == torch.float32
+    assert item["video"].min() >= -1 and item["video"].max() <= 1
+    assert item["caption"] == ds.labels(2).caption()
+    assert np.array_equal(tensor_to_frames(item["video"]), ds.render(2))
+    batch = torch.utils.data.default_collate([ds[0], ds[1]])
+    assert batch["video"].shape == (2, 3, 16, 32, 32)
+
+
+def test_varied_captions_name_the_same_attributes():
+    ds = CaptionedShapes("train", num_samples=300, captions="varied")
+    captions = {ds.caption(i) for i in range(len(ds))}
+    assert len({c.split()[1] for c in captions}) > 5  # several phrasings, not one template
+    for i in range(len(ds)):
+        assert parse_caption(ds.caption(i)) == ds.labels(i).to_dict(), ds.caption(i)
+    # switching caption style never changes the video
+    assert np.array_equal(ds.render(7), CaptionedShapes("train", num_samples=300).render(7))
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="split"):
+        CaptionedShapes("validation")
+    with pytest.raises(ValueError, match="resolution"):
+        CaptionedShapes(resolution=30)
+    with pytest.raises(ValueError, match="num_frames"):
+        CaptionedShapes(num_frames=40)
+    with pytest.raises(IndexError):
+        CaptionedShapes(num_samples=3)[3]
+
+
+def test_shape_motion_follows_the_recipe():
+    ds = ShapeMotion()
+    assert len(ds) == 4000
+    for i in range(200):
+        scene, frames = ds.scene(i), ds.render(i)
+        assert scene.shape in ("circle", "square") and 10 <= scene.size <= 24
+        assert max(scene.color) >= 64
+        along = 0 if scene.direction == "left-to-right" else 1
+        assert scene.start[along] <= 20 and scene.end[along] >= 44
+        area = coverage(frames).sum(axis=(1, 2))
+        # the whole shape stays inside (area constant), and it moves the stated way overall
+        np.testing.assert_allclose(area, AREA[scene.shape] * scene.size**2 * (np.asarray(scene.color).max() / 255), rtol=0.05)
+        path = centroids(frames)
+        assert path[-1, along] - path[0, along] >= 44 - 20 - 1
+    assert len({ds.scene(i).direction for i in range(50)}) == 2
