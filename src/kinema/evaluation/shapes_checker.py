@@ -23,6 +23,7 @@ _FILL_SQUARE_CIRCLE = (1.0 + np.pi / 4) / 2
 # pixelation moves fill ratios around, skewness much less.
 _SKEW_TRIANGLE = -0.57 / 2
 _OBJECT_COVERAGE = 0.5  # a pixel at least half covered belongs to an object
+_MIN_PEAK = 32.0  # a frame whose brightest pixel is darker than this (of 255) holds no object
 # A blob smaller than this fraction of the smallest shape (a small triangle) is a speck, not an object.
 _MIN_BLOB_FRACTION = 0.15
 
@@ -96,8 +97,12 @@ def read_video(frames: np.ndarray) -> ShapesReading:
     scale = width / CANONICAL_SIZE
     small_triangle = SIZES["small"] ** 2 / 2 * scale**2
     rgb = frames.astype(np.float32)
-    # On black, a pixel's brightest channel over the shape's (saturated) colour is its coverage.
-    coverage = rgb.max(axis=-1) / 255.0
+    # On black, a pixel's brightest channel over the object's own brightest channel is its
+    # coverage. Normalising by each frame's peak keeps dim objects (Shape Motion colours go down
+    # to 64) and objects that fade visible, so drift can be measured rather than lost.
+    brightness = rgb.max(axis=-1)
+    peak = brightness.reshape(num_frames, -1).max(axis=1)
+    coverage = np.where(peak[:, None, None] >= _MIN_PEAK, brightness / np.maximum(peak, 1.0)[:, None, None], 0.0)
 
     ys, xs = np.mgrid[0:height, 0:width] + 0.5  # pixel centres
     centroids, areas, colors, fills, skews, extents, counts = [], [], [], [], [], [], []
