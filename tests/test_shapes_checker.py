@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kinema.data.shapes import CaptionedShapes, ShapesLabels, ShapesScene, render_scene
-from kinema.evaluation.shapes_checker import ATTRIBUTES, check_videos, read_video
+from kinema.evaluation.shapes_checker import ATTRIBUTES, check_videos, read_shapes
 
 
 @pytest.mark.parametrize("resolution", [64, 32])
@@ -35,25 +35,25 @@ def test_checker_notices_wrong_videos():
 
 def test_empty_split_and_drifting_videos_are_flagged():
     black = np.zeros((16, 64, 64, 3), np.uint8)
-    reading = read_video(black)
+    reading = read_shapes(black)
     assert reading.present_rate == 0 and reading.shape is None
 
     red = render_scene(ShapesScene(ShapesLabels("square", "red", "small", "right", "slowly"), 10, 15))
     blue = render_scene(ShapesScene(ShapesLabels("circle", "blue", "small", "left", "slowly"), 50, 45))
     two = np.maximum(red, blue)
-    assert read_video(two).single_blob_rate == 0.0 and read_video(two).present_rate == 1.0
+    assert read_shapes(two).single_blob_rate == 0.0 and read_shapes(two).present_rate == 1.0
 
     flicker = red.copy()
     flicker[8:] = flicker[8:] // 2  # the object dims half way through
-    assert read_video(flicker).color_drift > 50 and read_video(red).color_drift < 1
+    assert read_shapes(flicker).color_drift > 50 and read_shapes(red).color_drift < 1
 
     gaps = red.copy()
     gaps[::2] = 0  # the object vanishes in every other frame
-    assert read_video(gaps).present_rate == 0.5
+    assert read_shapes(gaps).present_rate == 0.5
 
 
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match=r"\(F, H, W, 3\)"):
-        read_video(np.zeros((16, 64, 64), np.uint8))
+        read_shapes(np.zeros((16, 64, 64), np.uint8))
     with pytest.raises(ValueError, match="at least one video"):
         check_videos([], [])

@@ -1,0 +1,1 @@
+"""Evaluation: metrics and the Shapes checker. Reads videos; never imports training or pipelines."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
 
 from kinema.data.shapes import CANONICAL_SIZE, COLORS, DIRECTIONS, SIZES, SPEEDS, parse_caption
+from kinema.io import read_video
 
 ATTRIBUTES = ("shape", "color", "size", "direction", "speed")
 
@@ -88,7 +92,7 @@ def _frame_objects(coverage: np.ndarray, min_area: float) -> tuple[np.ndarray, i
     return ndimage.binary_dilation(labels == largest), int(big.size)
 
 
-def read_video(frames: np.ndarray) -> ShapesReading:
+def read_shapes(frames: np.ndarray) -> ShapesReading:
     """Read the Shapes attributes off a uint8 video (F, H, W, 3) of any square resolution."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -189,7 +193,7 @@ def check_videos(videos: Iterable[np.ndarray], labels: Iterable[str | Mapping[st
     """Read every video and score it against its caption or labels."""
     readings, expected = [], []
     for frames, label in zip(videos, labels, strict=True):
-        readings.append(read_video(frames))
+        readings.append(read_shapes(frames))
         expected.append(expected_attributes(label))
     if not readings:
         raise ValueError("check_videos needs at least one video")
@@ -209,3 +213,16 @@ def check_videos(videos: Iterable[np.ndarray], labels: Iterable[str | Mapping[st
         readings=readings,
         expected=expected,
     )
+
+
+def check_folder(folder: str | os.PathLike) -> ShapesReport:
+    """Check every video listed in FOLDER/manifest.jsonl against its caption (or labels)."""
+    folder = Path(folder)
+    manifest = folder / "manifest.jsonl"
+    if not manifest.exists():
+        raise FileNotFoundError(f"{folder} has no manifest.jsonl listing the videos and their captions")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    labels = [row.get("caption") or row.get("labels") or row.get("prompt") for row in rows]
+    if any(label is None for label in labels):
+        raise ValueError(f"{manifest}: every row needs a caption, prompt or labels to check against")
+    return check_videos((read_video(folder / row["file"]).frames for row in rows), labels)

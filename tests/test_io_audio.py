@@ -1,0 +1,120 @@
+"""Audio helpers and soundtrack muxing: lengths fitted to the video, formats that cannot hold audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from kinema.io import AudioReadError, probe, read_audio, write_video
+from kinema.io.audio import fit_audio_length, write_wav
+
+AAC_FRAME = 1024 / 48_000  # seconds: one AAC frame, the slack an encoder may add at the end
+
+
+def tone(seconds: float, sample_rate: int = 44_100, channels: int = 1, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(round(seconds * sample_rate)) / sample_rate
+    return np.repeat((0.3 * np.sin(2 * np.pi * freq * t))[None], channels, axis=0).astype(np.float32)
+
+
+def black_frames(num_frames: int = 16) -> np.ndarray:
+    return np.zeros((num_frames, 32, 32, 3), np.uint8)
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+
+
+def encode_audio(path: Path, samples: np.ndarray, sample_rate: int, codec: str, format: str) -> Path:
+    """Write a tone as mp3 / flac / m4a with PyAV, the way a user's sound file would arrive."""
+    with av.open(str(path), "w", format=format) as container:
+        stream = container.add_stream(codec, rate=sample_rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples[:1], format="fltp", layout="mono")
+        frame.sample_rate = sample_rate
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_wav_round_trip(tmp_path):
+    samples = tone(0.5, channels=2)
+    samples[1] *= 0.5  # tell the channels apart
+    write_wav(tmp_path / "t.wav", samples, 44_100)
+    decoded, rate = read_audio(tmp_path / "t.wav")
+    assert rate == 44_100
+    assert decoded.dtype == np.float32 and decoded.shape == samples.shape
+    np.testing.assert_allclose(decoded, samples, atol=1 / 32767 + 1e-6)
+
+
+def test_read_audio_resamples_and_mixes(tmp_path):
+    write_wav(tmp_path / "t.wav", tone(1.0, channels=2), 44_100)
+    samples, rate = read_audio(tmp_path / "t.wav", sample_rate=48_000, channels=1)
+    assert rate == 48_000 and samples.shape[0] == 1
+    assert abs(samples.shape[1] - 48_000) <= 64
+    assert 0.2 < rms(samples) < 0.31  # FFmpeg mixes identical channels at +3 dB: audible, not clipped
+
+
+def test_fit_audio_length_trims_and_pads_with_silence():
+    samples = np.ones((2, 10), np.float32)
+    assert fit_audio_length(samples, 4).shape == (2, 4)
+    padded = fit_audio_length(samples, 15)
+    assert padded.shape == (2, 15) and padded[:, :10].all() and not padded[:, 10:].any()
+
+
+def test_read_audio_errors_name_the_file(tmp_path):
+    with pytest.raises(AudioReadError, match="nothing.wav"):
+        read_audio(tmp_path / "nothing.wav")
+    (tmp_path / "junk.wav").write_bytes(b"RIFF not really")
+    with pytest.raises(AudioReadError, match="junk.wav"):
+        read_audio(tmp_path / "junk.wav")
+    write_video(tmp_path / "silent.mp4", black_frames(2))
+    with pytest.raises(AudioReadError, match="no audio stream"):
+        read_audio(tmp_path / "silent.mp4")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov", ".avi"])
+def test_long_audio_is_trimmed_to_the_video(tmp_path, suffix):
+    write_wav(tmp_path / "tone3s.wav", tone(3.0), 44_100)
+    path = tmp_path / f"clip{suffix}"
+    write_video(path, black_frames(16), fps=8, audio=tmp_path / "tone3s.wav")  # 2 s of video
+    info = probe(path)
+    assert info.audio is not None and info.audio.sample_rate == 48_000
+    assert info.audio.duration == pytest.approx(2.0, abs=AAC_FRAME)
+    samples, rate = read_audio(path)
+    assert samples.shape[1] / rate == pytest.approx(2.0, abs=AAC_FRAME)
+
+
+def test_short_audio_is_padded_with_silence(tmp_path):
+    write_wav(tmp_path / "tone1s.wav", tone(1.0), 44_100)
+    write_video(tmp_path / "clip.mp4", black_frames(16), fps=8, audio=tmp_path / "tone1s.wav")
+    assert probe(tmp_path / "clip.mp4").audio.duration == pytest.approx(2.0, abs=AAC_FRAME)
+    samples, rate = read_audio(tmp_path / "clip.mp4")
+    assert samples.shape[1] / rate == pytest.approx(2.0, abs=AAC_FRAME)
+    assert rms(samples[:, int(0.1 * rate) : int(0.9 * rate)]) == pytest.approx(0.3 / np.sqrt(2), rel=0.1)
+    assert rms(samples[:, int(1.1 * rate) :]) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("suffix", "codec", "format"), [(".flac", "flac", "flac"), (".mp3", "libmp3lame", "mp3"), (".m4a", "aac", "ipod")]
+)
+def test_compressed_sound_files_can_be_muxed(tmp_path, suffix, codec, format):
+    sound = encode_audio(tmp_path / f"tone{suffix}", tone(1.5, 48_000), 48_000, codec, format)
+    write_video(tmp_path / "clip.mp4", black_frames(8), fps=8, audio=sound)
+    assert probe(tmp_path / "clip.mp4").audio.duration == pytest.approx(1.0, abs=AAC_FRAME)
+
+
+@pytest.mark.parametrize("name", ["clip.gif", "frames"])
+def test_formats_without_audio_refuse_it(tmp_path, name):
+    write_wav(tmp_path / "tone.wav", tone(1.0), 44_100)
+    with pytest.raises(ValueError, match="cannot hold audio"):
+        write_video(tmp_path / name, black_frames(4), audio=tmp_path / "tone.wav")
+    assert not (tmp_path / name).exists()
+
+
+def test_missing_sound_file_fails_before_writing(tmp_path):
+    with pytest.raises(AudioReadError, match="gone.wav"):
+        write_video(tmp_path / "clip.mp4", black_frames(4), audio=tmp_path / "gone.wav")
+    assert not (tmp_path / "clip.mp4").exists()

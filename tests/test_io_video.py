@@ -1,0 +1,522 @@
+"""Video I/O: round trips, quality, clip sampling, atomic writes, errors and provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+import kinema.io.video as video_module
+from kinema.io import Provenance, VideoReadError, probe, read_provenance, read_video, write_video
+
+CONTAINERS = ["mp4", "mov", "webm", "avi"]
+
+
+def index_level(index: int) -> int:
+    return 10 + 7 * index  # distinct by 7 grey levels: survives lossy codecs, fits 32 frames in uint8
+
+
+def frame_index(frame: np.ndarray) -> int:
+    return round((float(frame[:8, :8].mean()) - 10) / 7)
+
+
+def moving_square(num_frames: int = 16, height: int = 64, width: int = 64) -> np.ndarray:
+    """Shapes-like clip: a red square moving right on black; a corner patch's grey level says the frame index."""
+    frames = np.zeros((num_frames, height, width, 3), np.uint8)
+    for i in range(num_frames):
+        x = 8 + (2 * i) % (width - 24)
+        frames[i, 20:36, x : x + 16] = (220, 40, 40)
+        frames[i, :8, :8] = index_level(i)
+    return frames
+
+
+def soft_shapes(num_frames: int = 16, size: int = 64, colours=((230, 60, 50), (40, 110, 235))) -> np.ndarray:
+    """A disc and a square moving across black, anti-aliased by 4x supersampling, as rendered video looks."""
+    ss = 4
+    yy, xx = (np.mgrid[0 : size * ss, 0 : size * ss] + 0.5) / ss
+    frames = np.zeros((num_frames, size, size, 3))
+    for i in range(num_frames):
+        canvas = np.zeros((size * ss, size * ss, 3))
+        canvas[(xx - (12 + 2.2 * i)) ** 2 + (yy - 34) ** 2 < 10**2] = colours[0]
+        canvas[(abs(xx - (50 - 1.5 * i)) < 7) & (abs(yy - (14 + i)) < 7)] = colours[1]
+        frames[i] = canvas.reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
+    return np.round(frames).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def yuv420_round_trip(frames: np.ndarray) -> np.ndarray:
+    """The frames after RGB -> yuv420p -> RGB alone: the best any yuv420p codec can do."""
+    frames = [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p") for f in frames]
+    return np.stack([f.to_ndarray(format="rgb24") for f in frames])
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".webm", ".avi", ".gif", ".png", ""])
+def test_round_trip_keeps_frame_count_size_and_fps(tmp_path, suffix):
+    frames = moving_square()
+    path = tmp_path / f"clip{suffix}"
+    assert write_video(path, frames, fps=12) == path
+    video = read_video(path)
+    assert video.frames.shape == frames.shape
+    assert video.frames.dtype == np.uint8
+    assert video.fps == pytest.approx(12)
+    assert [frame_index(f) for f in video.frames] == list(range(16))
+    info = probe(path)
+    assert (info.num_frames, info.width, info.height) == (16, 64, 64)
+    assert info.fps == pytest.approx(12)
+    assert info.duration == pytest.approx(16 / 12)
+
+
+def test_png_folder_round_trip_is_exact(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (5, 17, 23, 3), dtype=np.uint8)
+    write_video(tmp_path / "frames", frames, fps=5)
+    assert listing(tmp_path / "frames") == [f"000{i}.png" for i in range(5)] + ["provenance.json"]
+    video = read_video(tmp_path / "frames")
+    np.testing.assert_array_equal(video.frames, frames)
+    assert video.fps == 5
+
+
+def test_png_folder_without_sidecar_uses_default_fps_and_natural_order(tmp_path):
+    frames = moving_square(12)
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"frame_{i}.png")  # frame_10 must come after frame_9
+    video = read_video(folder)
+    assert [frame_index(f) for f in video.frames] == list(range(12))
+    assert video.fps == 8
+    assert read_video(folder, default_fps=24).fps == 24
+
+
+def test_torch_tensor_frames_are_accepted(tmp_path):
+    torch = pytest.importorskip("torch")
+    frames = moving_square(4)
+    write_video(tmp_path / "t.png", torch.from_numpy(frames))
+    np.testing.assert_array_equal(read_video(tmp_path / "t.png").frames, frames)
+
+
+def test_fractional_fps_survives(tmp_path):
+    write_video(tmp_path / "ntsc.mp4", moving_square(8), fps=30000 / 1001)
+    assert probe(tmp_path / "ntsc.mp4").fps == pytest.approx(29.97, abs=0.01)
+
+
+# --- quality ---------------------------------------------------------------------------------
+
+
+def test_mp4_crf18_psnr_above_40db_on_antialiased_luma_shapes(tmp_path):
+    # Grey shapes keep chroma out of it: this measures the codec at CRF 18 (about 48 dB here).
+    frames = soft_shapes(colours=((230, 230, 230), (120, 120, 120)))
+    write_video(tmp_path / "grey.mp4", frames, crf=18)
+    assert psnr(read_video(tmp_path / "grey.mp4").frames, frames) >= 40
+
+
+def test_mp4_crf18_on_saturated_shapes_reaches_the_yuv420_ceiling(tmp_path):
+    # Halved chroma caps saturated colour edges near 32 dB at 64x64 whatever the codec does;
+    # CRF 18 must come within 1 dB of that cap (CRF 35 falls 3 dB short).
+    frames = soft_shapes()
+    ceiling = psnr(yuv420_round_trip(frames), frames)
+    write_video(tmp_path / "colour.mp4", frames, crf=18)
+    assert psnr(read_video(tmp_path / "colour.mp4").frames, frames) >= ceiling - 1.0
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm"])
+def test_crf18_yuv444_psnr_above_40db_on_shapes_videos(tmp_path, suffix):
+    # Real Captioned Shapes renders: full-resolution colour keeps saturated edges above 40 dB.
+    from kinema.data.shapes import CaptionedShapes
+
+    ds = CaptionedShapes("test", num_samples=4)
+    for i in range(len(ds)):
+        frames = ds.render(i)
+        write_video(tmp_path / f"{i}{suffix}", frames, crf=18, pix_fmt="yuv444p")
+        decoded = read_video(tmp_path / f"{i}{suffix}")
+        assert decoded.frames.shape == frames.shape and decoded.fps == 8
+        assert psnr(decoded.frames, frames) >= 40
+
+
+def test_pix_fmt_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="pix_fmt"):
+        write_video(tmp_path / "x.mp4", moving_square(2), pix_fmt="rgb24")
+
+
+def test_crf_changes_quality(tmp_path):
+    frames = soft_shapes(colours=((230, 230, 230), (120, 120, 120)))
+    write_video(tmp_path / "hi.mp4", frames, crf=18)
+    write_video(tmp_path / "lo.mp4", frames, crf=40)
+    high, low = (psnr(read_video(tmp_path / name).frames, frames) for name in ("hi.mp4", "lo.mp4"))
+    assert high > low + 5
+
+
+def test_gif_uses_an_adaptive_palette(tmp_path):
+    y, x = np.mgrid[0:64, 0:64]
+    background = np.stack([x * 2, y * 2, 180 - x - y], axis=-1).clip(0, 255).astype(np.uint8)
+    frames = np.maximum(soft_shapes(), background)  # gradients: far more than a fixed palette's colours
+    write_video(tmp_path / "rich.gif", frames)
+    assert psnr(read_video(tmp_path / "rich.gif").frames, frames) >= 35  # ~38.8 dB measured
+
+
+def test_gif_keeps_frame_count_when_frames_repeat(tmp_path):
+    # Pillow merges identical consecutive frames into one longer frame; reading must undo it.
+    frames = moving_square(16)
+    frames[5:11] = frames[5]
+    frames[5:11, :8, :8] = index_level(5)
+    write_video(tmp_path / "pause.gif", frames, fps=8)
+    video = read_video(tmp_path / "pause.gif")
+    assert video.fps == 8
+    assert [frame_index(f) for f in video.frames] == [0, 1, 2, 3, 4, 5, 5, 5, 5, 5, 5, 11, 12, 13, 14, 15]
+
+
+def test_gif_rejects_rates_it_cannot_play(tmp_path):
+    with pytest.raises(ValueError, match="50 fps"):
+        write_video(tmp_path / "fast.gif", moving_square(4), fps=60)
+
+
+# --- odd sizes -------------------------------------------------------------------------------
+
+
+def test_odd_size_is_padded_to_even_for_mp4(tmp_path):
+    frames = moving_square(8, height=63, width=65)
+    frames[:, -1, :] = (90, 160, 200)  # coloured edges, so padding with black would show
+    frames[:, :, -1] = (200, 160, 90)
+    write_video(tmp_path / "odd.mp4", frames)
+    decoded = read_video(tmp_path / "odd.mp4").frames
+    assert decoded.shape == (8, 64, 66, 3)
+    assert psnr(decoded[:, :63, :65], frames) > 30
+    # the added row and column repeat the edge: they decode like the edge, and not as black
+    added_row, edge_row = decoded[:, 63, :65].astype(int), decoded[:, 62, :65].astype(int)
+    added_col, edge_col = decoded[:, :63, 65].astype(int), decoded[:, :63, 64].astype(int)
+    assert np.abs(added_row - edge_row).mean() < 3 and np.abs(added_col - edge_col).mean() < 3
+    assert added_row.mean() == pytest.approx(frames[:, -1].mean(), abs=10)
+    assert added_col.mean() == pytest.approx(frames[:, :, -1].mean(), abs=10)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webm", ".gif"])
+def test_odd_size_is_kept_where_the_format_allows(tmp_path, suffix):
+    frames = moving_square(4, height=63, width=65)
+    write_video(tmp_path / f"odd{suffix}", frames)
+    decoded = read_video(tmp_path / f"odd{suffix}").frames
+    assert decoded.shape == frames.shape
+    if suffix == ".png":
+        np.testing.assert_array_equal(decoded, frames)
+
+
+# --- clip sampling, resize, crop -------------------------------------------------------------
+
+
+@pytest.fixture(params=["png", "mp4"])
+def clip32(request, tmp_path) -> Path:
+    """32 frames at 16 fps, each carrying its index; PNG is exact, mp4 exercises the decoder path."""
+    path = tmp_path / ("clip32" if request.param == "png" else "clip32.mp4")
+    write_video(path, moving_square(32), fps=16)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"start": 5, "num_frames": 4}, [5, 6, 7, 8]),
+        ({"start": 3, "num_frames": 5, "stride": 4}, [3, 7, 11, 15, 19]),
+        ({"start": 28}, [28, 29, 30, 31]),
+        ({"start": 20, "stride": 5}, [20, 25, 30]),
+        ({"fps": 8, "num_frames": 4}, [0, 2, 4, 6]),
+        ({"fps": 6, "num_frames": 4}, [0, 3, 5, 8]),  # nearest source frame to t = 0, 1/6, 2/6, 3/6 s
+        ({"fps": 24, "start": 10, "num_frames": 6}, [10, 11, 11, 12, 13, 13]),
+    ],
+)
+def test_clip_sampling_picks_the_right_frames(clip32, kwargs, expected):
+    video = read_video(clip32, **kwargs)
+    assert [frame_index(f) for f in video.frames] == expected
+
+
+def test_clip_fps_reports_the_sampled_rate(clip32):
+    assert read_video(clip32, stride=2).fps == 8
+    assert read_video(clip32, fps=6).fps == 6
+    assert read_video(clip32, fps=8).num_frames == 16
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"start": 30, "num_frames": 4}, {"num_frames": 9, "stride": 4}, {"start": 40}, {"fps": 8, "num_frames": 17}],
+)
+def test_asking_for_more_frames_than_exist_raises(clip32, kwargs):
+    with pytest.raises(VideoReadError, match=clip32.name):
+        read_video(clip32, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"start": -1}, {"num_frames": 0}, {"stride": 0}, {"fps": 0}, {"fps": 8, "stride": 2}, {"size": 0}, {"crop": (1, 2, 3)}],
+)
+def test_bad_clip_arguments_raise_value_error(clip32, kwargs):
+    with pytest.raises(ValueError):
+        read_video(clip32, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("size", "crop", "shape"),
+    [
+        (32, None, (32, 43)),  # short side 48 -> 32, long side 64 -> 42.7
+        ((20, 30), None, (20, 30)),
+        (96, None, (96, 128)),  # enlarging
+        (None, 24, (24, 24)),
+        (32, 24, (24, 24)),
+        (None, (16, 40), (16, 40)),
+    ],
+)
+def test_resize_and_crop_shapes(tmp_path, size, crop, shape):
+    write_video(tmp_path / "wide", moving_square(4, height=48, width=64))
+    assert read_video(tmp_path / "wide", size=size, crop=crop).frames.shape == (4, *shape, 3)
+
+
+def test_resize_keeps_content_and_crop_takes_the_centre(tmp_path):
+    frames = np.zeros((2, 40, 40, 3), np.uint8)
+    frames[:, 10:30, 10:30] = (0, 200, 0)  # a green square filling the centre
+    write_video(tmp_path / "green", frames)
+    half = read_video(tmp_path / "green", size=20).frames
+    np.testing.assert_array_equal(half[:, 5:15, 5:15], np.broadcast_to([0, 200, 0], (2, 10, 10, 3)))
+    centre = read_video(tmp_path / "green", crop=20).frames
+    assert (centre == [0, 200, 0]).all()
+
+
+def test_crop_larger_than_frame_raises(tmp_path):
+    write_video(tmp_path / "small", moving_square(2))
+    with pytest.raises(ValueError, match="larger than"):
+        read_video(tmp_path / "small", crop=80)
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("error", [RuntimeError("encoder exploded"), KeyboardInterrupt()])
+def test_failed_encode_leaves_nothing_behind(tmp_path, monkeypatch, error):
+    real = video_module._to_av_frame
+    calls = []
+
+    def failing(frame):
+        calls.append(1)
+        if len(calls) > 4:
+            raise error
+        return real(frame)
+
+    monkeypatch.setattr(video_module, "_to_av_frame", failing)
+    with pytest.raises(type(error)):
+        write_video(tmp_path / "clip.mp4", moving_square())
+    assert len(calls) == 5  # it really failed midway
+    assert listing(tmp_path) == []
+
+
+def test_failed_gif_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    def half_written(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"GIF89a partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        write_video(tmp_path / "clip.gif", moving_square())
+    assert listing(tmp_path) == []
+
+
+def test_failed_png_folder_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    real = Image.Image.save
+    calls = []
+
+    def failing(self, fp, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            raise OSError("disk full")
+        return real(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_video(tmp_path / "frames", moving_square())
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.gif", "frames"])
+def test_existing_target_needs_overwrite(tmp_path, name):
+    path = tmp_path / name
+    write_video(path, moving_square(4))
+    with pytest.raises(FileExistsError):
+        write_video(path, moving_square(6))
+    assert read_video(path).num_frames == 4
+    write_video(path, moving_square(6), overwrite=True)
+    assert read_video(path).num_frames == 6
+    assert listing(tmp_path) == [name]
+
+
+# --- input checks ----------------------------------------------------------------------------
+
+
+def test_wrong_frames_say_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match=r"frames must be uint8 \(F, H, W, 3\), got float32 \(16, 64, 64\)"):
+        write_video(tmp_path / "a.mp4", np.zeros((16, 64, 64), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        write_video(tmp_path / "a.mp4", np.zeros((4, 3, 64, 64), np.uint8))  # channels first
+    with pytest.raises(ValueError, match="empty"):
+        write_video(tmp_path / "a.mp4", np.zeros((0, 64, 64, 3), np.uint8))
+    assert listing(tmp_path) == []
+
+
+def test_unknown_suffix_lists_supported_formats(tmp_path):
+    with pytest.raises(ValueError, match=r"\.mkv.*\.mp4.*\.webm.*\.gif"):
+        write_video(tmp_path / "a.mkv", moving_square(2))
+    write_video(tmp_path / "a.mkv", moving_square(2), format="webm")  # an explicit format wins
+    assert probe(tmp_path / "a.mkv").codec == "vp9"
+
+
+def test_bad_encoder_options(tmp_path):
+    with pytest.raises(ValueError, match="crf"):
+        write_video(tmp_path / "a.mp4", moving_square(2), crf=60)
+    with pytest.raises(ValueError, match="preset"):
+        write_video(tmp_path / "a.mp4", moving_square(2), preset="warp")
+
+
+# --- unreadable inputs -----------------------------------------------------------------------
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    write_video(tmp_path / "real.mp4", soft_shapes())
+    data = (tmp_path / "real.mp4").read_bytes()
+    paths = {
+        "corrupt": tmp_path / "noise.mp4",
+        "truncated": tmp_path / "half.mp4",
+        "empty": tmp_path / "empty.mp4",
+        "text": tmp_path / "notes.mp4",
+        "image": tmp_path / "still.png",
+        "missing": tmp_path / "missing.mp4",
+        "empty folder": tmp_path / "no_frames",
+        "audio only": tmp_path / "sound.m4a",
+        "zero frames": tmp_path / "zero.webm",
+    }
+    paths["corrupt"].write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    paths["truncated"].write_bytes(data[: len(data) // 2])
+    paths["empty"].write_bytes(b"")
+    paths["text"].write_text("shopping list: eggs, milk\n" * 20)
+    Image.fromarray(soft_shapes(1)[0]).save(paths["image"])
+    paths["empty folder"].mkdir()
+    with av.open(str(paths["audio only"]), "w", format="ipod") as container:
+        stream = container.add_stream("aac", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    with av.open(str(paths["zero frames"]), "w", format="webm") as container:
+        # a valid file whose video stream never gets a frame; only the sound does
+        video = container.add_stream("libvpx-vp9", rate=8)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        sound = container.add_stream("libopus", rate=48000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 4800), np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 48000
+        container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
+    return paths
+
+
+@pytest.mark.parametrize(
+    "kind", ["corrupt", "truncated", "empty", "text", "image", "missing", "empty folder", "audio only", "zero frames"]
+)
+def test_unreadable_inputs_raise_video_read_error_naming_the_file(tmp_path, kind):
+    path = _bad_inputs(tmp_path)[kind]
+    for read in (read_video, probe):
+        with pytest.raises(VideoReadError, match=path.name) as caught:
+            read(path)
+        assert isinstance(caught.value, ValueError)
+
+
+def test_png_folder_with_mixed_sizes_is_unreadable(tmp_path):
+    write_video(tmp_path / "frames", moving_square(3))
+    Image.fromarray(np.zeros((10, 10, 3), np.uint8)).save(tmp_path / "frames" / "0003.png")
+    with pytest.raises(VideoReadError, match="0003.png"):
+        read_video(tmp_path / "frames")
+
+
+# --- probe and metadata ----------------------------------------------------------------------
+
+
+def test_probe_counts_webm_frames_by_decoding(tmp_path):
+    write_video(tmp_path / "clip.webm", moving_square(16))
+    with av.open(str(tmp_path / "clip.webm")) as container:
+        assert container.streams.video[0].frames == 0  # the container does not say
+    info = probe(tmp_path / "clip.webm")
+    assert (info.container, info.codec, info.num_frames, info.audio) == ("webm", "vp9", 16, None)
+
+
+def test_probe_describes_an_mp4(tmp_path):
+    write_video(tmp_path / "clip.mp4", moving_square(16), fps=8)
+    info = probe(tmp_path / "clip.mp4")
+    assert (info.container, info.codec, info.width, info.height) == ("mp4", "h264", 64, 64)
+    assert (info.fps, info.num_frames) == (8, 16)
+    assert info.duration == 2
+    json.dumps(info.to_dict())  # the CLI prints it
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".webm"])
+def test_free_form_metadata_round_trips(tmp_path, suffix):
+    path = tmp_path / f"tagged{suffix}"
+    write_video(path, moving_square(2), metadata={"title": "Circles", "shot": "12b"})
+    assert {"title": "Circles", "shot": "12b"}.items() <= read_video(path).metadata.items()
+
+
+def test_tags_a_container_cannot_hold_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="shot"):
+        write_video(tmp_path / "a.avi", moving_square(2), metadata={"shot": "12b"})
+    with pytest.raises(ValueError, match="title"):
+        write_video(tmp_path / "a.gif", moving_square(2), metadata={"title": "x"})
+    with pytest.raises(ValueError, match="comment"):
+        write_video(tmp_path / "a.mp4", moving_square(2), metadata={"comment": "x"}, provenance=Provenance())
+
+
+# --- provenance ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".webm", ".avi", ".gif", ""])
+def test_provenance_round_trip(tmp_path, suffix):
+    record = Provenance(model="shapes-unet", seed=1234, prompt="a red circle moving left ☺", extra={"steps": 25})
+    path = tmp_path / f"made{suffix}"
+    write_video(path, moving_square(4), provenance=record)
+    assert read_provenance(path) == record
+    assert probe(path).provenance == record
+    assert read_video(path).provenance == record
+
+
+def test_provenance_lives_where_other_tools_look(tmp_path):
+    record = Provenance(seed=7)
+    write_video(tmp_path / "a.mp4", moving_square(2), provenance=record)
+    with av.open(str(tmp_path / "a.mp4")) as container:
+        assert container.metadata["comment"].startswith("kinema-provenance:{")
+    write_video(tmp_path / "a.gif", moving_square(2), provenance=record)
+    with Image.open(tmp_path / "a.gif") as image:
+        assert image.info["comment"].startswith(b"kinema-provenance:")
+    write_video(tmp_path / "frames", moving_square(2), provenance=record)
+    sidecar = json.loads((tmp_path / "frames" / "provenance.json").read_text())
+    assert sidecar["provenance"]["seed"] == 7 and sidecar["fps"] == 8
+
+
+def test_no_provenance_reads_as_none(tmp_path):
+    write_video(tmp_path / "plain.mp4", moving_square(2), metadata={"title": "x"})
+    assert read_provenance(tmp_path / "plain.mp4") is None
+
+
+def test_provenance_record():
+    record = Provenance(model="m", seed=1, prompt="p")
+    assert record.generator.startswith("kinema ")
+    assert record.created.endswith("+00:00")  # UTC
+    assert Provenance.from_json(record.to_json()) == record
+    newer = {**record.to_dict(), "sampler": "ddim"}  # a key from a later version is kept, not dropped
+    assert Provenance.from_dict(newer).extra == {"sampler": "ddim"}
+    assert Provenance.from_tag("a comment someone else wrote") is None
+    with pytest.warns(UserWarning, match="damaged"):
+        assert Provenance.from_tag("kinema-provenance:{not json") is None
