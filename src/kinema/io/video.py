@@ -8,10 +8,7 @@ import json
 import math
 import os
 import re
-import shutil
 import statistics
-import tempfile
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -23,7 +20,7 @@ import av
 import numpy as np
 from PIL import Image, ImageSequence
 
-from kinema.io.atomic import atomic_path, fsync_dir
+from kinema.io.atomic import atomic_dir, atomic_path
 from kinema.io.audio import AudioTrack, load_soundtrack
 from kinema.io.provenance import Provenance
 
@@ -602,7 +599,7 @@ def write_video(
         raise ValueError(f"{holder} cannot hold audio; write .mp4, .mov, .webm or .avi to keep it")
     # 2. write to a temporary path and move it into place
     if kind == "png":
-        with _atomic_dir(path, overwrite) as tmp:
+        with atomic_dir(path, overwrite=overwrite) as tmp:
             _write_png_folder(tmp, frames, fps, _tags(metadata, None), record)
     elif kind == "gif":
         _check_gif(fps, tags)
@@ -717,36 +714,3 @@ def _write_png_folder(
         "provenance": provenance.to_dict() if provenance else None,
     }
     (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2, ensure_ascii=False), encoding="utf-8")
-
-
-@contextlib.contextmanager
-def _atomic_dir(target: Path, overwrite: bool) -> Iterator[Path]:
-    """Like ``atomic_path`` for a folder: fill a temporary folder beside ``target``, then rename it."""
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} already exists (pass overwrite=True to replace it)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        for file in tmp.iterdir():
-            with open(file, "rb+") as f:
-                os.fsync(f.fileno())
-        fsync_dir(tmp)
-        _replace_dir(tmp, target, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _replace_dir(tmp: Path, target: Path, overwrite: bool) -> None:
-    if not target.exists():
-        os.replace(tmp, target)
-    elif not overwrite:
-        raise FileExistsError(f"{target} appeared while writing; not replacing it")
-    else:
-        # A folder cannot be renamed over a non-empty one: move the old one aside first.
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
-    fsync_dir(target.parent)

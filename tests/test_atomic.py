@@ -1,0 +1,48 @@
+"""Atomic writes leave either the whole new file or the old state, never a part."""
+
+import os
+import stat
+
+import pytest
+
+from kinema.io.atomic import atomic_dir, atomic_path
+
+
+def test_file_appears_only_on_success_with_ordinary_permissions(tmp_path):
+    target = tmp_path / "out.txt"
+    with atomic_path(target) as tmp:
+        tmp.write_text("hello")
+        assert not target.exists()
+    assert target.read_text() == "hello"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_failure_leaves_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target, overwrite=True) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("encoder died")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+    with pytest.raises(FileExistsError, match="overwrite"):
+        with atomic_path(target):
+            pass
+
+
+def test_folder_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "frames"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.png").write_bytes(b"1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target, overwrite=True) as tmp:
+            (tmp / "b.png").write_bytes(b"2")
+            raise RuntimeError("interrupted")
+    assert sorted(os.listdir(target)) == ["a.png"] and os.listdir(tmp_path) == ["frames"]
+    with atomic_dir(target, overwrite=True) as tmp:
+        (tmp / "b.png").write_bytes(b"2")
+    assert sorted(os.listdir(target)) == ["b.png"] and os.listdir(tmp_path) == ["frames"]
+    assert stat.S_IMODE(target.stat().st_mode) & 0o055  # readable by others, like any folder
