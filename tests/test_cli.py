@@ -22,7 +22,7 @@ def test_version():
     assert kinema.__version__ in invoke("--version")
 
 
-@pytest.mark.parametrize("command", [["info"], ["check"], ["demo"], ["train"], ["dataset", "render"]])
+@pytest.mark.parametrize("command", [["info"], ["check"], ["demo"], ["train"], ["evaluate"], ["dataset", "render"]])
 def test_every_command_help_shows_an_example(command):
     assert "Example" in invoke(*command, "--help")
 
@@ -79,3 +79,13 @@ def test_demo_renders_and_checks(tmp_path):
     output = invoke("demo", "--out", tmp_path / "demo")
     assert (tmp_path / "demo" / "grid.gif").exists() and len(list((tmp_path / "demo").glob("*.mp4"))) == 8
     assert "100.0%" in output
+
+
+def test_evaluate_writes_a_report_and_names_missing_weights(tmp_path):
+    invoke("dataset", "render", "shapes", "--split", "test", "--count", 3, "--out", tmp_path / "real")
+    output = invoke("evaluate", "--real", tmp_path / "real", "--fake", tmp_path / "real", "--metrics", "psnr,ssim,acd,shapes", "--out", tmp_path / "report")
+    assert (tmp_path / "report" / "report.html").exists() and "psnr" in output.lower()
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["metrics"]["shapes"]
+    result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "real"), "--metrics", "fvd"])
+    assert result.exit_code == 1 and "i3d" in result.output.lower()

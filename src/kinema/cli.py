@@ -170,5 +170,56 @@ def demo(out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Outp
     console.print(f"done in {time.perf_counter() - start:.1f} s")
 
 
+@app.command("evaluate")
+def evaluate_command(
+    real: Path = typer.Option(..., "--real", help="Real videos: a folder (manifest.jsonl order, else natural file order), a manifest.jsonl or one video."),
+    fake: Path = typer.Option(..., "--fake", help="Generated videos, same kinds; paired with --real by file name, else by order."),
+    metrics: str = typer.Option("psnr,ssim,flicker,acd", "--metrics", help="Comma-separated: fvd, fd_shapes, psnr, ssim, flicker, acd, shapes."),
+    i3d: Optional[Path] = typer.Option(None, "--i3d", help="I3D weights for fvd: i3d_pretrained_400.pt or rgb_imagenet.pt (see docs/evaluation.md)."),
+    i3d_port: str = typer.Option("videogpt", "--i3d-port", help="Port the I3D weights come from: videogpt (i3d_pretrained_400.pt) or piergiaj (rgb_imagenet.pt)."),
+    classifier: Optional[Path] = typer.Option(None, "--classifier", help="Shapes classifier folder (config.json + model.safetensors) for fd_shapes."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.json, report.html and grid.png."),
+    device: str = typer.Option("cpu", help="Where the networks run: cpu, cuda, mps."),
+    batch_size: int = typer.Option(8, help="Videos per network batch."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in OUT."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
+) -> None:
+    """Compare generated videos with real ones: FVD, FD-Shapes, PSNR, SSIM, flicker, ACD and the Shapes checks.
+
+    Example: `kinema evaluate --real shapes_test/ --fake samples/ --metrics psnr,ssim,flicker,acd,shapes --out report/`
+    """
+    import warnings
+
+    from kinema.evaluation.evaluate import MissingWeightsError, evaluate
+    from kinema.evaluation.report import shapes_rows, summary_rows, to_json
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the result lists them; printed below
+            result = evaluate(
+                real, fake, metrics, i3d=i3d, classifier=classifier, out=out, i3d_port=i3d_port, device=device,
+                batch_size=batch_size, overwrite=overwrite, progress=lambda line: console.print(f"[dim]{line}[/dim]"),
+            )
+    except (MissingWeightsError, FileNotFoundError, FileExistsError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1)
+    if as_json:
+        console.print_json(to_json(result))
+    else:
+        table = Table(title=f"{fake} against {real}")
+        for column in ("metric", "generated", "real", "note"):
+            table.add_column(column, justify="right" if column in ("generated", "real") else "left")
+        for row in summary_rows(result):
+            table.add_row(*row)
+        if "shapes" in result["metrics"]:
+            for measure, generated, reference in shapes_rows(result["metrics"]["shapes"]):
+                table.add_row(f"Shapes: {measure}", generated, reference, "")
+        console.print(table)
+    for warning in result["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    if out is not None:
+        console.print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,71 @@
+"""The Shapes classifier behind FD-Shapes: shapes, save/load, training steps, the distance."""
+
+import numpy as np
+import pytest
+import torch
+
+from kinema.data.shapes import CaptionedShapes
+from kinema.evaluation.classifier import (
+    HEADS,
+    ClassifierTraining,
+    ShapesClassifier,
+    ShapesClassifierConfig,
+    fd_shapes,
+    shapes_features,
+    train_shapes_classifier,
+)
+
+TINY = ShapesClassifierConfig(resolution=16, channels=(8, 8, 16, 16))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: a second thread only adds synchronisation, which stalls when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def videos():
+    ds = CaptionedShapes("test", num_samples=6, resolution=32)
+    return [ds.render(i) for i in range(6)]
+
+
+def test_forward_backward_shapes(videos):
+    torch.manual_seed(0)
+    model = ShapesClassifier(TINY)
+    x = model.prepare(np.stack(videos[:2]))  # 32x32 videos resized to the config's 16
+    assert x.shape == (2, 3, 16, 16, 16)
+    logits = model(x)
+    assert {name: t.shape for name, t in logits.items()} == {name: (2, len(c)) for name, c in HEADS.items()}
+    sum(t.sum() for t in logits.values()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    assert model.features(x).shape == (2, 16)
+
+
+def test_save_load_round_trip_gives_identical_features(videos, tmp_path):
+    model = ShapesClassifier(TINY).eval()
+    model.save(tmp_path / "clf")
+    loaded = ShapesClassifier.from_pretrained(tmp_path / "clf")
+    assert loaded.config == TINY
+    np.testing.assert_array_equal(shapes_features(videos, loaded), shapes_features(videos, model))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        ShapesClassifier.from_pretrained(tmp_path / "absent")
+
+
+def test_a_few_training_steps_lower_the_loss(tmp_path):
+    training = ClassifierTraining(steps=40, batch_size=16, lr=1e-2, num_train=256, num_eval=8, config=TINY)
+    scores = train_shapes_classifier(tmp_path / "clf", training, log=None)
+    assert scores["last_loss"] < scores["first_loss"] - 0.2
+    assert set(scores["test"]) == set(HEADS)
+    assert (tmp_path / "clf" / "model.safetensors").is_file()
+    with pytest.raises(FileExistsError):
+        train_shapes_classifier(tmp_path / "clf", training, log=None)
+
+
+def test_fd_shapes_is_zero_for_a_set_with_itself(videos):
+    model = ShapesClassifier(TINY).eval()
+    shifted = [np.roll(v, 5, axis=2) for v in videos]
+    assert fd_shapes(videos, videos, model) < 1e-9 < fd_shapes(videos, shifted, model)

@@ -1,0 +1,103 @@
+"""Pixel metrics and the Frechet distance against independent computations."""
+
+import numpy as np
+import pytest
+import scipy.linalg
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from kinema.data.shapes import CaptionedShapes, ShapeMotion
+from kinema.evaluation.fvd import frechet_distance
+from kinema.evaluation.metrics import (
+    average_content_distance,
+    content_distance,
+    psnr_frames,
+    ssim_frames,
+    temporal_flicker,
+)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    real = CaptionedShapes("test", num_samples=1, seed=3).render(0)
+    rng = np.random.default_rng(0)
+    fake = np.clip(real + rng.normal(0, 25, real.shape), 0, 255).astype(np.uint8)
+    return real, fake
+
+
+def test_psnr_and_ssim_match_scikit_image_per_frame(pair):
+    real, fake = pair
+    fake[5] = real[5]  # one identical frame: PSNR inf, SSIM 1
+    psnr, ssim = psnr_frames(real, fake), ssim_frames(real, fake)
+    with np.errstate(divide="ignore"):
+        want_psnr = [peak_signal_noise_ratio(r, f, data_range=255) for r, f in zip(real, fake)]
+    want_ssim = [structural_similarity(r, f, channel_axis=-1, data_range=255) for r, f in zip(real, fake)]
+    assert psnr.shape == ssim.shape == (16,)
+    assert np.isinf(psnr[5]) and np.isinf(want_psnr[5]) and ssim[5] == pytest.approx(1.0)
+    finite = np.isfinite(want_psnr)
+    np.testing.assert_allclose(psnr[finite], np.asarray(want_psnr)[finite], atol=1e-4)
+    np.testing.assert_allclose(ssim, want_ssim, atol=1e-4)
+    assert 10 < psnr[finite].mean() < 30 and 0.05 < ssim.mean() < 0.9
+
+
+def test_paired_metrics_name_the_mismatch(pair):
+    real, fake = pair
+    with pytest.raises(ValueError, match="same number of frames: real 16, fake 8"):
+        psnr_frames(real, fake[:8])
+    with pytest.raises(ValueError, match="same frame size"):
+        ssim_frames(real, fake[:, :32])
+
+
+def test_flicker_follows_vbench():
+    static = np.full((8, 16, 16, 3), 100, np.uint8)
+    assert temporal_flicker(static) == 1.0
+    strobe = np.zeros((8, 16, 16, 3), np.uint8)
+    strobe[::2] = 255  # every frame differs from the last by 255 everywhere
+    assert temporal_flicker(strobe) == 0.0
+    video = np.random.default_rng(1).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    mad = np.mean([np.abs(video[t + 1].astype(float) - video[t]).mean() for t in range(4)])
+    assert temporal_flicker(video) == pytest.approx((255 - mad) / 255)
+
+
+def test_acd_is_zero_on_shape_motion_and_large_when_colour_drifts():
+    ds = ShapeMotion("test", num_samples=16)
+    result = average_content_distance(ds.render(i) for i in range(16))
+    assert result["num_measured"] == 16 and result["acd"] < 0.5
+    video = ds.render(0).astype(np.float64)
+    fading = (video * np.linspace(1.0, 0.4, 16)[:, None, None, None]).astype(np.uint8)  # colour drifts over time
+    assert content_distance(fading) > 30
+    assert np.isnan(content_distance(np.zeros((16, 64, 64, 3), np.uint8)))  # no object: not measured
+
+
+def _frechet_scipy(a, b):
+    """The usual pytorch-fid / StyleGAN-V computation: scipy's sqrtm of the covariance product."""
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
+
+
+def test_frechet_distance_matches_scipy_and_the_diagonal_closed_form():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 12)) @ rng.normal(size=(12, 12))
+    b = rng.normal(loc=0.5, size=(150, 12)) @ rng.normal(size=(12, 12))
+    assert frechet_distance(a, b) == pytest.approx(_frechet_scipy(a, b), rel=1e-8)
+
+    # sample covariances made exactly diagonal: d^2 = |mu1 - mu2|^2 + sum_i (sigma1_i - sigma2_i)^2
+    def whitened(n, sigma, mu):
+        z = rng.normal(size=(n, len(sigma)))
+        z -= z.mean(0)
+        z = z @ np.linalg.inv(np.linalg.cholesky(np.cov(z, rowvar=False))).T  # sample covariance = I
+        return z * sigma + mu
+
+    s1, s2 = np.array([1, 2, 3, 4, 5.0]), np.array([2, 2, 1, 1, 1.0])
+    x, y = whitened(400, s1, 0.0), whitened(300, s2, 3.0)
+    assert frechet_distance(x, y) == pytest.approx(5 * 9 + np.sum((s1 - s2) ** 2), rel=1e-9)
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero_even_when_rank_deficient():
+    rng = np.random.default_rng(1)
+    few = rng.normal(size=(6, 40))  # fewer samples than dimensions, as in a small FVD
+    assert frechet_distance(few, few) < 1e-9
+    assert frechet_distance(few, few + 0.1) == pytest.approx(40 * 0.01, rel=1e-6)  # a shift moves only the mean
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        frechet_distance(few[:1], few)
