@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -33,6 +34,90 @@ def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
     """Kinema: generate, train and evaluate video models."""
+
+
+@app.command()
+def generate(
+    prompt: Optional[str] = typer.Argument(None, help="What the clip shows, e.g. 'a small red circle moving left slowly'."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (a folder for --format png). Default: video.<format>."),
+    image: Optional[Path] = typer.Option(None, "--image", help="First frame to animate (image-to-video)."),
+    negative: Optional[str] = typer.Option(None, "--negative", help="Negative prompt: what to steer away from."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same frames."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default: the model's)."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="Number of frames (default: the model's)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the written video (default: the model's)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="mp4, webm, gif or png (a folder of frames)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Built-in name (see `kinema models`), model folder or training run folder."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="Batch mode: a file with one prompt per line."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: folder for 0000.mp4, 0001.mp4, ..."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+) -> None:
+    """Generate a video from a prompt and/or a first frame.
+
+    Example: `kinema generate "a small red circle moving left slowly" -o clip.mp4`
+
+    Batch: `kinema generate --prompts prompts.txt --out-dir clips/ --seed 0`
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from kinema.pipelines import generate as gen
+
+    start = time.perf_counter()
+    options = dict(image=image, negative=negative, steps=steps, guidance=guidance, frames=frames, fps=fps, model=model)
+    try:
+        if prompts is not None:
+            if out_dir is None:
+                raise ValueError("--prompts needs --out-dir")
+            fmt = fmt or "mp4"
+            results = gen.generate_batch(
+                prompts, out_dir, seed=seed, format=fmt, overwrite=overwrite,
+                on_done=lambda r: console.print(f"{r.path}  ({r.seconds:.2f} s)"), **options,
+            )
+            console.print(f"wrote {len(results)} videos to {out_dir} in {time.perf_counter() - start:.1f} s")
+            return
+        if not prompt and image is None:
+            raise ValueError("give a PROMPT, --image, or both (or --prompts FILE --out-dir DIR)")
+        with Progress(TextColumn("sampling"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("sampling", total=None)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
+                result = gen.generate(
+                    prompt or "", out or Path(f"video.{fmt or 'mp4'}"), seed=seed, format=fmt, overwrite=overwrite,
+                    progress=lambda step, total, _preview: bar.update(task, completed=step, total=total), **options,
+                )
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    console.print(f"wrote {result.path}")
+    console.print(f"sampling {result.seconds:.2f} s, total {time.perf_counter() - start:.2f} s")
+
+
+@app.command()
+def models(name: Optional[str] = typer.Argument(None, help="Show this model's full card.")) -> None:
+    """List the built-in models with their cards.
+
+    Example: `kinema models`   or   `kinema models shapes-t2v`
+    """
+    from kinema.hub import builtin_models
+
+    found = builtin_models()
+    if name:
+        match = [m for m in found if m.name == name]
+        if not match:
+            console.print(f"[red]error:[/red] no built-in model {name!r}; built-ins: {', '.join(m.name for m in found) or 'none'}")
+            raise typer.Exit(1)
+        console.print(match[0].card)
+        return
+    table = Table(title="Built-in models")
+    table.add_column("name")
+    table.add_column("about")
+    for m in found:
+        table.add_row(m.name, m.summary)
+    console.print(table if found else "no built-in models shipped yet")
 
 
 @app.command()
@@ -188,8 +273,6 @@ def evaluate_command(
 
     Example: `kinema evaluate --real shapes_test/ --fake samples/ --metrics psnr,ssim,flicker,acd,shapes --out report/`
     """
-    import warnings
-
     from kinema.evaluation.evaluate import MissingWeightsError, evaluate
     from kinema.evaluation.report import shapes_rows, summary_rows, to_json
 

@@ -1,0 +1,1 @@
+"""Inference pipelines: a model folder in, video frames out."""

@@ -1,0 +1,129 @@
+"""`kinema generate`: load a model once, generate clips, write them with a provenance record."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+import torch
+
+from kinema.hub import DEFAULT_MODEL, model_class, resolve_model
+from kinema.io import Provenance, write_video
+from kinema.io.image import read_image
+
+FORMATS = ("mp4", "webm", "gif", "png")
+
+
+@dataclass
+class GenerateResult:
+    path: Path
+    frames: np.ndarray  # uint8 (f, h, w, 3)
+    seconds: float  # sampling time, without model loading
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", scheduler: str | None = None):
+    """The pipeline for a built-in name, a model folder or a training run folder."""
+    folder = resolve_model(model)
+    cls = model_class(folder)
+    if cls == "VideoUNet":
+        from kinema.pipelines.text2video import Text2VideoPipeline
+
+        return Text2VideoPipeline.from_pretrained(folder, device=device, scheduler=scheduler)
+    raise ValueError(f"{folder} holds a {cls or 'model of unknown class'}, which `kinema generate` cannot drive yet")
+
+
+def output_path(out: str | os.PathLike, fmt: str | None) -> tuple[Path, str]:
+    """Settle the format (from --format or the suffix) and the path (a folder for png)."""
+    out = Path(out)
+    fmt = fmt or (out.suffix.lstrip(".").lower() or "mp4")
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt != "png" and out.suffix.lower() != f".{fmt}":
+        out = out.with_suffix(f".{fmt}") if out.suffix else out.parent / f"{out.name}.{fmt}"
+    return out, fmt
+
+
+def generate(
+    prompt: str = "",
+    out: str | os.PathLike = "video.mp4",
+    *,
+    image: str | os.PathLike | np.ndarray | None = None,
+    negative: str | None = None,
+    seed: int = 0,
+    steps: int | None = None,
+    guidance: float | None = None,
+    frames: int | None = None,
+    fps: float | None = None,
+    format: Literal["mp4", "webm", "gif", "png"] | None = None,
+    model: str | os.PathLike | None = None,
+    pipeline=None,
+    overwrite: bool = False,
+    progress: Callable[[int, int, np.ndarray | None], None] | None = None,
+) -> GenerateResult:
+    """Generate one clip and write it to ``out`` (a folder of PNGs for format png)."""
+    path, fmt = output_path(out, format)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
+    pipe = pipeline or load_pipeline(model)
+    first = read_image(image) if isinstance(image, (str, os.PathLike)) else image
+    start = time.perf_counter()
+    result = pipe(
+        prompt, negative_prompt=negative, image=first, num_frames=frames, num_inference_steps=steps,
+        guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), callback=progress,
+    )
+    seconds = time.perf_counter() - start
+    clip = result.frames[0]
+    provenance = Provenance(
+        model=str(model or DEFAULT_MODEL), seed=seed, prompt=prompt or None,
+        extra={k: v for k, v in {"negative_prompt": negative, "steps": steps, "guidance": guidance,
+                                 "image": str(image) if isinstance(image, (str, os.PathLike)) else None}.items() if v is not None},
+    )
+    write_video(path, clip, fps=fps or pipe.config.fps, provenance=provenance, overwrite=overwrite, format=fmt)
+    return GenerateResult(path=path, frames=clip, seconds=seconds, warnings=result.warnings)
+
+
+def read_prompts(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """(zero-based line index, prompt) for every non-empty line of a prompts file."""
+    lines = Path(path).read_text().splitlines()
+    prompts = [(i, line.strip()) for i, line in enumerate(lines) if line.strip()]
+    if not prompts:
+        raise ValueError(f"{path} has no prompts (one per line)")
+    return prompts
+
+
+def this_process() -> tuple[int, int]:
+    """(rank, world size) under `accelerate launch` / torchrun; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def generate_batch(
+    prompts: str | os.PathLike | Sequence[tuple[int, str]],
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    format: Literal["mp4", "webm", "gif", "png"] = "mp4",
+    model: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    on_done: Callable[[GenerateResult], None] | None = None,
+    **options,
+) -> list[GenerateResult]:
+    """One clip per prompt line, named by its line index (0000.mp4, ...) with seed ``seed + index``.
+
+    The model is loaded once. Under several processes each takes every world-size-th line.
+    """
+    items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(prompts)
+    rank, world = this_process()
+    pipe = load_pipeline(model)
+    results = []
+    for index, prompt in items[rank::world]:
+        name = Path(out_dir) / (f"{index:04d}" if format == "png" else f"{index:04d}.{format}")
+        result = generate(prompt, name, seed=seed + index, format=format, model=model, pipeline=pipe, overwrite=overwrite, **options)
+        results.append(result)
+        if on_done:
+            on_done(result)
+    return results

@@ -1,0 +1,225 @@
+"""Text-to-video and image-to-video with Kinema's video diffusion model (inference only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from kinema.models.text import MiniLMEncoder
+from kinema.models.unet3d import VideoUNet
+
+PIPELINE_NAME = "pipeline.json"
+SCHEDULER_NAME = "scheduler_config.json"
+SCHEDULERS = ("dpm++", "ddim", "unipc", "euler")
+
+
+@dataclass
+class PipelineConfig:
+    """How the trained denoiser is driven; saved as pipeline.json beside the weights."""
+
+    scheduler: dict[str, Any] = field(default_factory=dict)  # the diffusers training scheduler's config
+    sample_size: int = 32  # resolution the network runs at
+    output_size: int = 64  # frames are resized to this on output (the model card says which)
+    num_frames: int = 16
+    fps: float = 8.0
+    default_steps: int = 20
+    default_guidance: float = 4.0
+    default_scheduler: str = "dpm++"
+    # prompts the model was trained on, to warn when a prompt is far from all of them
+    reference_prompts: list[str] = field(default_factory=list)
+    ood_threshold: float = 0.5  # MiniLM cosine to the nearest reference prompt below this warns
+
+    def save(self, folder: Path) -> None:
+        (folder / PIPELINE_NAME).write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> PipelineConfig:
+        path = folder / PIPELINE_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder} has no {PIPELINE_NAME}: not a Kinema diffusion model folder")
+        data = json.loads(path.read_text())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class VideoPipelineOutput:
+    frames: np.ndarray  # uint8 (b, f, h, w, 3)
+    prompts: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def make_scheduler(name: str, train_config: dict[str, Any]):
+    """A diffusers sampler built from the training scheduler's config (same betas and prediction type)."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
+
+    config = dict(train_config)
+    if name == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "ddim":
+        return DDIMScheduler.from_config(config, set_alpha_to_one=True, clip_sample=False)
+    if name == "unipc":
+        return UniPCMultistepScheduler.from_config(config)
+    if name == "euler":
+        return EulerDiscreteScheduler.from_config(config)
+    raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """(b, c, f, h, w) in [-1, 1] -> uint8 (b, f, h, w, c)."""
+    video = video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return rearrange(video, "b c f h w -> b f h w c").cpu().numpy()
+
+
+class Text2VideoPipeline:
+    """Generate clips from prompts (and, in Image2VideoPipeline, from a first frame).
+
+    ``unet`` predicts v; ``scheduler`` is any diffusers scheduler configured like the training one.
+    """
+
+    def __init__(self, unet: VideoUNet, text_encoder: MiniLMEncoder, config: PipelineConfig, scheduler: str | None = None) -> None:
+        self.unet, self.text_encoder, self.config = unet.eval(), text_encoder, config
+        self.scheduler = make_scheduler(scheduler or config.default_scheduler, config.scheduler)
+        self._reference: torch.Tensor | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | os.PathLike, device: str | torch.device = "cpu", text_encoder: MiniLMEncoder | None = None,
+        scheduler: str | None = None,
+    ) -> Text2VideoPipeline:
+        folder = Path(folder)
+        config = PipelineConfig.load(folder)
+        unet = VideoUNet.from_pretrained(folder, device=device)
+        return cls(unet, text_encoder or MiniLMEncoder.from_pretrained().to(device), config, scheduler=scheduler)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def closest_reference(self, prompts: Sequence[str]) -> list[tuple[str, float]]:
+        """For each prompt, the nearest training prompt and its MiniLM cosine."""
+        if not self.config.reference_prompts:
+            return [("", 1.0) for _ in prompts]
+        if self._reference is None:
+            self._reference = self.text_encoder.encode(self.config.reference_prompts).pooled
+        sims = self.text_encoder.encode(list(prompts)).pooled @ self._reference.T  # (b, n_ref)
+        best = sims.max(dim=1)
+        return [(self.config.reference_prompts[i], float(v)) for v, i in zip(best.values, best.indices)]
+
+    def check_inputs(self, prompts: list[str], image: torch.Tensor | None, num_frames: int, steps: int, guidance: float) -> None:
+        cfg = self.unet.config
+        if not any(p.strip() for p in prompts) and image is None:
+            raise ValueError("give a prompt, a first-frame image, or both")
+        if not 2 <= num_frames <= cfg.num_frames:
+            raise ValueError(f"num_frames must be between 2 and {cfg.num_frames} for this model, got {num_frames}")
+        if steps < 1:
+            raise ValueError(f"num_inference_steps must be at least 1, got {steps}")
+        if guidance < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {guidance}")
+        if image is not None and not cfg.image_conditioning:
+            raise ValueError("this model was trained without image conditioning: it cannot animate an image")
+
+    def prepare_image(self, image: np.ndarray | torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """uint8 (h, w, 3) or (b, h, w, 3) -> (b, 3, s, s) in [-1, 1] at the network's size."""
+        if image is None:
+            return None
+        image = torch.as_tensor(np.array(image))  # a copy: read-only arrays (decoded images) stay untouched
+        if image.dtype != torch.uint8 or image.shape[-1] != 3 or image.dim() not in (3, 4):
+            raise ValueError(f"image must be uint8 (h, w, 3), got {image.dtype} {tuple(image.shape)}")
+        image = image[None] if image.dim() == 3 else image
+        image = rearrange(image, "b h w c -> b c h w").float().div(127.5).sub(1)
+        size = self.config.sample_size
+        if image.shape[-2:] != (size, size):
+            image = F.interpolate(image, size=(size, size), mode="area")
+        return image.expand(batch, -1, -1, -1).to(self.device)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | Sequence[str] = "",
+        negative_prompt: str | Sequence[str] | None = None,
+        image: np.ndarray | torch.Tensor | None = None,
+        num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callable[[int, int, np.ndarray | None], None] | None = None,
+        preview_every: int = 0,
+    ) -> VideoPipelineOutput:
+        """Generate one clip per prompt.
+
+        ``callback(step, total, preview)`` runs after every step; every ``preview_every`` steps
+        (0: never) ``preview`` is the current estimate of the clean video, decoded to uint8.
+        """
+        cfg = self.config
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        num_frames = num_frames or cfg.num_frames
+        steps = num_inference_steps or cfg.default_steps
+        guidance = cfg.default_guidance if guidance_scale is None else guidance_scale
+        # 1. check inputs
+        self.check_inputs(prompts, image, num_frames, steps, guidance)
+        notes = []
+        for p, (ref, cos) in zip(prompts, self.closest_reference(prompts)):
+            if p.strip() and cos < cfg.ood_threshold:
+                notes.append(f"prompt {p!r} is far from what this model was trained on (cosine {cos:.2f}); closest it understands: {ref!r}")
+                warnings.warn(notes[-1], stacklevel=2)
+        b = len(prompts)
+        # 2. encode prompts (the unconditional branch is the negative prompt, default "")
+        negatives = [negative_prompt] * b if isinstance(negative_prompt, str) or negative_prompt is None else list(negative_prompt)
+        use_cfg = guidance != 1.0
+        text = self.text_encoder.encode(prompts + ([n or "" for n in negatives] if use_cfg else []))
+        tokens, mask = text.tokens.to(self.device), text.mask.to(self.device)
+        # 3. prepare latents and conditioning
+        first = self.prepare_image(image, b)
+        size = cfg.sample_size
+        shape = (b, self.unet.config.in_channels, num_frames, size, size)
+        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
+        self.scheduler.set_timesteps(steps, device=self.device)
+        x = x * self.scheduler.init_noise_sigma
+        given = torch.ones(b, device=self.device) if first is not None else None
+        if use_cfg:
+            first = None if first is None else torch.cat([first, first])
+            given = None if given is None else torch.cat([given, given])
+        # 4. denoise
+        for i, t in enumerate(self.scheduler.timesteps):
+            model_in = self.scheduler.scale_model_input(torch.cat([x, x]) if use_cfg else x, t)
+            out = self.unet(model_in, t.expand(model_in.shape[0]).to(self.device), tokens, mask, first, given).float()
+            if use_cfg:
+                cond, uncond = out.chunk(2)
+                out = uncond + guidance * (cond - uncond)
+            step = self.scheduler.step(out, t, x)
+            x = step.prev_sample
+            if callback is not None:
+                preview = None
+                if preview_every and (i + 1) % preview_every == 0:
+                    estimate = getattr(step, "pred_original_sample", None)
+                    preview = self._decode(estimate if estimate is not None else x)
+                callback(i + 1, steps, preview)
+        # 5. decode
+        return VideoPipelineOutput(frames=self._decode(x), prompts=prompts, warnings=notes)
+
+    def _decode(self, x: torch.Tensor) -> np.ndarray:
+        out = self.config.output_size
+        if out != x.shape[-1]:
+            b, c, f, h, w = x.shape
+            x = rearrange(F.interpolate(rearrange(x, "b c f h w -> (b f) c h w"), size=(out, out), mode="bilinear", align_corners=False), "(b f) c h w -> b c f h w", f=f)
+        return to_uint8(x)
+
+
+class Image2VideoPipeline(Text2VideoPipeline):
+    """Animate a first frame: the same network, with the clean first frame as conditioning."""
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray | torch.Tensor, prompt: str | Sequence[str] = "", **kwargs: Any) -> VideoPipelineOutput:
+        if image is None:
+            raise ValueError("Image2VideoPipeline needs an image (the first frame)")
+        return super().__call__(prompt=prompt, image=image, **kwargs)

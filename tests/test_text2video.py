@@ -1,0 +1,112 @@
+"""Text-to-video and image-to-video pipelines and `kinema generate`, on a tiny random model."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kinema.cli import app
+from kinema.io import probe, read_video
+from kinema.io.image import write_image
+from kinema.pipelines.text2video import Image2VideoPipeline, Text2VideoPipeline
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model_dir, text_encoder):
+    return Text2VideoPipeline.from_pretrained(tiny_model_dir, text_encoder=text_encoder)
+
+
+def test_output_shape_dtype_and_seed(pipe):
+    out = pipe(["a small red circle moving left slowly", "a large blue square moving up quickly"], generator=torch.Generator().manual_seed(3))
+    assert out.frames.shape == (2, 4, 32, 32, 3) and out.frames.dtype == np.uint8
+    again = pipe(["a small red circle moving left slowly", "a large blue square moving up quickly"], generator=torch.Generator().manual_seed(3))
+    assert np.array_equal(out.frames, again.frames)
+    other = pipe(["a small red circle moving left slowly", "a large blue square moving up quickly"], generator=torch.Generator().manual_seed(4))
+    assert not np.array_equal(out.frames, other.frames)
+
+
+def test_schedulers_and_negative_prompts(tiny_model_dir, text_encoder):
+    for name in ("dpm++", "ddim", "unipc", "euler"):
+        p = Text2VideoPipeline.from_pretrained(tiny_model_dir, text_encoder=text_encoder, scheduler=name)
+        a = p("a small red circle moving left slowly", generator=torch.Generator().manual_seed(0))
+        b = p("a small red circle moving left slowly", negative_prompt="blue", generator=torch.Generator().manual_seed(0))
+        assert a.frames.shape == (1, 4, 32, 32, 3) and not np.array_equal(a.frames, b.frames)
+
+
+def test_step_callback_hands_back_decoded_previews(pipe):
+    seen = []
+    pipe("a small red circle moving left slowly", num_inference_steps=4, callback=lambda s, n, preview: seen.append((s, n, preview)), preview_every=2)
+    assert [s for s, _, _ in seen] == [1, 2, 3, 4] and all(n == 4 for _, n, _ in seen)
+    previews = [p for _, _, p in seen if p is not None]
+    assert len(previews) == 2 and previews[0].shape == (1, 4, 32, 32, 3) and previews[0].dtype == np.uint8
+
+
+def test_image_to_video_uses_the_first_frame(tiny_model_dir, text_encoder):
+    i2v = Image2VideoPipeline.from_pretrained(tiny_model_dir, text_encoder=text_encoder)
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[20:40, 20:40] = (255, 0, 0)
+    a = i2v(red, generator=torch.Generator().manual_seed(0))  # no prompt: the image alone
+    b = i2v(255 - red, generator=torch.Generator().manual_seed(0))
+    assert a.frames.shape == (1, 4, 32, 32, 3) and not np.array_equal(a.frames, b.frames)
+
+
+def test_bad_input_is_named(pipe):
+    with pytest.raises(ValueError, match="num_frames must be between 2 and 4"):
+        pipe("a red circle", num_frames=9)
+    with pytest.raises(ValueError, match="prompt, a first-frame image"):
+        pipe("")
+    with pytest.raises(ValueError, match="image must be uint8"):
+        pipe("x", image=np.zeros((8, 8), np.float32))
+
+
+def test_far_prompts_still_generate_with_a_warning(pipe):
+    with pytest.warns(UserWarning, match="closest it understands: 'a"):
+        out = pipe("quantum chromodynamics lecture notes")
+    assert out.frames.shape[0] == 1 and out.warnings
+    assert not pipe("a small red circle moving left slowly").warnings
+
+
+runner = CliRunner()
+
+
+def test_cli_generate_writes_the_clip_with_provenance(tiny_model_dir, tmp_path):
+    out = tmp_path / "clip.mp4"
+    result = runner.invoke(app, ["generate", "a small red circle moving left slowly", "-o", str(out), "--model", str(tiny_model_dir), "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.output and "sampling" in result.output
+    info = probe(out)
+    assert info.num_frames == 4 and (info.width, info.height) == (32, 32)
+    assert info.provenance.prompt == "a small red circle moving left slowly" and info.provenance.seed == 7
+
+    frames_dir = tmp_path / "frames"
+    result = runner.invoke(app, ["generate", "a red circle", "-o", str(frames_dir), "--format", "png", "--model", str(tiny_model_dir), "--frames", "3"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in frames_dir.glob("*.png")) == ["0000.png", "0001.png", "0002.png"]
+
+    image = tmp_path / "first.png"
+    write_image(image, np.full((32, 32, 3), 200, np.uint8))
+    result = runner.invoke(app, ["generate", "--image", str(image), "-o", str(tmp_path / "i2v.gif"), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    assert read_video(tmp_path / "i2v.gif").frames.shape == (4, 32, 32, 3)
+
+
+def test_cli_generate_errors(tiny_model_dir, tmp_path):
+    result = runner.invoke(app, ["generate", "--model", str(tiny_model_dir)])
+    assert result.exit_code == 1 and "PROMPT" in result.output
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    result = runner.invoke(app, ["generate", "x", "--image", str(bad), "--model", str(tiny_model_dir), "-o", str(tmp_path / "a.mp4")])
+    assert result.exit_code == 1 and "bad.png" in result.output
+    result = runner.invoke(app, ["generate", "x", "--model", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "nowhere" in result.output
+
+
+def test_cli_batch_mode(tiny_model_dir, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a small red circle moving left slowly\n\na large blue square moving up quickly\n")
+    result = runner.invoke(app, ["generate", "--prompts", str(prompts), "--out-dir", str(tmp_path / "clips"), "--seed", "10", "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "clips").glob("*.mp4")) == ["0000.mp4", "0002.mp4"]
+    assert probe(tmp_path / "clips" / "0002.mp4").provenance.seed == 12

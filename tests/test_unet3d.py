@@ -1,0 +1,87 @@
+"""The video denoiser: shapes, save/load, learning, bad input."""
+
+import pytest
+import torch
+
+from kinema.models.unet3d import VideoUNet, VideoUNetConfig
+
+from conftest import TINY_UNET
+
+
+def inputs(b=2, f=4, size=16, n=5):
+    g = torch.Generator().manual_seed(1)
+    return dict(
+        sample=torch.randn(b, 3, f, size, size, generator=g),
+        timestep=torch.randint(0, 1000, (b,), generator=g),
+        text_tokens=torch.randn(b, n, 384, generator=g),
+        text_mask=torch.ones(b, n, dtype=torch.bool),
+        first_frame=torch.rand(b, 3, size, size, generator=g) * 2 - 1,
+        first_frame_given=torch.tensor([1.0, 0.0])[:b],
+    )
+
+
+def random_unet():
+    torch.manual_seed(0)
+    unet = VideoUNet(VideoUNetConfig(**TINY_UNET))
+    for p in unet.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    return unet
+
+
+def test_forward_backward_shapes():
+    unet = random_unet()
+    x = inputs()
+    out = unet(**x)
+    assert out.shape == x["sample"].shape
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in unet.parameters() if p.requires_grad)
+
+
+def test_text_and_first_frame_change_the_output():
+    unet = random_unet().eval()
+    x = inputs()
+    base = unet(**x)
+    other_text = dict(x, text_tokens=x["text_tokens"].flip(0))
+    assert not torch.allclose(unet(**other_text), base)
+    other_image = dict(x, first_frame=-x["first_frame"])
+    changed = (unet(**other_image) - base).abs().flatten(1).amax(dim=1)
+    assert changed[0] > 0 and changed[1] == 0  # only the clip whose first frame is given sees it
+    masked = dict(x, text_mask=torch.tensor([[True] * 3 + [False] * 2] * 2))
+    assert torch.allclose(unet(**masked), unet(**dict(masked, text_tokens=torch.cat([x["text_tokens"][:, :3], torch.zeros(2, 2, 384)], 1))), atol=1e-5)
+
+
+def test_save_load_gives_identical_outputs(tmp_path):
+    unet = random_unet().eval()
+    unet.set_text_statistics(torch.rand(384), torch.rand(384) + 0.5)
+    unet.save_pretrained(tmp_path / "m")
+    loaded = VideoUNet.from_pretrained(tmp_path / "m")
+    assert loaded.config == unet.config
+    x = inputs()
+    assert torch.equal(loaded(**x), unet(**x))
+
+
+def test_a_few_steps_lower_the_loss():
+    unet = random_unet()
+    opt = torch.optim.AdamW(unet.parameters(), lr=2e-3)
+    x = inputs()
+    target = torch.zeros_like(x["sample"])
+    losses = []
+    for _ in range(8):
+        loss = (unet(**x) - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_bad_configs_and_inputs_are_named():
+    with pytest.raises(ValueError, match="sample_size"):
+        VideoUNetConfig(sample_size=30)
+    with pytest.raises(ValueError, match="attention_levels"):
+        VideoUNetConfig(attention_levels=(5,))
+    unet = random_unet()
+    with pytest.raises(ValueError, match="at most 4 frames"):
+        unet(**inputs(f=6))
+    with pytest.raises(ValueError, match="channels"):
+        unet(**dict(inputs(), sample=torch.randn(2, 4, 4, 16, 16)))
