@@ -134,8 +134,13 @@ def train(
     Example: `kinema train configs/diffusion/tiny.yaml --set train.max_steps=20 --out runs/tiny`
     """
     from kinema.training import train as run_training
+    from kinema.training.config import ConfigError
 
-    run_training(config, overrides=set_, resume=resume, out=out, until_step=until_step, time_limit=time_limit)
+    try:
+        run_training(config, overrides=set_, resume=resume, out=out, until_step=until_step, time_limit=time_limit)
+    except (ConfigError, FileExistsError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2)
 
 
 def _report_table(report, title: str) -> Table:

@@ -8,9 +8,10 @@ import math
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence, Union
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -33,8 +34,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # AdamW decoupled weight decay
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     eps: float = 1e-8  # AdamW epsilon
-    max_grad_norm: Optional[float] = 1.0  # clip the global grad norm to this; null disables clipping
-    ema_decay: Optional[float] = 0.999  # EMA of the weights (exported when on); null disables EMA
+    max_grad_norm: float | None = 1.0  # clip the global grad norm to this; null disables clipping
+    ema_decay: float | None = 0.999  # EMA of the weights (exported when on); null disables EMA
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # bf16 autocast on CPU or GPU; fp16 + scaler on GPU only
     compile: bool = False  # torch.compile the trained modules
     fsdp: bool = False  # shard with FSDP2 instead of DDP when launched on several processes (GPU only)
@@ -56,12 +57,12 @@ class TrainConfig:
         for name in ("warmup_steps", "sample_every", "num_workers"):
             if getattr(self, name) < 0:
                 raise _error(f"train.{name}", f"train.{name} must be 0 or more, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**32:
+            raise _error("train.seed", f"train.seed must be in [0, 2**32), got {self.seed}")
         if not self.lr > 0:
             raise _error("train.lr", f"train.lr must be positive, got {self.lr}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise _error("train.min_lr_ratio", f"train.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
-        if self.warmup_steps >= self.max_steps:
-            raise _error("train.warmup_steps", f"train.warmup_steps ({self.warmup_steps}) must be less than train.max_steps ({self.max_steps})")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise _error("train.ema_decay", f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:

@@ -1,0 +1,174 @@
+"""The diffusion family: v-prediction on the video U-Net, text through MiniLM tokens, image-to-video
+through a first-frame channel dropped at random, classifier-free guidance by caption dropout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import torch
+import torch.nn.functional as F
+
+from kinema.data.shapes import SEEN_PAIRS, SIZES, DIRECTIONS, SPEEDS, CaptionedShapes, ShapesLabels
+from kinema.models.text import MiniLMEncoder
+from kinema.models.unet3d import VideoUNet, VideoUNetConfig
+from kinema.training.config import RunConfig
+from kinema.training.objectives import Family, Objective, register_family
+
+PREVIEW_PROMPTS = (
+    "a small red circle moving left slowly",
+    "a large blue triangle moving up quickly",
+    "a big yellow square drifting right",
+    "a tiny cyan circle moving down fast",
+)
+
+
+@dataclass
+class DiffusionDataConfig:
+    dataset: Literal["shapes", "folder"] = "shapes"  # Captioned Shapes, or a folder of your videos (VideoFolder)
+    split: Literal["train", "test", "heldout"] = "train"  # Shapes split
+    num_samples: int = 200_000  # Shapes clips per epoch (procedural: any number)
+    resolution: int = 32  # frame size the model trains at
+    num_frames: int = 16
+    captions: Literal["canonical", "varied"] = "varied"  # varied phrasing teaches wording, not one template
+    seed: int = 0
+    folder: Optional[str] = None  # dataset: folder -> the VideoFolder root
+
+
+@dataclass
+class DiffusionObjectiveConfig:
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"  # cosine schedule (diffusers name)
+    prediction_type: Literal["v_prediction", "epsilon"] = "v_prediction"
+    snr_gamma: Optional[float] = 5.0  # min-SNR-gamma loss weighting (Hang et al. 2023); null: plain MSE on the target
+    text_dropout: float = 0.1  # captions replaced by "" so the model also learns the unconditional branch
+    image_conditioning: float = 0.3  # fraction of clips conditioned on their clean first frame
+    text_statistics_prompts: int = 2000  # captions used to standardise the MiniLM token embeddings
+    output_size: int = 64  # generated frames are resized to this on output
+    sample_steps: int = 20  # DPM-Solver++ steps for previews and the exported default
+    guidance_scale: float = 4.0
+    preview_prompts: list[str] = field(default_factory=lambda: list(PREVIEW_PROMPTS))
+
+
+def reference_prompts() -> list[str]:
+    """The canonical caption of every training combination: what the out-of-distribution warning compares to."""
+    return [
+        ShapesLabels(shape, color, size, direction, speed).caption()
+        for shape, color in SEEN_PAIRS
+        for size in SIZES
+        for direction in DIRECTIONS
+        for speed in SPEEDS
+    ]
+
+
+class DiffusionObjective(Objective):
+    def __init__(self, config: RunConfig) -> None:
+        from diffusers import DDPMScheduler
+
+        self.config, obj = config, config.objective
+        if config.model.sample_size != config.data.resolution:
+            raise ValueError(f"model.sample_size ({config.model.sample_size}) must equal data.resolution ({config.data.resolution})")
+        self.noise_scheduler = DDPMScheduler(
+            num_train_timesteps=obj.num_train_timesteps,
+            beta_schedule=obj.beta_schedule,
+            prediction_type=obj.prediction_type,
+            clip_sample=False,
+        )
+        self.text_encoder = MiniLMEncoder.from_pretrained()
+        unet = VideoUNet(config.model)
+        mean, std = self._text_statistics(obj.text_statistics_prompts)
+        unet.set_text_statistics(mean, std)
+        self.modules = {"model": unet}
+
+    def _text_statistics(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        data = self.config.data
+        if data.dataset == "shapes":
+            ds = CaptionedShapes(data.split, num_samples=max(count, 1), captions=data.captions, seed=data.seed)
+            captions = [ds.caption(i) for i in range(len(ds))]
+        else:
+            captions = [c for c in build_dataset(self.config).captions if c][:count] or [""]
+        tokens = []
+        for start in range(0, len(captions), 256):
+            emb = self.text_encoder.encode(captions[start : start + 256])
+            tokens.append(emb.tokens[emb.mask])
+        tokens = torch.cat(tokens)  # (all real tokens, d)
+        return tokens.mean(dim=0), tokens.std(dim=0)
+
+    def training_step(self, batch: dict[str, Any], step: int, phase: str) -> dict[str, torch.Tensor]:
+        unet = self.modules["model"]
+        x0 = batch["video"]  # (b, c, f, h, w) in [-1, 1]
+        b, device = x0.shape[0], x0.device
+        obj = self.config.objective
+        captions = ["" if torch.rand(()) < obj.text_dropout else c for c in batch["caption"]]
+        text = self.text_encoder.encode(captions)
+        given = (torch.rand(b) < obj.image_conditioning).float().to(device)
+
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, obj.num_train_timesteps, (b,), device=device)
+        xt = self.noise_scheduler.add_noise(x0, noise, t)
+        target = self.noise_scheduler.get_velocity(x0, noise, t) if obj.prediction_type == "v_prediction" else noise
+        pred = unet(xt, t, text.tokens.to(device), text.mask.to(device), x0[:, :, 0], given).float()
+
+        per_sample = F.mse_loss(pred, target.float(), reduction="none").mean(dim=(1, 2, 3, 4))
+        if obj.snr_gamma is not None:
+            alphas = self.noise_scheduler.alphas_cumprod.to(device)[t]
+            snr = alphas / (1 - alphas)
+            weight = snr.clamp(max=obj.snr_gamma) / (snr + 1 if obj.prediction_type == "v_prediction" else snr)
+            per_sample = per_sample * weight
+        return {"loss": per_sample.mean()}
+
+    def pipeline(self, unet: VideoUNet):
+        from kinema.pipelines.text2video import Text2VideoPipeline
+
+        return Text2VideoPipeline(unet, self.text_encoder.to(next(unet.parameters()).device), self.pipeline_config())
+
+    def pipeline_config(self):
+        from kinema.pipelines.text2video import PipelineConfig
+
+        obj, data = self.config.objective, self.config.data
+        return PipelineConfig(
+            scheduler=dict(self.noise_scheduler.config),
+            sample_size=data.resolution,
+            output_size=obj.output_size,
+            num_frames=data.num_frames,
+            default_steps=obj.sample_steps,
+            default_guidance=obj.guidance_scale,
+            reference_prompts=reference_prompts() if data.dataset == "shapes" else [],
+        )
+
+    @torch.no_grad()
+    def sample(self, num: int, generator: torch.Generator) -> torch.Tensor:
+        prompts = [self.config.objective.preview_prompts[i % len(self.config.objective.preview_prompts)] for i in range(num)]
+        out = self.pipeline(self.modules["model"])(prompts, generator=generator)
+        return torch.from_numpy(out.frames)
+
+    def export_extras(self, folder: Path) -> None:
+        """Beside config.json + model.safetensors: pipeline.json (scheduler and sampling defaults)."""
+        self.pipeline_config().save(Path(folder))
+
+
+def build_dataset(config: RunConfig) -> torch.utils.data.Dataset:
+    data = config.data
+    if data.dataset == "shapes":
+        return CaptionedShapes(
+            data.split, num_samples=data.num_samples, resolution=data.resolution, num_frames=data.num_frames,
+            captions=data.captions, seed=data.seed,
+        )
+    if not data.folder:
+        raise ValueError("data.folder is required when data.dataset is 'folder'")
+    from kinema.data.video_folder import VideoFolder
+
+    return VideoFolder(data.folder, num_frames=data.num_frames, size=data.resolution, crop=data.resolution, seed=data.seed)
+
+
+register_family(
+    Family(
+        name="diffusion",
+        model_config=VideoUNetConfig,
+        data_config=DiffusionDataConfig,
+        objective=DiffusionObjective,
+        dataset=build_dataset,
+        objective_config=DiffusionObjectiveConfig,
+    )
+)

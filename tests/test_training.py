@@ -1,0 +1,347 @@
+"""The trainer end to end on the toy family: learning, exact resume after kill -9 / SIGTERM / --until-step,
+corrupt checkpoints, two processes against one, export, logs, and a two-optimizer (GAN-shaped) objective."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from kinema.training import ConfigError, Family, Objective, register_family, train
+from kinema.training.checkpoint import (
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+)
+from kinema.training.config import build_run_config
+from kinema.training.objectives.toy import ToyDenoiser, ToyDenoiserConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "toy" / "tiny.yaml"
+BIN = Path(sys.executable).parent
+
+# ~30 ms a step on 2 cores: long enough to kill a run between its first checkpoint (step 10) and its end (step 40).
+# Dropout makes the saved RNG state matter: a resume that restored it wrongly would not match bitwise.
+EXACT = [
+    "train.max_steps=40",
+    "train.checkpoint_every=10",
+    "train.keep_checkpoints=3",
+    "train.log_every=5",
+    "train.sample_every=20",
+    "model.dropout=0.1",
+    "model.hidden=32",
+    "data.num_frames=8",
+    "data.height=16",
+    "data.width=16",
+]
+
+
+def _final_state(run: Path) -> dict:
+    return load_checkpoint(checkpoint_path(run / "checkpoints", 40))
+
+
+def _assert_same_training_state(run: Path, reference: Path) -> None:
+    """Weights, EMA, optimizer moments and the exported model all bitwise equal."""
+    a, b = _final_state(run), _final_state(reference)
+    for section in ("modules", "ema"):
+        for name, tensors in b[section].items():
+            for key, tensor in tensors.items():
+                assert torch.equal(a[section][name][key], tensor), f"{section}.{name}.{key} differs"
+    for name, opt in b["optimizers"].items():
+        for index, moments in opt["state"].items():
+            for key, tensor in moments.items():
+                assert torch.equal(a["optimizers"][name]["state"][index][key], tensor), f"optimizer {name} {index}.{key} differs"
+    exported, expected = load_file(run / "model" / "model.safetensors"), load_file(reference / "model" / "model.safetensors")
+    assert exported.keys() == expected.keys() and all(torch.equal(exported[k], expected[k]) for k in expected)
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _cli(run: Path, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "kinema.cli", "train", str(TINY), "--out", str(run)]
+    for item in EXACT:
+        args += ["--set", item]
+    return subprocess.Popen(args + list(extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"training exited (rc {proc.returncode}) before writing {path}:\n{proc.stdout.read()}")
+        if time.monotonic() > end:
+            proc.kill()
+            raise AssertionError(f"no {path} after {timeout} s")
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> Path:
+    """One uninterrupted run of EXACT, the reference for every resume test."""
+    run = tmp_path_factory.mktemp("baseline") / "run"
+    train(TINY, EXACT, out=run)
+    return run
+
+
+# ---------------------------------------------------------------------------- a normal run
+
+
+def test_loss_falls_and_the_run_folder_is_complete(baseline):
+    losses = [entry["loss"] for entry in _metrics(baseline)]
+    assert losses[-1] < 0.5 * losses[0], losses
+    entry = _metrics(baseline)[-1]
+    assert {"step", "loss", "lr", "grad_norm", "samples_per_s", "steps_per_s"} <= entry.keys() and entry["step"] == 40
+    assert list((baseline / "tensorboard").glob("events.out.tfevents.*"))
+    gif = Image.open(baseline / "samples" / "step_000040.gif")
+    assert gif.n_frames == 8  # the clip's frames, animated
+    assert (baseline / "config.yaml").read_text().startswith("family: toy")
+    # keep_checkpoints=3 of the checkpoints at 10, 20, 30, 40
+    assert [step for step, _ in list_checkpoints(baseline / "checkpoints")] == [20, 30, 40]
+
+
+def test_exported_model_loads_and_gives_the_ema_outputs(baseline):
+    model = ToyDenoiser.from_pretrained(baseline / "model").eval()
+    meta = json.loads((baseline / "model" / "config.json").read_text())
+    assert meta["_kinema_training"]["weights"] == "ema" and meta["hidden"] == 32 and meta["dropout"] == 0.1
+    reference = ToyDenoiser(ToyDenoiserConfig(hidden=32, dropout=0.1)).eval()
+    reference.load_state_dict(_final_state(baseline)["ema"]["model"])
+    x = torch.randn(2, 3, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(model(x), reference(x))
+    assert torch.equal(ToyDenoiser.from_pretrained(baseline).eval()(x), model(x))  # a run folder works too
+
+
+# ---------------------------------------------------------------------------- stopping and resuming
+
+
+def test_kill_9_then_resume_auto_gives_identical_weights(baseline, tmp_path, capsys):
+    run = tmp_path / "run"
+    proc = _cli(run)
+    _wait_for(checkpoint_path(run / "checkpoints", 10), proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    assert not (run / "model").exists(), "the run ended before it could be killed; make EXACT longer"
+    train(TINY, EXACT, out=run, resume="auto")
+    assert "resuming from" in capsys.readouterr().out
+    _assert_same_training_state(run, baseline)
+    # metrics.jsonl reads as one run: entries the killed run wrote after its checkpoint were dropped
+    assert [(m["step"], m["loss"]) for m in _metrics(run)] == [(m["step"], m["loss"]) for m in _metrics(baseline)]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    proc = _cli(run)
+    _wait_for(checkpoint_path(run / "checkpoints", 10), proc)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "SIGTERM received" in out and "(SIGTERM); checkpoint saved" in out, out
+    stopped_at = int(out.split("stopped at step ")[1].split()[0])
+    assert 10 <= stopped_at < 40 and list_checkpoints(run / "checkpoints")[-1][0] == stopped_at
+    assert not (run / "model").exists()
+
+
+def test_until_step_then_resume_equals_uninterrupted(baseline, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(TINY, EXACT, out=run, until_step=15)
+    assert "stopped at step 15 (--until-step 15)" in capsys.readouterr().out
+    assert list_checkpoints(run / "checkpoints")[-1][0] == 15 and not (run / "model").exists()
+    train(TINY, EXACT, out=run, resume="auto")
+    _assert_same_training_state(run, baseline)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(baseline, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(TINY, EXACT, out=run, until_step=30)
+    newest = checkpoint_path(run / "checkpoints", 30)
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    capsys.readouterr()
+    train(TINY, EXACT, out=run, resume="auto")
+    out = capsys.readouterr().out
+    assert f"warning: checkpoint {newest} does not match its digest" in out and "falling back to the previous one" in out
+    assert "step_000020.pt at step 20" in out
+    assert (run / "checkpoints" / "step_000030.pt.set-aside").exists()
+    _assert_same_training_state(run, baseline)
+
+
+def test_time_limit_stops_with_a_checkpoint(tmp_path, capsys):
+    train(TINY, ["train.max_steps=10"], out=tmp_path / "run", time_limit=0)
+    assert "stopped at step 0 (--time-limit 0 min)" in capsys.readouterr().out
+    assert list_checkpoints(tmp_path / "run" / "checkpoints")[-1][0] == 0
+
+
+def test_new_run_refuses_a_folder_with_checkpoints_and_resume_says_what_changed(tmp_path, capsys):
+    run = tmp_path / "run"
+    train(TINY, ["train.max_steps=12"], out=run, until_step=6)
+    with pytest.raises(FileExistsError, match="--resume auto"):
+        train(TINY, ["train.max_steps=12"], out=run)
+    train(TINY, ["train.max_steps=12", "train.batch_size=16", "train.lr=1e-3"], out=run, resume="auto")
+    out = capsys.readouterr().out
+    assert "changed since that checkpoint: train.batch_size 8 -> 16; train.lr 0.003 -> 0.001" in out
+    assert load_checkpoint(checkpoint_path(run / "checkpoints", 12))["schedulers"]["model"]["base_lrs"] == [1e-3]
+
+
+# ---------------------------------------------------------------------------- processes and precision
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one_with_the_same_global_batch(tmp_path, capsys):
+    """`accelerate launch` with 2 CPU processes x 4 samples against 1 process x 8 samples.
+
+    Tolerance 1e-6 (weights are ~0.1): the two runs sum gradients in a different order (two
+    half-batch sums all-reduced vs one sum), which may change the last float32 bits; a sharding
+    error (a process seeing the wrong samples) moves weights by ~1e-2. On this machine the
+    difference measured 0.0.
+    """
+    overrides = [o for o in EXACT if not o.startswith("model.dropout")] + ["train.sample_every=0"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    train(TINY, overrides, out=one)
+    # `accelerate launch --cpu --num_processes 2` starts ONE process (its simple launcher);
+    # --multi_gpu on a machine without a GPU starts two gloo processes on the CPU
+    args = [str(BIN / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    args += ["--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    args += ["-m", "kinema.cli", "train", str(TINY), "--out", str(two)] + [a for o in overrides for a in ("--set", o)]
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "on 2 process(es)" in result.stdout
+    a, b = _final_state(one), _final_state(two)
+    assert b["num_processes"] == 2 and len(b["rng"]) == 2
+    for section in ("modules", "ema"):
+        for key, tensor in a[section]["model"].items():
+            torch.testing.assert_close(b[section]["model"][key], tensor, rtol=0, atol=1e-6)
+
+    # the 2-process run's step-20 checkpoint continues in 1 process, saying so, and lands on the same weights
+    capsys.readouterr()
+    three = tmp_path / "three"
+    train(TINY, overrides, out=three, resume=checkpoint_path(two / "checkpoints", 20))
+    assert "processes 2 -> 1" in capsys.readouterr().out
+    for key, tensor in a["modules"]["model"].items():
+        torch.testing.assert_close(_final_state(three)["modules"]["model"][key], tensor, rtol=0, atol=1e-6)
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    """2 micro-batches of 4 per step against 1 batch of 8: the same gradient, summed in another order."""
+    overrides = ["train.max_steps=10", "train.sample_every=0"]
+    one = train(TINY, overrides, out=tmp_path / "one")
+    two = train(TINY, overrides + ["train.gradient_accumulation_steps=2"], out=tmp_path / "two")
+    a, b = (load_checkpoint(checkpoint_path(run / "checkpoints", 10))["modules"]["model"] for run in (one, two))
+    for key, tensor in a.items():
+        torch.testing.assert_close(b[key], tensor, rtol=0, atol=1e-6)
+    # Adam hides a wrongly scaled gradient from the weights; the logged loss and grad norm do not
+    for key in ("loss", "grad_norm"):
+        assert _metrics(two)[-1][key] == pytest.approx(_metrics(one)[-1][key], rel=1e-5)
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    run = train(TINY, ["train.mixed_precision=bf16", "train.max_steps=20", "train.sample_every=0"], out=tmp_path / "run")
+    losses = [m["loss"] for m in _metrics(run)]
+    assert losses[-1] < losses[0]
+
+
+def test_fp16_on_cpu_is_a_clear_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("fp16 is allowed on a GPU")
+    with pytest.raises(ConfigError, match="'fp16' needs a GPU.*use 'bf16' on a CPU"):
+        train(TINY, ["train.mixed_precision=fp16"], out=tmp_path / "run")
+
+
+# ---------------------------------------------------------------------------- a family with two optimizers
+
+
+@dataclass
+class PairConfig:
+    width: int = 4
+
+
+@dataclass
+class PairData:
+    num_samples: int = 32
+
+
+class PairExport(nn.Linear):
+    def save_pretrained(self, directory):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / "config.json").write_text(json.dumps({"width": self.in_features}))
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(Path(directory) / "model.safetensors"))
+
+
+class PairObjective(Objective):
+    """Two networks with their own optimizers, updated in turn within a step: the shape of a GAN."""
+
+    ema_modules = ("first",)
+
+    def __init__(self, config):
+        self.modules = {"first": PairExport(config.model.width, config.model.width), "second": nn.Linear(config.model.width, config.model.width)}
+
+    def optimizer_groups(self):
+        return {
+            "second": [{"params": self.modules["second"].parameters(), "lr": 1e-2}],
+            "first": [{"params": self.modules["first"].parameters()}],
+        }
+
+    def phases(self, step):
+        return ["second", "first"] if step % 2 == 0 else ["first"]  # "second" every other step
+
+    def training_step(self, batch, step, phase):
+        if phase == "second":
+            with torch.no_grad():
+                hidden = self.modules["first"](batch)
+            return {"loss": (self.modules["second"](hidden) - batch).pow(2).mean()}
+        out = self.modules["second"](self.modules["first"](batch))
+        return {"loss": (out - batch).pow(2).mean(), "norm": out.norm()}
+
+    def export_model(self):
+        return self.modules["first"]
+
+    def export_extras(self, directory):
+        (Path(directory) / "pipeline.json").write_text("{}")
+
+
+register_family(
+    Family(
+        name="pair_test",
+        model_config=PairConfig,
+        data_config=PairData,
+        objective=PairObjective,
+        dataset=lambda cfg: [torch.randn(4, generator=torch.Generator().manual_seed(i)) for i in range(cfg.data.num_samples)],
+    )
+)
+
+
+def test_two_optimizers_step_in_their_phases(tmp_path):
+    config = build_run_config({"family": "pair_test", "train": {"max_steps": 10, "batch_size": 8, "log_every": 5, "checkpoint_every": 5}})
+    run = train(config, out=tmp_path / "run")
+    state = _final_state_at(run, 10)
+    assert set(state["optimizers"]) == {"second", "first"} and set(state["ema"]) == {"first"}
+    assert state["optimizers"]["first"]["state"][0]["step"] == 10
+    assert state["optimizers"]["second"]["state"][0]["step"] == 5
+    assert state["optimizers"]["second"]["param_groups"][0]["initial_lr"] == 1e-2
+    entry = _metrics(run)[-1]
+    assert {"first/loss", "first/norm", "second/loss", "first/lr", "second/lr", "first/grad_norm"} <= entry.keys()
+    exported = load_file(run / "model" / "model.safetensors")
+    assert torch.equal(exported["weight"], state["ema"]["first"]["weight"])
+    assert sorted(p.name for p in (run / "model").iterdir()) == ["config.json", "model.safetensors", "pipeline.json"]
+
+
+def _final_state_at(run: Path, step: int) -> dict:
+    return load_checkpoint(checkpoint_path(run / "checkpoints", step))

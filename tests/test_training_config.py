@@ -1,0 +1,194 @@
+"""Run configs, the family registry, checkpoint files and the data order: the trainer's parts, without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kinema.training import ConfigError, load_config
+from kinema.training.checkpoint import (
+    CorruptCheckpoint,
+    capture_rng,
+    checkpoint_path,
+    list_checkpoints,
+    load_checkpoint,
+    load_latest,
+    prune_checkpoints,
+    restore_rng,
+    save_checkpoint,
+)
+from kinema.training.config import dump_yaml, parse_yaml
+from kinema.training.sampler import DataPosition, GlobalBatchSampler
+
+TINY = Path(__file__).resolve().parents[1] / "configs" / "toy" / "tiny.yaml"
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+def test_tiny_config_loads_with_schema_defaults():
+    cfg = load_config(TINY)
+    assert cfg.family == "toy"
+    assert cfg.train.batch_size == 8 and cfg.train.lr == 3e-3
+    assert cfg.train.mixed_precision == "no"  # a default from TrainConfig, not from the YAML
+    assert cfg.model.hidden == 16 and cfg.data.noise_std == 0.5
+
+
+def test_typo_in_override_names_key_suggestion_and_allowed_keys():
+    with pytest.raises(ConfigError) as info:
+        load_config(TINY, ["train.lerning_rate=0.1"])
+    message = str(info.value)
+    assert "--set train.lerning_rate" in message
+    assert "unknown key 'train.lerning_rate'; did you mean 'train.lr'?" in message
+    assert "allowed in train:" in message and "max_steps" in message and "checkpoint_every" in message
+
+
+def test_typo_in_yaml_file_names_the_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.read_text().replace("  hidden: 16", "  hiden: 16"))
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key 'model\.hiden'; did you mean 'model\.hidden'\?"):
+        load_config(bad)
+    bad.write_text(TINY.read_text().replace("train:", "trian:"))
+    with pytest.raises(ConfigError, match=r"unknown key 'trian'; did you mean 'train'\?"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("train.max_steps=ten", "train.max_steps must be an integer, got 'ten' (str)"),
+        ("train.max_steps=true", "train.max_steps must be an integer, got True (bool)"),
+        ("train.lr=fast", "train.lr must be a number, got 'fast' (str)"),
+        ("train.mixed_precision=fp8", "train.mixed_precision must be one of 'no', 'bf16', 'fp16', got 'fp8' (str)"),
+        ("train.betas=[0.9]", "train.betas must have 2 items"),
+        ("train.max_grad_norm=[1]", "train.max_grad_norm must be a number or null"),
+        ("train.max_steps=0", "train.max_steps must be at least 1, got 0"),
+        ("model.dropout=2.0", "dropout must be in [0, 1)"),
+        ("train=3", "train must be a mapping of keys for TrainConfig"),
+    ],
+)
+def test_wrong_type_or_value_is_named(override, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(TINY, [override])
+    assert expected in str(info.value)
+
+
+def test_yaml_values_read_the_way_they_are_written():
+    cfg = load_config(TINY, ["train.mixed_precision=no", "train.lr=1e-4", "train.max_grad_norm=null", "train.betas=[0.5, 0.99]"])
+    assert cfg.train.mixed_precision == "no"  # YAML 1.1 would have read `no` as False
+    assert cfg.train.lr == 1e-4 and isinstance(cfg.train.lr, float)  # YAML 1.1 would have read a string
+    assert cfg.train.max_grad_norm is None
+    assert cfg.train.betas == (0.5, 0.99)
+
+
+def test_unknown_family_lists_known_ones(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("family: toyy\n")
+    with pytest.raises(ConfigError, match=r"unknown family 'toyy'; known families: .*toy"):
+        load_config(bad)
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(TINY, ["train.max_grad_norm=null", "train.max_steps=7"])
+    saved = tmp_path / "config.yaml"
+    saved.write_text(dump_yaml(cfg))
+    assert load_config(saved) == cfg
+    assert parse_yaml(saved.read_text())["train"]["warmup_steps"] == 5  # every field written out, defaults included
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def _state(step: int) -> dict:
+    return {"step": step, "weights": {"w": torch.randn(64, 64), "b": torch.zeros(3, dtype=torch.bfloat16)}, "rng": [capture_rng()], "config": {"a": [1, 2.5, None]}}
+
+
+def test_checkpoint_round_trip_restores_every_rng(tmp_path):
+    torch.manual_seed(1), np.random.seed(1)
+    save_checkpoint(tmp_path / "step_000001.pt", _state(1))
+    expected = (torch.rand(3), np.random.rand(3), __import__("random").random())
+    torch.manual_seed(2), np.random.seed(2)
+    state = load_checkpoint(tmp_path / "step_000001.pt")
+    restore_rng(state["rng"][0])
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert __import__("random").random() == expected[2]
+
+
+@pytest.mark.parametrize("damage", ["flip a byte in the tensor data", "truncate", "garbage"])
+def test_damaged_checkpoint_is_detected_and_previous_one_used(tmp_path, damage):
+    for step in (10, 20):
+        save_checkpoint(checkpoint_path(tmp_path, step), _state(step))
+    newest = checkpoint_path(tmp_path, 20)
+    data = bytearray(newest.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    elif damage == "garbage":
+        data = bytearray(b"not a checkpoint" * 100)
+    else:
+        data[len(data) // 2] ^= 0xFF  # torch.load alone would not notice this one
+    newest.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpoint):
+        load_checkpoint(newest)
+    warnings = []
+    path, state = load_latest(tmp_path, warnings.append)
+    assert path == checkpoint_path(tmp_path, 10) and state["step"] == 10
+    assert len(warnings) == 1 and "step_000020.pt" in warnings[0] and "previous" in warnings[0]
+
+
+def test_prune_keeps_the_newest_k(tmp_path):
+    for step in (5, 10, 15, 20):
+        save_checkpoint(checkpoint_path(tmp_path, step), {"step": step})
+    prune_checkpoints(tmp_path, keep=2)
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [15, 20]
+
+
+def test_checkpoint_write_never_overwrites(tmp_path):
+    save_checkpoint(checkpoint_path(tmp_path, 1), {"step": 1})
+    with pytest.raises(FileExistsError):
+        save_checkpoint(checkpoint_path(tmp_path, 1), {"step": 2})
+    assert load_checkpoint(checkpoint_path(tmp_path, 1))["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["step_000001.pt"]  # no temporary file left
+
+
+# ---------------------------------------------------------------------------- data order
+
+
+def _stream(num_processes: int, steps: int, start: DataPosition | None = None, batch=8, accumulation=1, samples=20) -> list[list[int]]:
+    """Global batches (sorted sample ids per step) as num_processes processes would see them together."""
+    start = start or DataPosition()
+    iterators = [
+        iter(GlobalBatchSampler(samples, batch, accumulation, num_processes, rank, seed=3, start=start)) for rank in range(num_processes)
+    ]
+    out = []
+    for _ in range(steps):
+        out.append(sorted(i for it in iterators for _ in range(accumulation) for i in next(it)))
+    return out
+
+
+def test_processes_and_accumulation_split_the_same_global_batches():
+    one = _stream(1, 12)
+    assert _stream(2, 12) == one
+    assert _stream(2, 12, accumulation=2) == one
+    assert all(len(set(b)) == 8 for b in one)
+    # 20 samples, batches of 8: two batches per epoch, the last 4 samples of each epoch dropped
+    assert len(set(one[0]) | set(one[1])) == 16 and set(one[0]) | set(one[1]) != set(one[2]) | set(one[3])
+
+
+def test_resuming_from_a_position_continues_the_same_stream():
+    full = _stream(1, 9)
+    position = DataPosition()
+    for _ in range(5):
+        position = position.advance(8, 20)
+    assert position == DataPosition(epoch=2, offset=8)
+    assert _stream(2, 4, start=position) == full[5:]
+
+
+def test_batch_larger_than_dataset_or_indivisible_is_refused():
+    with pytest.raises(ValueError, match="larger than the dataset"):
+        GlobalBatchSampler(4, 8, 1, 1, 0, seed=0, start=DataPosition())
+    with pytest.raises(ValueError, match=r"divisible by gradient_accumulation_steps \(1\) x processes \(3\)"):
+        GlobalBatchSampler(20, 8, 1, 3, 0, seed=0, start=DataPosition())
