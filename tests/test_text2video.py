@@ -110,3 +110,16 @@ def test_cli_batch_mode(tiny_model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "clips").glob("*.mp4")) == ["0000.mp4", "0002.mp4"]
     assert probe(tmp_path / "clips" / "0002.mp4").provenance.seed == 12
+
+
+def test_cli_evaluate_generates_on_the_fly(tiny_model_dir, tmp_path):
+    runner.invoke(app, ["dataset", "render", "shapes", "--count", "2", "--resolution", "32", "--out", str(tmp_path / "real")])
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a small red circle moving left slowly\na large blue square moving up quickly\n")
+    result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real"), "--model", str(tiny_model_dir), "--prompts", str(prompts),
+                                 "--metrics", "flicker,shapes", "--out", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["metrics"]["shapes"]
+    result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real"), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 1 and "--prompts" in result.output

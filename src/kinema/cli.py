@@ -263,7 +263,10 @@ def demo(out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Outp
 @app.command("evaluate")
 def evaluate_command(
     real: Path = typer.Option(..., "--real", help="Real videos: a folder (manifest.jsonl order, else natural file order), a manifest.jsonl or one video."),
-    fake: Path = typer.Option(..., "--fake", help="Generated videos, same kinds; paired with --real by file name, else by order."),
+    fake: Optional[Path] = typer.Option(None, "--fake", help="Generated videos, same kinds; paired with --real by file name, else by order."),
+    model: Optional[str] = typer.Option(None, "--model", help="Instead of --fake: generate from this model (built-in name, model or run folder)..."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="...one clip per line of this file (seed + line index), checked against the line."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --model generation."),
     metrics: str = typer.Option("psnr,ssim,flicker,acd", "--metrics", help="Comma-separated: fvd, fd_shapes, psnr, ssim, flicker, acd, shapes."),
     i3d: Optional[Path] = typer.Option(None, "--i3d", help="I3D weights for fvd: i3d_pretrained_400.pt or rgb_imagenet.pt (see docs/evaluation.md)."),
     i3d_port: str = typer.Option("videogpt", "--i3d-port", help="Port the I3D weights come from: videogpt (i3d_pretrained_400.pt) or piergiaj (rgb_imagenet.pt)."),
@@ -277,11 +280,23 @@ def evaluate_command(
     """Compare generated videos with real ones: FVD, FD-Shapes, PSNR, SSIM, flicker, ACD and the Shapes checks.
 
     Example: `kinema evaluate --real shapes_test/ --fake samples/ --metrics psnr,ssim,flicker,acd,shapes --out report/`
+
+    On the fly: `kinema evaluate --real shapes_test/ --model shapes-t2v --prompts prompts.txt --metrics shapes,flicker`
     """
     from kinema.evaluation.evaluate import MissingWeightsError, evaluate
     from kinema.evaluation.report import shapes_rows, summary_rows, to_json
 
     try:
+        if (fake is None) == (model is None):
+            raise ValueError("give --fake VIDEOS, or --model with --prompts to generate them")
+        if model is not None:
+            from kinema.evaluation.evaluate import VideoSet
+            from kinema.pipelines.generate import generate_clips
+
+            if prompts is None:
+                raise ValueError("--model needs --prompts FILE (one prompt per line)")
+            clips, texts = generate_clips(prompts, model, seed=seed)
+            fake = VideoSet.from_frames(clips, labels=texts, source=f"{model}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the result lists them; printed below
             result = evaluate(
@@ -294,7 +309,7 @@ def evaluate_command(
     if as_json:
         console.print_json(to_json(result))
     else:
-        table = Table(title=f"{fake} against {real}")
+        table = Table(title=f"{model or fake} against {real}")
         for column in ("metric", "generated", "real", "note"):
             table.add_column(column, justify="right" if column in ("generated", "real") else "left")
         for row in summary_rows(result):

@@ -127,3 +127,27 @@ def generate_batch(
         if on_done:
             on_done(result)
     return results
+
+
+def generate_clips(
+    prompts: str | os.PathLike | Sequence[str],
+    model: str | os.PathLike | None = None,
+    *,
+    seed: int = 0,
+    batch_size: int = 8,
+    **options,
+) -> tuple[list[np.ndarray], list[str]]:
+    """Clips in memory for a prompts file or list (seed + index each, batched): (frames, prompts).
+
+    For evaluating a model on the fly, without writing (and lossily encoding) videos first.
+    """
+    texts = [p for _, p in read_prompts(prompts)] if isinstance(prompts, (str, os.PathLike)) else list(prompts)
+    if not texts:
+        raise ValueError("no prompts to generate from")
+    pipe = load_pipeline(model)
+    clips = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        out = pipe(chunk, generator=torch.Generator().manual_seed(seed + start), **options)
+        clips.extend(out.frames)
+    return clips, texts
