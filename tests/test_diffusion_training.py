@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import json
+
 import torch
 from typer.testing import CliRunner
 
@@ -50,3 +52,21 @@ def test_config_typo_is_named_without_a_traceback(tmp_path):
     result = runner.invoke(app, ["train", str(TINY), "--out", str(tmp_path / "r"), "--set", "train.lerning_rate=1"])
     assert result.exit_code == 2
     assert "train.lerning_rate" in result.output and "train.lr" in result.output
+
+
+def test_export_a_checkpoint_mid_run(tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(TINY), "--out", str(run), "--until-step", "3"])
+    assert result.exit_code == 0, result.output
+    assert not (run / "model").exists()  # stopped early: no final export yet
+    result = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["_kinema_training"]["step"] == 3 and config["_kinema_training"]["weights"] == "ema"
+    result = runner.invoke(app, ["generate", "a red circle", "--model", str(tmp_path / "m"), "-o", str(tmp_path / "c.mp4")])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["export", str(tmp_path / "empty"), "--out", str(tmp_path / "m2")])
+    assert result.exit_code == 1 and "no usable checkpoint" in result.output
+    result = runner.invoke(app, ["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m2")])
+    assert result.exit_code == 1 and "does not exist" in result.output

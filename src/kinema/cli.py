@@ -121,6 +121,27 @@ def models(name: Optional[str] = typer.Argument(None, help="Show this model's fu
 
 
 @app.command()
+def export(
+    run: Path = typer.Argument(..., help="A training run folder (its newest valid checkpoint) or one checkpoint file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json + model.safetensors + extras)."),
+    raw: bool = typer.Option(False, "--raw", help="Export the raw weights instead of the EMA ones."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
+) -> None:
+    """Export a model folder from a run's checkpoint, e.g. to sample a run mid-way.
+
+    Example: `kinema export runs/shapes-t2v --out models/shapes-step5000` then `kinema generate "..." --model models/shapes-step5000`
+    """
+    from kinema.training.export import export_checkpoint
+
+    try:
+        folder = export_checkpoint(run, out, overwrite=overwrite, ema=not raw)
+    except (FileNotFoundError, FileExistsError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1)
+    console.print(f"wrote {folder}")
+
+
+@app.command()
 def train(
     config: Path = typer.Argument(..., help="YAML config, e.g. configs/diffusion/tiny.yaml."),
     set_: List[str] = typer.Option([], "--set", help="Override a config value: key.sub=value (repeatable)."),

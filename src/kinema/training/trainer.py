@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 import os
 import signal
@@ -23,7 +22,7 @@ from accelerate.utils import (
 )
 from torch import nn
 
-from kinema.io.atomic import atomic_dir, atomic_path
+from kinema.io.atomic import atomic_path
 from kinema.training import checkpoint as ckpt
 from kinema.training.config import (
     ConfigError,
@@ -34,6 +33,7 @@ from kinema.training.config import (
 )
 from kinema.training.logging import RunLogger
 from kinema.training.objectives import Objective, get_family
+from kinema.training.export import write_model_folder
 from kinema.training.sampler import DataPosition, GlobalBatchSampler
 
 
@@ -464,22 +464,13 @@ class Trainer:
             return target
         else:
             objective, view = self.objective, self._inference_view()
-        with view, atomic_dir(target, overwrite=True) as tmp:
-            model = objective.export_model()
-            model.save_pretrained(tmp)
-            files = {p.name for p in tmp.iterdir()}
-            if not {"config.json", "model.safetensors"} <= files:
-                raise RuntimeError(f"{type(model).__name__}.save_pretrained must write config.json and model.safetensors, wrote {sorted(files)}")
-            objective.export_extras(tmp)
-            # provenance beside the model's own keys; keys starting with "_" are metadata to from_pretrained
-            meta = json.loads((tmp / "config.json").read_text())
-            meta["_kinema_training"] = {
+        with view:
+            write_model_folder(objective, target, {
                 "family": self.config.family,
                 "step": self.step,
                 "weights": "ema" if self.ema is not None else "raw",
                 "ema_decay": self.train_config.ema_decay,
-            }
-            (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+            })
         return target
 
     # ------------------------------------------------------------------ checkpoints

@@ -1,0 +1,61 @@
+"""Export a model folder (config.json + model.safetensors + extras) from any checkpoint of a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from kinema.io.atomic import atomic_dir
+from kinema.training.checkpoint import CorruptCheckpoint, load_checkpoint, load_latest
+from kinema.training.config import build_run_config
+from kinema.training.objectives import Objective, get_family
+
+
+def export_checkpoint(source: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False, ema: bool = True) -> Path:
+    """Write the model of ``source`` (a run folder: its newest valid checkpoint; or a checkpoint file) to ``out``.
+
+    Uses the EMA weights when the run keeps them (``ema=False`` takes the raw ones), exactly as
+    the trainer's own export at the end of a run does, so a run can be sampled mid-way.
+    """
+    source = Path(source)
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist: give a run folder or a checkpoint file")
+    if source.is_dir():
+        found = load_latest(source / "checkpoints", warn=lambda message: warnings.warn(message, stacklevel=2))
+        if found is None:
+            raise FileNotFoundError(f"{source} has no usable checkpoint in {source / 'checkpoints'}")
+        _, state = found
+    else:
+        try:
+            state = load_checkpoint(source)
+        except CorruptCheckpoint as err:
+            raise ValueError(f"checkpoint {source} {err}") from None
+    config = build_run_config(state["config"])
+    objective = get_family(config.family).objective(config)
+    weights = state["ema"] if ema and state.get("ema") else state["modules"]
+    for name, module_state in weights.items():
+        objective.modules[name].load_state_dict(module_state)
+    training = {"family": config.family, "step": state["step"], "weights": "ema" if weights is state.get("ema") else "raw"}
+    return write_model_folder(objective, out, training, overwrite=overwrite)
+
+
+def write_model_folder(objective: Objective, target: str | os.PathLike, training: dict[str, Any], overwrite: bool = True) -> Path:
+    """The objective's export model as TARGET/config.json + model.safetensors + its extras, written whole.
+
+    ``training`` is recorded under config.json's "_kinema_training" (keys starting with "_" are
+    metadata that from_pretrained ignores).
+    """
+    with atomic_dir(target, overwrite=overwrite) as tmp:
+        model = objective.export_model()
+        model.save_pretrained(tmp)
+        files = {p.name for p in tmp.iterdir()}
+        if not {"config.json", "model.safetensors"} <= files:
+            raise RuntimeError(f"{type(model).__name__}.save_pretrained must write config.json and model.safetensors, wrote {sorted(files)}")
+        objective.export_extras(tmp)
+        meta = json.loads((tmp / "config.json").read_text())
+        meta["_kinema_training"] = training
+        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return Path(target)
