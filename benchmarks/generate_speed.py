@@ -91,7 +91,7 @@ def main() -> None:
     pipe = load_pipeline(args.model)
     unet, cfg = pipe.unet, pipe.config
     ours_params = sum(p.numel() for p in unet.parameters())
-    frames, size, steps, guidance = cfg.num_frames, cfg.sample_size, cfg.default_steps, cfg.default_guidance
+    frames, size, steps = cfg.num_frames, cfg.sample_size, cfg.default_steps
     r = {"threads": args.threads, "frames": frames, "size": size, "kinema_params": ours_params, "kinema_steps": steps}
 
     # generation: warm seconds per clip (batch of one prompt, with guidance)

@@ -9,6 +9,15 @@ TINY_UNET = dict(
 )
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: a second thread only adds synchronisation, which stalls when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def text_encoder():
     from kinema.models.text import MiniLMEncoder

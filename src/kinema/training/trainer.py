@@ -31,9 +31,9 @@ from kinema.training.config import (
     flatten,
     load_config,
 )
+from kinema.training.export import write_model_folder
 from kinema.training.logging import RunLogger
 from kinema.training.objectives import Objective, get_family
-from kinema.training.export import write_model_folder
 from kinema.training.sampler import DataPosition, GlobalBatchSampler
 
 
