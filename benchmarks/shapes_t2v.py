@@ -85,7 +85,7 @@ def main() -> None:
 
     pipe = load_pipeline(args.model)
     result: dict = {"model": str(args.model), "steps": args.steps or pipe.config.default_steps,
-                    "guidance": pipe.config.default_guidance if args.guidance is None else args.guidance}
+                    "guidance": getattr(pipe.config, "default_guidance", None) if args.guidance is None else args.guidance}
     grids = []
     for split, count in (("test", args.num_test), ("heldout", args.num_heldout)):
         if count <= 0:

@@ -51,6 +51,7 @@ def generate(
     model: Optional[str] = typer.Option(None, "--model", help="Built-in name (see `kinema models`), model folder or training run folder."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Batch mode: a file with one prompt per line."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: folder for 0000.mp4, 0001.mp4, ..."),
+    count: Optional[int] = typer.Option(None, "--count", help="Batch mode without a prompts file: N clips (of PROMPT, or of none for unconditional models) into --out-dir."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Generate a video from a prompt and/or a first frame.
@@ -58,6 +59,8 @@ def generate(
     Example: `kinema generate "a small red circle moving left slowly" -o clip.mp4`
 
     Batch: `kinema generate --prompts prompts.txt --out-dir clips/ --seed 0`
+
+    Unconditional models (no prompt): `kinema generate --model shape-motion-gan --count 16 --out-dir clips/`
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -66,17 +69,19 @@ def generate(
     start = time.perf_counter()
     options = dict(image=image, negative=negative, steps=steps, guidance=guidance, frames=frames, fps=fps, model=model)
     try:
-        if prompts is not None:
+        if prompts is not None or count is not None:
             if out_dir is None:
-                raise ValueError("--prompts needs --out-dir")
+                raise ValueError("--prompts and --count need --out-dir")
+            if prompts is not None and (count is not None or prompt):
+                raise ValueError("--prompts takes its prompts from the file: give no PROMPT or --count with it")
             fmt = fmt or "mp4"
             results = gen.generate_batch(
-                prompts, out_dir, seed=seed, format=fmt, overwrite=overwrite,
+                prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt, overwrite=overwrite,
                 on_done=lambda r: console.print(f"{r.path}  ({r.seconds:.2f} s)"), **options,
             )
             console.print(f"wrote {len(results)} videos to {out_dir} in {time.perf_counter() - start:.1f} s")
             return
-        if not prompt and image is None:
+        if not prompt and image is None and gen.needs_prompt(model):
             raise ValueError("give a PROMPT, --image, or both (or --prompts FILE --out-dir DIR)")
         with Progress(TextColumn("sampling"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
                       console=console, transient=True) as bar:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,19 @@ def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", s
         from kinema.pipelines.text2video import Text2VideoPipeline
 
         return Text2VideoPipeline.from_pretrained(folder, device=device, scheduler=scheduler)
+    if cls == "VideoGenerator":
+        if scheduler is not None:
+            raise ValueError(f"{folder} holds a GAN, which samples in one pass: it takes no scheduler")
+        from kinema.pipelines.gan import GANPipeline
+
+        return GANPipeline.from_pretrained(folder, device=device)
     raise ValueError(f"{folder} holds a {cls or 'model of unknown class'}, which `kinema generate` cannot drive yet")
+
+
+def needs_prompt(model: str | os.PathLike | None = None) -> bool:
+    """Whether the model needs a prompt (or a first frame) to generate: False only for unconditional GANs."""
+    config = json.loads((resolve_model(model) / "config.json").read_text())
+    return not (config.get("model_class") == "VideoGenerator" and config.get("condition", "none") == "none")
 
 
 def output_path(out: str | os.PathLike, fmt: str | None) -> tuple[Path, str]:
@@ -102,9 +115,11 @@ def this_process() -> tuple[int, int]:
 
 
 def generate_batch(
-    prompts: str | os.PathLike | Sequence[tuple[int, str]],
+    prompts: str | os.PathLike | Sequence[tuple[int, str]] | None,
     out_dir: str | os.PathLike,
     *,
+    count: int | None = None,
+    prompt: str = "",
     seed: int = 0,
     format: Literal["mp4", "webm", "gif", "png"] = "mp4",
     model: str | os.PathLike | None = None,
@@ -112,17 +127,26 @@ def generate_batch(
     on_done: Callable[[GenerateResult], None] | None = None,
     **options,
 ) -> list[GenerateResult]:
-    """One clip per prompt line, named by its line index (0000.mp4, ...) with seed ``seed + index``.
+    """One clip per prompt line, named by its line index (0000.mp4, ...; 0000/ of PNG frames for png)
+    with seed ``seed + index``. Without a prompts file, ``count`` clips of ``prompt`` (by default none:
+    unconditional models), 0000 to count - 1.
 
     The model is loaded once. Under several processes each takes every world-size-th line.
     """
-    items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(prompts)
+    if (prompts is None) == (count is None):
+        raise ValueError("give a prompts file or a count, not both" if prompts is not None else "give a prompts file or a count")
+    if count is not None:
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        items = [(index, prompt) for index in range(count)]
+    else:
+        items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(prompts)
     rank, world = this_process()
     pipe = load_pipeline(model)
     results = []
-    for index, prompt in items[rank::world]:
+    for index, text in items[rank::world]:
         name = Path(out_dir) / (f"{index:04d}" if format == "png" else f"{index:04d}.{format}")
-        result = generate(prompt, name, seed=seed + index, format=format, model=model, pipeline=pipe, overwrite=overwrite, **options)
+        result = generate(text, name, seed=seed + index, format=format, model=model, pipeline=pipe, overwrite=overwrite, **options)
         results.append(result)
         if on_done:
             on_done(result)

@@ -1,0 +1,348 @@
+"""The video GAN family: networks, objective on the shared trainer, pipeline, batch generation, configs."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from kinema.io import probe, read_video
+from kinema.models.gan import Discriminator, DiscriminatorConfig, GeneratorConfig, VideoGenerator
+from kinema.pipelines.gan import GANPipeline, GANPipelineConfig
+from kinema.pipelines.generate import generate, generate_batch, load_pipeline, needs_prompt
+from kinema.training import get_family, load_config, train
+from kinema.training.checkpoint import list_checkpoints, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "gan" / "tiny.yaml"
+TEXT = ["model.condition=text", "data.dataset=shapes"]
+SMALL = dict(resolution=16, num_frames=4, content_dim=8, noise_dim=4, motion_dim=8, base_channels=32, min_channels=8, temporal_levels=2, condition_dim=16)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread_for_module():
+    """conftest's one_thread for the whole module, so the module-scoped training runs below get it too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """The tiny unconditional config trained end to end by the shared trainer (6 steps)."""
+    return train(TINY, out=tmp_path_factory.mktemp("gan") / "run")
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    return train(TINY, TEXT, out=tmp_path_factory.mktemp("gan_text") / "run")
+
+
+def _inputs(config: GeneratorConfig, b: int = 2, frames: int | None = None, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    inputs = {"content": torch.randn(b, config.content_dim, generator=g), "motion_noise": torch.randn(b, frames or config.num_frames, config.noise_dim, generator=g)}
+    if config.condition == "class":
+        inputs["labels"] = torch.arange(b) % config.num_classes
+    if config.condition == "text":
+        inputs["text_tokens"] = torch.randn(b, 5, config.text_dim, generator=g)
+        inputs["text_mask"] = torch.tensor([[True] * 5, [True] * 3 + [False] * 2] * (b // 2))
+    return inputs
+
+
+# ---------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("condition", ["none", "class", "text"])
+def test_forward_backward_shapes_and_every_weight_learns(condition):
+    config = GeneratorConfig(**SMALL, condition=condition, num_classes=3 if condition == "class" else 0)
+    generator, discriminator = VideoGenerator(config), Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8), config)
+    inputs = _inputs(config)
+    video = generator(**inputs)
+    assert video.shape == (2, 3, 4, 16, 16) and video.abs().max() <= 1
+    cond = {k: v for k, v in inputs.items() if k not in ("content", "motion_noise")}
+    image_logits, video_logits = discriminator(video, frame_index=torch.tensor([[0, 3], [1, 1]]), **cond)
+    assert image_logits.shape == (2, 2) and video_logits.shape == (2,)
+    (image_logits.mean() + video_logits.mean()).backward()
+    for name, module in (("generator", generator), ("discriminator", discriminator)):
+        dead = [n for n, p in module.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+        assert not dead, f"{name} parameters without gradient: {dead}"
+    # the motion GRU runs any length: 7 frames from a model trained on 4
+    longer = generator(**_inputs(config, frames=7))
+    assert longer.shape == (2, 3, 7, 16, 16)
+
+
+def test_motion_and_content_latents_change_the_clip_where_they_should():
+    torch.manual_seed(0)
+    generator = VideoGenerator(GeneratorConfig(**SMALL)).eval()
+    for p in generator.parameters():  # zero-initialised temporal convolutions would hide the coupling
+        torch.nn.init.normal_(p, std=0.2)
+    inputs = _inputs(generator.config)
+    base = generator(**inputs)
+    later = dict(inputs, motion_noise=inputs["motion_noise"].clone())
+    later["motion_noise"][:, 3] += 1  # noise of the last frame only
+    moved = generator(**later)
+    # the GRU is causal: the first frame sits outside the temporal convolutions' reach (radius 2)
+    assert torch.equal(moved[:, :, 0], base[:, :, 0]) and not torch.equal(moved[:, :, 3], base[:, :, 3])
+    other = generator(**dict(inputs, content=inputs["content"] + 1))
+    assert not torch.equal(other[:, :, 0], base[:, :, 0])
+
+
+def test_bad_inputs_are_named():
+    with pytest.raises(ValueError, match="resolution must be a power of two"):
+        GeneratorConfig(resolution=48)
+    with pytest.raises(ValueError, match="condition 'class' needs num_classes >= 2"):
+        GeneratorConfig(condition="class")
+    with pytest.raises(ValueError, match="num_classes is only for condition 'class'"):
+        GeneratorConfig(num_classes=3)
+    config = GeneratorConfig(**SMALL)
+    generator = VideoGenerator(config)
+    inputs = _inputs(config)
+    with pytest.raises(ValueError, match=r"content must be \(b, 8\)"):
+        generator(torch.zeros(2, 5), inputs["motion_noise"])
+    with pytest.raises(ValueError, match=r"motion_noise must be \(2, frames, 4\)"):
+        generator(inputs["content"], torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="this model is unconditional"):
+        generator(**inputs, labels=torch.tensor([0, 1]))
+    text = VideoGenerator(GeneratorConfig(**SMALL, condition="text"))
+    with pytest.raises(ValueError, match="this model is text-conditioned"):
+        text(**inputs)
+    labelled = VideoGenerator(GeneratorConfig(**SMALL, condition="class", num_classes=3))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        labelled(**inputs, labels=torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match=r"video must be \(b, 3, f, 16, 16\)"):
+        Discriminator(DiscriminatorConfig(), config)(torch.zeros(2, 3, 4, 32, 32))
+    with pytest.raises(ValueError, match="set_text_statistics is for text-conditioned models"):
+        generator.set_text_statistics(torch.zeros(384), torch.ones(384))
+
+
+def test_save_load_gives_identical_outputs(tmp_path):
+    torch.manual_seed(0)
+    generator = VideoGenerator(GeneratorConfig(**SMALL, condition="text")).eval()
+    generator.set_text_statistics(torch.randn(384), torch.rand(384) + 0.5)
+    generator.save_pretrained(tmp_path / "g")
+    assert json.loads((tmp_path / "g" / "config.json").read_text())["model_class"] == "VideoGenerator"
+    loaded = VideoGenerator.from_pretrained(tmp_path / "g")
+    assert loaded.config == generator.config
+    inputs = _inputs(generator.config)
+    assert torch.equal(loaded(**inputs), generator(**inputs))
+
+
+# ---------------------------------------------------------------------------- objective and trainer
+
+
+def test_each_phase_lowers_its_own_loss():
+    """The discriminator learns to tell a fixed generator's clips from real ones; then the generator
+    learns to fool that (now fixed) discriminator. Latents and frame picks are re-seeded per call."""
+    config = load_config(TINY)
+    family = get_family("gan")
+    objective, dataset = family.objective(config), family.dataset(config)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(8)])
+
+    def loss(phase):
+        torch.manual_seed(0)
+        return objective.training_step(batch, 1, phase)["loss"]
+
+    for phase in ("discriminator", "generator"):
+        module = objective.modules[phase]
+        optimizer = torch.optim.Adam(module.parameters(), lr=2e-3, betas=(0.0, 0.99))
+        before = loss(phase).item()
+        for _ in range(15):
+            optimizer.zero_grad()
+            loss(phase).backward()
+            optimizer.step()
+        assert loss(phase).item() < before - 0.3, (phase, before, loss(phase).item())
+    # the generator's phase leaves no gradients on the discriminator
+    objective.modules["discriminator"].zero_grad(set_to_none=True)
+    loss("generator").backward()
+    assert all(p.grad is None for p in objective.modules["discriminator"].parameters())
+
+
+def test_trainer_runs_both_phases_and_exports_the_ema_generator(run):
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 3
+    for key in ("discriminator/loss", "generator/loss", "discriminator/video_real", "discriminator/image_fake", "generator/video"):
+        values = [m[key] for m in metrics]
+        assert all(np.isfinite(values)) and len(set(values)) == 3, (key, values)
+    state = load_checkpoint(list_checkpoints(run / "checkpoints")[-1][1])
+    assert set(state["optimizers"]) == {"discriminator", "generator"} and set(state["ema"]) == {"generator"}
+    assert state["optimizers"]["discriminator"]["param_groups"][0]["lr"] == 4e-4
+    assert state["optimizers"]["generator"]["param_groups"][0]["lr"] == 1e-4
+    assert {p.name for p in (run / "model").iterdir()} == {"config.json", "model.safetensors", "pipeline.json"}
+    exported = load_file(run / "model" / "model.safetensors")
+    assert exported.keys() == state["ema"]["generator"].keys()
+    assert all(torch.equal(exported[k], v) for k, v in state["ema"]["generator"].items())
+
+
+def test_r1_and_non_saturating_loss_train(tmp_path):
+    overrides = ["objective.loss=non_saturating", "objective.r1_gamma=1.0", "objective.r1_every=2", "train.max_steps=4", "objective.discriminator.spectral_norm=false"]
+    done = train(TINY, overrides, out=tmp_path / "run")
+    metrics = [json.loads(line) for line in (done / "metrics.jsonl").read_text().splitlines()]
+    assert all(m["discriminator/r1"] > 0 and np.isfinite(m["generator/loss"]) for m in metrics)
+
+
+def test_configs_are_checked_against_each_other():
+    family = get_family("gan")
+    with pytest.raises(ValueError, match=r"model.resolution \(32\) must equal data.resolution \(16\)"):
+        family.objective(load_config(TINY, ["model.resolution=32"]))
+    with pytest.raises(ValueError, match="model.condition 'class' and data.label go together"):
+        family.objective(load_config(TINY, ["model.condition=class", "model.num_classes=2"]))
+    with pytest.raises(ValueError, match=r"data.label 'shape' has 2 classes \(circle, square\); model.num_classes is 3"):
+        family.objective(load_config(TINY, ["model.condition=class", "model.num_classes=3", "data.label=shape"]))
+    with pytest.raises(ValueError, match="Shape Motion has no captions"):
+        family.objective(load_config(TINY, ["model.condition=text"]))
+    with pytest.raises(ValueError, match="label 'color' is not an attribute of dataset 'shape_motion'"):
+        load_config(TINY, ["data.label=color"])
+    with pytest.raises(ValueError, match="cache would hold 98.3 GB of clips"):
+        load_config(TINY, ["data.num_samples=2000000", "data.resolution=64", "data.num_frames=4"])
+
+
+def test_class_labels_come_from_the_dataset():
+    config = load_config(TINY, ["model.condition=class", "model.num_classes=2", "data.label=direction"])
+    dataset = get_family("gan").dataset(config)
+    for i in range(4):
+        item = dataset[i]
+        assert set(item) == {"video", "label"}
+        assert ("left-to-right", "top-to-bottom")[item["label"]] == dataset.source.labels(i)["direction"]
+
+
+def test_shipped_configs_fit_the_size_budget():
+    """Built-ins must stay <= 10 MB: <= 2.5 M float32 generator parameters."""
+    for name in ("shape_motion", "shapes_text"):
+        config = load_config(ROOT / "configs" / "gan" / f"{name}.yaml")
+        generator = VideoGenerator(config.model)
+        assert sum(p.numel() for p in generator.parameters()) * 4 <= 10e6, name
+        Discriminator(config.objective.discriminator, config.model)
+    assert load_config(ROOT / "configs" / "gan" / "shape_motion.yaml").model.condition == "none"
+    assert load_config(ROOT / "configs" / "gan" / "shapes_text.yaml").model.condition == "text"
+
+
+# ---------------------------------------------------------------------------- pipeline
+
+
+def test_sampling_shapes_dtype_and_seeds(run):
+    pipe = load_pipeline(run)
+    assert isinstance(pipe, GANPipeline)
+    out = pipe(num_videos=3, generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (3, 4, 16, 16, 3) and out.frames.dtype == np.uint8 and out.prompts == ["", "", ""]
+    assert np.array_equal(out.frames, pipe(num_videos=3, generator=torch.Generator().manual_seed(0)).frames)
+    assert not np.array_equal(out.frames, pipe(num_videos=3, generator=torch.Generator().manual_seed(1)).frames)
+    assert not np.array_equal(out.frames[0], out.frames[1])
+    assert pipe(num_frames=6).frames.shape == (1, 6, 16, 16, 3)
+
+
+def test_unconditional_model_rejects_prompts_and_diffusion_options(run):
+    pipe = load_pipeline(run)
+    with pytest.raises(ValueError, match="this model is unconditional: it takes no prompt"):
+        pipe("a red circle")
+    with pytest.raises(ValueError, match="no guidance scale"):
+        pipe(guidance_scale=4.0)
+    with pytest.raises(ValueError, match="no negative prompt"):
+        pipe(negative_prompt="blue")
+    with pytest.raises(ValueError, match="num_inference_steps only sets the first-frame fitting"):
+        pipe(num_inference_steps=10)
+    with pytest.raises(ValueError, match="num_videos must be at least 1"):
+        pipe(num_videos=0)
+    with pytest.raises(ValueError, match="num_frames must be at least 1"):
+        pipe(num_frames=0)
+    with pytest.raises(ValueError, match="image must be uint8"):
+        pipe(image=np.zeros((16, 16), np.float32))
+    with pytest.raises(ValueError, match="takes no scheduler"):
+        load_pipeline(run, scheduler="ddim")
+
+
+def test_text_model_needs_a_prompt_and_follows_it(text_run, text_encoder):
+    pipe = GANPipeline.from_pretrained(text_run / "model", text_encoder=text_encoder)
+    for call in (lambda: pipe(), lambda: pipe(""), lambda: pipe(num_videos=2)):
+        with pytest.raises(ValueError, match="this model is text-conditioned: give a prompt"):
+            call()
+    prompts = ["a small red circle moving left slowly", "a large blue square moving up quickly"]
+    out = pipe(prompts, num_videos=2, generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (4, 4, 16, 16, 3) and out.prompts == [prompts[0]] * 2 + [prompts[1]] * 2
+    # the same latents under another prompt give another clip
+    swapped = pipe(prompts[::-1], num_videos=2, generator=torch.Generator().manual_seed(0))
+    assert not np.array_equal(out.frames[0], swapped.frames[0])
+    assert needs_prompt(text_run)
+
+
+def test_class_model_takes_class_names(tmp_path):
+    torch.manual_seed(0)
+    generator = VideoGenerator(GeneratorConfig(**SMALL, condition="class", num_classes=2))
+    generator.save_pretrained(tmp_path / "m")
+    GANPipelineConfig(output_size=32, num_frames=4, class_names=["circle", "square"]).save(tmp_path / "m")
+    pipe = load_pipeline(tmp_path / "m")
+    out = pipe(["circle", "square"], generator=torch.Generator().manual_seed(0))
+    assert out.frames.shape == (2, 4, 32, 32, 3)  # upscaled to the pipeline's output size
+    with pytest.raises(ValueError, match="'triangle' is not a class of this model; the prompt must be one of: circle, square"):
+        pipe("triangle")
+    with pytest.raises(ValueError, match=r"class-conditional \(classes: circle, square\): give a prompt"):
+        pipe()
+
+
+def test_image_to_video_fits_the_first_frame(run):
+    pipe = load_pipeline(run)
+    with torch.no_grad():  # a first frame the generator can draw: one of its own
+        content, noise = pipe.generator.sample_latents(2, 4, torch.Generator().manual_seed(7))
+        target = pipe.generator(content, noise)[:, :, 0]
+    image = ((target.permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    rough = pipe(num_videos=2, image=image, num_inference_steps=1, generator=torch.Generator().manual_seed(0))
+    fitted = pipe(num_videos=2, image=image, num_inference_steps=60, generator=torch.Generator().manual_seed(0))
+    assert fitted.frames.shape == (2, 4, 16, 16, 3)
+    assert max(fitted.inversion_error) < 0.3 * min(rough.inversion_error), (fitted.inversion_error, rough.inversion_error)
+    assert np.abs(fitted.frames[:, 0].astype(int) - image).mean() < 4
+    # one picture, many continuations: the later motion noise is drawn per seed
+    other = pipe(image=image[0], num_inference_steps=60, generator=torch.Generator().manual_seed(1))
+    assert np.abs(other.frames[0, 0].astype(int) - image[0]).mean() < 4
+
+
+# ---------------------------------------------------------------------------- generate (files)
+
+
+def test_generate_and_batch_count_write_videos(run, tmp_path):
+    assert not needs_prompt(run)
+    single = generate("", tmp_path / "one.mp4", model=run, seed=3)
+    assert probe(single.path).num_frames == 4
+    results = generate_batch(None, tmp_path / "clips", count=3, model=run, seed=10)
+    assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["0000.mp4", "0001.mp4", "0002.mp4"]
+    assert [r.path.name for r in results] == ["0000.mp4", "0001.mp4", "0002.mp4"]
+    assert probe(tmp_path / "clips" / "0002.mp4").provenance.seed == 12
+    assert not np.array_equal(results[0].frames, results[1].frames)
+    generate_batch(None, tmp_path / "frames", count=2, model=run, format="png")
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["0000", "0001"]
+    assert sorted(p.name for p in (tmp_path / "frames" / "0001").glob("*.png")) == ["0000.png", "0001.png", "0002.png", "0003.png"]
+    # PNG frames are the pipeline's frames, bit for bit (seed 0 + index 0)
+    expected = load_pipeline(run)(generator=torch.Generator().manual_seed(0)).frames[0]
+    assert np.array_equal(read_video(tmp_path / "frames" / "0000").frames, expected)
+    with pytest.raises(ValueError, match="give a prompts file or a count, not both"):
+        generate_batch(["x"], tmp_path / "bad", count=2, model=run)
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        generate_batch(None, tmp_path / "bad", count=0, model=run)
+
+
+def _cli_has_count() -> bool:
+    from kinema import cli
+
+    return "count" in inspect.signature(cli.generate).parameters
+
+
+@pytest.mark.skipif(not _cli_has_count(), reason="`kinema generate --count` is not in the CLI yet")
+def test_cli_generates_unconditional_batches_and_asks_conditional_models_for_a_prompt(run, text_run, tmp_path):
+    from kinema.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["generate", "--model", str(run), "--count", "3", "--out-dir", str(tmp_path / "d")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["0000.mp4", "0001.mp4", "0002.mp4"]
+    result = runner.invoke(app, ["generate", "--model", str(run), "--count", "2", "--out-dir", str(tmp_path / "p"), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "p" / "0001").glob("*.png"))) == 4
+    result = runner.invoke(app, ["generate", "--model", str(run), "-o", str(tmp_path / "one.mp4")])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["generate", "--model", str(text_run), "--count", "2", "--out-dir", str(tmp_path / "t")])
+    assert result.exit_code == 1 and "give a prompt" in result.output.replace("\n", " ")
