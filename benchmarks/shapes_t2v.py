@@ -51,7 +51,7 @@ def text_to_video(pipe, split: str, count: int, seed: int, batch: int, steps: in
 
 
 def image_to_video(pipe, count: int, seed: int, batch: int, steps: int | None, guidance: float | None) -> dict:
-    ds = CaptionedShapes("test", num_samples=count, resolution=pipe.config.output_size, seed=4321)
+    ds = CaptionedShapes("test", num_samples=count, resolution=pipe.config.output_size, num_frames=pipe.config.num_frames, seed=4321)
     truth = np.stack([ds.render(i) for i in range(count)])
     generated = []
     for start in range(0, count, batch):

