@@ -166,6 +166,17 @@ _TEMPLATES = (
 )
 
 
+def canonical_captions(pairs: Sequence[tuple[str, str]] = SEEN_PAIRS) -> list[str]:
+    """The canonical caption of every attribute combination over ``pairs`` (default: the training pairs)."""
+    return [
+        ShapesLabels(shape, color, size, direction, speed).caption()
+        for shape, color in pairs
+        for size in SIZES
+        for direction in DIRECTIONS
+        for speed in SPEEDS
+    ]
+
+
 def varied_caption(labels: ShapesLabels, rng: np.random.Generator) -> str:
     """A caption of the same attributes in one of several phrasings and synonyms."""
     pick = {k: _WORDS.get(v, (v,))[rng.integers(len(_WORDS.get(v, (v,))))] for k, v in labels.to_dict().items()}

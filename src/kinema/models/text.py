@@ -226,3 +226,21 @@ class MiniLMEncoder(nn.Module):
             tokens[i, : hidden.shape[0]] = hidden
             mask[i, : hidden.shape[0]] = True
         return TextEmbedding(tokens=tokens, mask=mask, pooled=torch.stack([pooled for _, pooled in items]))
+
+
+class PromptReference:
+    """The prompts a model was trained on, encoded once, to find the closest one to any new prompt."""
+
+    def __init__(self, encoder: MiniLMEncoder, prompts: Sequence[str]) -> None:
+        self.encoder, self.prompts = encoder, list(prompts)
+        self._pooled: torch.Tensor | None = None
+
+    def closest(self, prompts: Sequence[str]) -> list[tuple[str, float]]:
+        """For each prompt, the nearest reference prompt and its MiniLM cosine ("", 1.0 without references)."""
+        if not self.prompts:
+            return [("", 1.0) for _ in prompts]
+        if self._pooled is None:
+            self._pooled = self.encoder.encode(self.prompts).pooled
+        sims = self.encoder.encode(list(prompts)).pooled @ self._pooled.T  # (b, n_ref)
+        best = sims.max(dim=1)
+        return [(self.prompts[i], float(v)) for v, i in zip(best.values, best.indices)]

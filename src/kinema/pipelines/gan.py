@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from kinema.models.gan import VideoGenerator
+from kinema.models.text import PromptReference
 
 PIPELINE_NAME = "pipeline.json"
 
@@ -85,7 +86,7 @@ class GANPipeline:
         self.text_encoder = text_encoder
         if self.condition == "class" and len(config.class_names) != generator.config.num_classes:
             raise ValueError(f"pipeline.json names {len(config.class_names)} classes; the model has {generator.config.num_classes}")
-        self._reference: torch.Tensor | None = None
+        self._reference: PromptReference | None = None
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None) -> GANPipeline:
@@ -99,13 +100,9 @@ class GANPipeline:
 
     def closest_reference(self, prompts: Sequence[str]) -> list[tuple[str, float]]:
         """For each prompt, the nearest training prompt and its MiniLM cosine."""
-        if not self.config.reference_prompts:
-            return [("", 1.0) for _ in prompts]
         if self._reference is None:
-            self._reference = self.text_encoder.encode(self.config.reference_prompts).pooled
-        sims = self.text_encoder.encode(list(prompts)).pooled @ self._reference.T  # (b, n_ref)
-        best = sims.max(dim=1)
-        return [(self.config.reference_prompts[i], float(v)) for v, i in zip(best.values, best.indices)]
+            self._reference = PromptReference(self.text_encoder, self.config.reference_prompts)
+        return self._reference.closest(prompts)
 
     def check_inputs(
         self, prompts: list[str], num_videos: int, num_frames: int, image, negative_prompt, steps: int | None, guidance: float | None

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from kinema.models.text import MiniLMEncoder
+from kinema.models.text import MiniLMEncoder, PromptReference
 from kinema.models.unet3d import VideoUNet
 
 PIPELINE_NAME = "pipeline.json"
@@ -60,7 +60,12 @@ class VideoPipelineOutput:
 
 def make_scheduler(name: str, train_config: dict[str, Any]):
     """A diffusers sampler built from the training scheduler's config (same betas and prediction type)."""
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, UniPCMultistepScheduler
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        EulerDiscreteScheduler,
+        UniPCMultistepScheduler,
+    )
 
     config = dict(train_config)
     if name == "dpm++":
@@ -89,7 +94,7 @@ class Text2VideoPipeline:
     def __init__(self, unet: VideoUNet, text_encoder: MiniLMEncoder, config: PipelineConfig, scheduler: str | None = None) -> None:
         self.unet, self.text_encoder, self.config = unet.eval(), text_encoder, config
         self.scheduler = make_scheduler(scheduler or config.default_scheduler, config.scheduler)
-        self._reference: torch.Tensor | None = None
+        self._reference: PromptReference | None = None
 
     @classmethod
     def from_pretrained(
@@ -107,13 +112,9 @@ class Text2VideoPipeline:
 
     def closest_reference(self, prompts: Sequence[str]) -> list[tuple[str, float]]:
         """For each prompt, the nearest training prompt and its MiniLM cosine."""
-        if not self.config.reference_prompts:
-            return [("", 1.0) for _ in prompts]
         if self._reference is None:
-            self._reference = self.text_encoder.encode(self.config.reference_prompts).pooled
-        sims = self.text_encoder.encode(list(prompts)).pooled @ self._reference.T  # (b, n_ref)
-        best = sims.max(dim=1)
-        return [(self.config.reference_prompts[i], float(v)) for v, i in zip(best.values, best.indices)]
+            self._reference = PromptReference(self.text_encoder, self.config.reference_prompts)
+        return self._reference.closest(prompts)
 
     def check_inputs(self, prompts: list[str], image: torch.Tensor | None, num_frames: int, steps: int, guidance: float) -> None:
         cfg = self.unet.config

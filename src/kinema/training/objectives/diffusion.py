@@ -10,7 +10,7 @@ from typing import Any, Literal, Optional
 import torch
 import torch.nn.functional as F
 
-from kinema.data.shapes import SEEN_PAIRS, SIZES, DIRECTIONS, SPEEDS, CaptionedShapes, ShapesLabels
+from kinema.data.shapes import CaptionedShapes, canonical_captions
 from kinema.models.text import MiniLMEncoder
 from kinema.models.unet3d import VideoUNet, VideoUNetConfig
 from kinema.training.config import RunConfig
@@ -51,15 +51,6 @@ class DiffusionObjectiveConfig:
     preview_prompts: list[str] = field(default_factory=lambda: list(PREVIEW_PROMPTS))
 
 
-def reference_prompts() -> list[str]:
-    """The canonical caption of every training combination: what the out-of-distribution warning compares to."""
-    return [
-        ShapesLabels(shape, color, size, direction, speed).caption()
-        for shape, color in SEEN_PAIRS
-        for size in SIZES
-        for direction in DIRECTIONS
-        for speed in SPEEDS
-    ]
 
 
 class DiffusionObjective(Objective):
@@ -134,7 +125,7 @@ class DiffusionObjective(Objective):
             num_frames=data.num_frames,
             default_steps=obj.sample_steps,
             default_guidance=obj.guidance_scale,
-            reference_prompts=reference_prompts() if data.dataset == "shapes" else [],
+            reference_prompts=canonical_captions() if data.dataset == "shapes" else [],
         )
 
     @torch.no_grad()

@@ -13,8 +13,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kinema.data.shapes import DIRECTIONS, SEEN_PAIRS, SIZES, SPEEDS, CaptionedShapes, ShapeMotion, ShapesLabels, frames_to_tensor
-from kinema.models.gan import Discriminator, DiscriminatorConfig, GeneratorConfig, VideoGenerator
+from kinema.data.shapes import (
+    DIRECTIONS,
+    SIZES,
+    SPEEDS,
+    CaptionedShapes,
+    ShapeMotion,
+    canonical_captions,
+    frames_to_tensor,
+)
+from kinema.models.gan import (
+    Discriminator,
+    DiscriminatorConfig,
+    GeneratorConfig,
+    VideoGenerator,
+)
 from kinema.training.config import RunConfig
 from kinema.training.objectives import Family, Objective, register_family
 
@@ -94,15 +107,6 @@ class GANObjectiveConfig:
             raise ValueError(f"discriminator_lr must be positive or null, got {self.discriminator_lr}")
 
 
-def reference_prompts() -> list[str]:
-    """The canonical caption of every training combination: what the far-prompt warning compares to."""
-    return [
-        ShapesLabels(shape, color, size, direction, speed).caption()
-        for shape, color in SEEN_PAIRS
-        for size in SIZES
-        for direction in DIRECTIONS
-        for speed in SPEEDS
-    ]
 
 
 def class_names(data: GANDataConfig) -> list[str]:
@@ -335,7 +339,7 @@ class GANObjective(Objective):
             num_frames=data.num_frames,
             fps=obj.fps,
             class_names=class_names(data),
-            reference_prompts=reference_prompts() if model.condition == "text" and data.dataset == "shapes" else [],
+            reference_prompts=canonical_captions() if model.condition == "text" and data.dataset == "shapes" else [],
             default_steps=obj.inversion_steps,
         )
 
