@@ -109,3 +109,11 @@ def test_folders_without_a_manifest_list_videos_in_natural_order(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no videos"):
         load_videos(tmp_path / "empty")
+
+
+def test_fd_shapes_uses_the_built_in_classifier(folders):
+    real, fake = folders
+    same = evaluate(real, real, "fd_shapes")["metrics"]["fd_shapes"]
+    other = evaluate(real, fake, "fd_shapes")["metrics"]["fd_shapes"]
+    assert "shapes-classifier" in same["weights"]
+    assert abs(same["value"]) < 1e-6 < other["value"]

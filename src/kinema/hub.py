@@ -32,7 +32,7 @@ def builtin_models() -> list[ModelInfo]:
             card = folder / CARD_NAME
             text = card.read_text() if card.exists() else ""
             paragraphs = [p.strip() for p in text.split("\n\n") if p.strip() and not p.lstrip().startswith("#")]
-            models.append(ModelInfo(folder.name, folder, paragraphs[0] if paragraphs else ""))
+            models.append(ModelInfo(folder.name, folder, " ".join(paragraphs[0].split()) if paragraphs else ""))
     return models
 
 
