@@ -267,10 +267,11 @@ class Trainer:
                     elapsed = time.perf_counter() - log_start
                     self._log({k: v / counts[k] for k, v in sums.items()}, self.step - log_step, elapsed)
                     sums, counts, log_start, log_step = {}, {}, time.perf_counter(), self.step
-                if t.sample_every and self.step % t.sample_every == 0 and self.objective.can_sample:
-                    self._sample()
+                # checkpoint first: a preview that fails must not cost the steps since the last one
                 if self.step % t.checkpoint_every == 0:
                     self._save(ckpt_dir)
+                if t.sample_every and self.step % t.sample_every == 0 and self.objective.can_sample:
+                    self._sample()
             if self.saved_step != self.step:
                 self._save(ckpt_dir)
         finally:
@@ -443,8 +444,17 @@ class Trainer:
         if not self.is_main and not self.fsdp:  # FSDP modules' forward is collective: every process samples
             return
         generator = torch.Generator().manual_seed(self.train_config.seed)
-        with self._inference_view():
-            clips = self.objective.sample(self.train_config.num_samples, generator)
+        rng = ckpt.capture_rng()  # previews must not move the training's random streams (exact resume)
+        try:
+            with self._inference_view():
+                clips = self.objective.sample(self.train_config.num_samples, generator)
+        except Exception as error:  # noqa: BLE001 - a preview is a picture, not a reason to end a run
+            if self.fsdp:
+                raise  # sampling is collective there: one process cannot skip it alone
+            self.logger.message(f"warning: preview at step {self.step} failed ({type(error).__name__}: {error}); training goes on")
+            return
+        finally:
+            ckpt.restore_rng(rng)
         self.logger.video(self.step, clips)
 
     def _export(self) -> Path:
