@@ -10,12 +10,11 @@ of a few seconds of optimisation and a first frame that is as close as the gener
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -24,13 +23,14 @@ from einops import rearrange
 
 from kinema.models.gan import VideoGenerator
 from kinema.models.text import PromptReference
-
-PIPELINE_NAME = "pipeline.json"
+from kinema.pipelines.common import PipelineSettings, VideoPipelineOutput, to_uint8
 
 
 @dataclass
-class GANPipelineConfig:
+class GANPipelineConfig(PipelineSettings):
     """How the trained generator is driven; saved as pipeline.json beside the weights."""
+
+    family: ClassVar[str] = "GAN"
 
     output_size: int = 64  # frames are resized to this on output (bilinear) when the model runs smaller
     num_frames: int = 16  # default clip length (the motion GRU runs any length; beyond this it extrapolates)
@@ -42,31 +42,12 @@ class GANPipelineConfig:
     inversion_restarts: int = 4  # image-to-video: random starts fitted together; the closest wins
     inversion_lr: float = 0.05
 
-    def save(self, folder: Path) -> None:
-        (Path(folder) / PIPELINE_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
-
-    @classmethod
-    def load(cls, folder: Path) -> GANPipelineConfig:
-        path = Path(folder) / PIPELINE_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{folder} has no {PIPELINE_NAME}: not a Kinema GAN model folder")
-        data = json.loads(path.read_text())
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass
-class GANPipelineOutput:
-    frames: np.ndarray  # uint8 (b, f, h, w, 3)
-    prompts: list[str]  # the prompt of each clip ("" for an unconditional model)
-    warnings: list[str] = field(default_factory=list)
+class GANPipelineOutput(VideoPipelineOutput):
     inversion_error: list[float] | None = None  # image-to-video: RMS error of the fitted first frame, per clip, in [0, 255]
 
-
-def to_uint8(video: torch.Tensor) -> np.ndarray:
-    """(b, c, f, h, w) in [-1, 1] -> uint8 (b, f, h, w, c)."""
-    video = video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return rearrange(video, "b c f h w -> b f h w c").cpu().numpy()
 
 
 class GANPipeline:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -16,15 +15,16 @@ from einops import rearrange
 
 from kinema.models.text import MiniLMEncoder, PromptReference
 from kinema.models.unet3d import VideoUNet
+from kinema.pipelines.common import PipelineSettings, VideoPipelineOutput, to_uint8
 
-PIPELINE_NAME = "pipeline.json"
-SCHEDULER_NAME = "scheduler_config.json"
 SCHEDULERS = ("dpm++", "ddim", "unipc", "euler")
 
 
 @dataclass
-class PipelineConfig:
+class PipelineConfig(PipelineSettings):
     """How the trained denoiser is driven; saved as pipeline.json beside the weights."""
+
+    family: ClassVar[str] = "diffusion"
 
     scheduler: dict[str, Any] = field(default_factory=dict)  # the diffusers training scheduler's config
     sample_size: int = 32  # resolution the network runs at
@@ -38,24 +38,7 @@ class PipelineConfig:
     reference_prompts: list[str] = field(default_factory=list)
     ood_threshold: float = 0.5  # MiniLM cosine to the nearest reference prompt below this warns
 
-    def save(self, folder: Path) -> None:
-        (folder / PIPELINE_NAME).write_text(json.dumps(self.__dict__, indent=2) + "\n")
 
-    @classmethod
-    def load(cls, folder: Path) -> PipelineConfig:
-        path = folder / PIPELINE_NAME
-        if not path.is_file():
-            raise FileNotFoundError(f"{folder} has no {PIPELINE_NAME}: not a Kinema diffusion model folder")
-        data = json.loads(path.read_text())
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-
-@dataclass
-class VideoPipelineOutput:
-    frames: np.ndarray  # uint8 (b, f, h, w, 3)
-    prompts: list[str]
-    warnings: list[str] = field(default_factory=list)
 
 
 def make_scheduler(name: str, train_config: dict[str, Any]):
@@ -78,11 +61,6 @@ def make_scheduler(name: str, train_config: dict[str, Any]):
         return EulerDiscreteScheduler.from_config(config)
     raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
 
-
-def to_uint8(video: torch.Tensor) -> np.ndarray:
-    """(b, c, f, h, w) in [-1, 1] -> uint8 (b, f, h, w, c)."""
-    video = video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return rearrange(video, "b c f h w -> b f h w c").cpu().numpy()
 
 
 class Text2VideoPipeline:
