@@ -227,6 +227,17 @@ class MiniLMEncoder(nn.Module):
             mask[i, : hidden.shape[0]] = True
         return TextEmbedding(tokens=tokens, mask=mask, pooled=torch.stack([pooled for _, pooled in items]))
 
+    @torch.no_grad()
+    def token_statistics(self, captions: Sequence[str], batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-dimension mean and std (d,) of the token embeddings of ``captions`` (all real tokens):
+        what a model standardises its text input with."""
+        tokens = []
+        for start in range(0, len(captions), batch_size):
+            emb = self.encode(captions[start : start + batch_size])
+            tokens.append(emb.tokens[emb.mask])
+        tokens = torch.cat(tokens)  # (all real tokens, d)
+        return tokens.mean(dim=0), tokens.std(dim=0)
+
 
 class PromptReference:
     """The prompts a model was trained on, encoded once, to find the closest one to any new prompt."""

@@ -79,12 +79,7 @@ class DiffusionObjective(Objective):
             captions = [ds.caption(i) for i in range(len(ds))]
         else:
             captions = [c for c in build_dataset(self.config).captions if c][:count] or [""]
-        tokens = []
-        for start in range(0, len(captions), 256):
-            emb = self.text_encoder.encode(captions[start : start + 256])
-            tokens.append(emb.tokens[emb.mask])
-        tokens = torch.cat(tokens)  # (all real tokens, d)
-        return tokens.mean(dim=0), tokens.std(dim=0)
+        return self.text_encoder.token_statistics(captions)
 
     def training_step(self, batch: dict[str, Any], step: int, phase: str) -> dict[str, torch.Tensor]:
         unet = self.modules["model"]

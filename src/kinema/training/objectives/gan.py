@@ -247,12 +247,7 @@ class GANObjective(Objective):
         else:
             dataset = build_dataset(self.config).source
             captions = [c for c in dataset.captions if c][:count] or [""]
-        tokens = []
-        for start in range(0, len(captions), 256):
-            emb = self.text_encoder.encode(captions[start : start + 256])
-            tokens.append(emb.tokens[emb.mask])
-        tokens = torch.cat(tokens)  # (all real tokens, d)
-        return tokens.mean(dim=0), tokens.std(dim=0)
+        return self.text_encoder.token_statistics(captions)
 
     def optimizer_groups(self) -> dict[str, list[dict[str, Any]]]:
         d_group: dict[str, Any] = {"params": list(self.modules["discriminator"].parameters())}
