@@ -25,7 +25,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from kinema.data.shapes import COLORS, DIRECTIONS, SHAPES, SIZES, SPEEDS, CaptionedShapes
+from kinema.data.shapes import (
+    COLORS,
+    DIRECTIONS,
+    SHAPES,
+    SIZES,
+    SPEEDS,
+    CaptionedShapes,
+)
 from kinema.evaluation.fvd import frechet_distance
 from kinema.io.atomic import atomic_path
 

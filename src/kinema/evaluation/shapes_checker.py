@@ -11,7 +11,14 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
-from kinema.data.shapes import CANONICAL_SIZE, COLORS, DIRECTIONS, SIZES, SPEEDS, parse_caption
+from kinema.data.shapes import (
+    CANONICAL_SIZE,
+    COLORS,
+    DIRECTIONS,
+    SIZES,
+    SPEEDS,
+    parse_caption,
+)
 from kinema.io import read_video
 
 ATTRIBUTES = ("shape", "color", "size", "direction", "speed")

@@ -10,6 +10,7 @@ from typing import Any, Literal, Optional
 import torch
 import torch.nn.functional as F
 
+from kinema.data.captions import caption_sample
 from kinema.data.shapes import CaptionedShapes, canonical_captions
 from kinema.models.text import MiniLMEncoder
 from kinema.models.unet3d import VideoUNet, VideoUNetConfig
@@ -73,13 +74,7 @@ class DiffusionObjective(Objective):
         self.modules = {"model": unet}
 
     def _text_statistics(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        data = self.config.data
-        if data.dataset == "shapes":
-            ds = CaptionedShapes(data.split, num_samples=max(count, 1), captions=data.captions, seed=data.seed)
-            captions = [ds.caption(i) for i in range(len(ds))]
-        else:
-            captions = [c for c in build_dataset(self.config).captions if c][:count] or [""]
-        return self.text_encoder.token_statistics(captions)
+        return self.text_encoder.token_statistics(caption_sample(build_dataset(self.config), count))
 
     def training_step(self, batch: dict[str, Any], step: int, phase: str) -> dict[str, torch.Tensor]:
         unet = self.modules["model"]

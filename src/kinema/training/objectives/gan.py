@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kinema.data.captions import caption_sample
 from kinema.data.shapes import (
     DIRECTIONS,
     SIZES,
@@ -240,14 +241,7 @@ class GANObjective(Objective):
         self.modules = {"generator": generator, "discriminator": discriminator}
 
     def _text_statistics(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        data = self.config.data
-        if data.dataset == "shapes":
-            ds = CaptionedShapes(data.split, num_samples=max(count, 1), captions=data.captions, seed=data.seed)
-            captions = [ds.caption(i) for i in range(len(ds))]
-        else:
-            dataset = build_dataset(self.config).source
-            captions = [c for c in dataset.captions if c][:count] or [""]
-        return self.text_encoder.token_statistics(captions)
+        return self.text_encoder.token_statistics(caption_sample(build_dataset(self.config).source, count))
 
     def optimizer_groups(self) -> dict[str, list[dict[str, Any]]]:
         d_group: dict[str, Any] = {"params": list(self.modules["discriminator"].parameters())}
