@@ -98,6 +98,7 @@ class VideoFolder(Dataset):
         if not self.files:
             raise ValueError(f"no videos found in {self.root} (looked for {', '.join(VIDEO_SUFFIXES)})")
         self._bad: set[int] = set()
+        self._lengths: dict[int, tuple[int, float]] = {}  # index -> (frames, fps), filled on first read
 
     @staticmethod
     def _sidecar_caption(video: Path) -> str:
@@ -127,8 +128,10 @@ class VideoFolder(Dataset):
 
     def _load(self, index: int) -> np.ndarray:
         path = self.files[index]
-        info = probe(path)
-        start = self._clip_start(index, info.num_frames, info.fps)
+        if index not in self._lengths:  # probing demuxes the whole file: once per file, not per epoch
+            info = probe(path)
+            self._lengths[index] = (info.num_frames, info.fps)
+        start = self._clip_start(index, *self._lengths[index])
         video = read_video(
             path, start=start, num_frames=self.num_frames, stride=self.stride, fps=self.fps, size=self.size, crop=self.crop
         )
