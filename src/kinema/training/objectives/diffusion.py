@@ -42,7 +42,11 @@ class DiffusionObjectiveConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"  # cosine schedule (diffusers name)
     prediction_type: Literal["v_prediction", "epsilon"] = "v_prediction"
-    snr_gamma: Optional[float] = 5.0  # min-SNR-gamma loss weighting (Hang et al. 2023); null: plain MSE on the target
+    # min-SNR-gamma loss weighting (Hang et al. 2023); null: plain MSE on the target. Off by default:
+    # for v-prediction it weights the noisiest steps by ~snr, and those are where a video's motion is
+    # decided. Measured on Captioned Shapes at 2000 steps with gamma=5: the model denoised real motion
+    # (direction right in 94% of clips from t=900) yet generated direction at chance (22%).
+    snr_gamma: Optional[float] = None
     text_dropout: float = 0.1  # captions replaced by "" so the model also learns the unconditional branch
     image_conditioning: float = 0.3  # fraction of clips conditioned on their clean first frame
     text_statistics_prompts: int = 2000  # captions used to standardise the MiniLM token embeddings
