@@ -66,6 +66,7 @@ def test_far_prompts_still_generate_with_a_warning(pipe):
         out = pipe("quantum chromodynamics lecture notes")
     assert out.frames.shape[0] == 1 and out.warnings
     assert not pipe("a small red circle moving left slowly").warnings
+    assert not pipe("a red ball rolling to the left").warnings  # a wording no caption template uses
 
 
 runner = CliRunner()

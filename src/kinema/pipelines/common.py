@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
 import torch
 from einops import rearrange
 
 PIPELINE_NAME = "pipeline.json"
+
+# A prompt whose MiniLM cosine to the nearest training prompt is below this still generates, with a
+# warning naming that prompt. scripts/calibrate_prompt_threshold.py: in-domain prompts (the varied
+# Shapes captions and typed paraphrases) score >= 0.41, off-topic ones <= 0.34.
+OOD_THRESHOLD = 0.37
 
 
 class PipelineSettings:
@@ -44,3 +50,14 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     """(b, c, f, h, w) in [-1, 1] -> uint8 (b, f, h, w, c)."""
     video = video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
     return rearrange(video, "b c f h w -> b f h w c").cpu().numpy()
+
+
+def far_prompt_warnings(prompts: Sequence[str], closest: Iterable[tuple[str, float]], threshold: float) -> list[str]:
+    """Warn (and return the messages) for each non-empty prompt whose nearest training prompt is below ``threshold``."""
+    notes = []
+    for prompt, (reference, cos) in zip(prompts, closest):
+        if prompt.strip() and cos < threshold:
+            notes.append(f"prompt {prompt!r} is far from what this model was trained on (cosine {cos:.2f}); "
+                         f"closest it understands: {reference!r}")
+            warnings.warn(notes[-1], stacklevel=3)
+    return notes

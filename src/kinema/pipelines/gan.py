@@ -11,7 +11,6 @@ of a few seconds of optimisation and a first frame that is as close as the gener
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
@@ -23,7 +22,7 @@ from einops import rearrange
 
 from kinema.models.gan import VideoGenerator
 from kinema.models.text import PromptReference
-from kinema.pipelines.common import PipelineSettings, VideoPipelineOutput, to_uint8
+from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, VideoPipelineOutput, far_prompt_warnings, to_uint8
 
 
 @dataclass
@@ -37,7 +36,7 @@ class GANPipelineConfig(PipelineSettings):
     fps: float = 8.0
     class_names: list[str] = field(default_factory=list)  # condition "class": the prompt that selects each class index
     reference_prompts: list[str] = field(default_factory=list)  # condition "text": training prompts, for the far-prompt warning
-    ood_threshold: float = 0.5  # MiniLM cosine to the nearest reference prompt below this warns
+    ood_threshold: float = OOD_THRESHOLD  # MiniLM cosine to the nearest reference prompt below this warns
     default_steps: int = 100  # image-to-video: gradient steps fitting the latents to the first frame
     inversion_restarts: int = 4  # image-to-video: random starts fitted together; the closest wins
     inversion_lr: float = 0.05
@@ -168,10 +167,8 @@ class GANPipeline:
         prompts = [p for p in prompts for _ in range(per_prompt)]
         notes = []
         if self.condition == "text":
-            for p, (ref, cos) in zip(dict.fromkeys(prompts), self.closest_reference(list(dict.fromkeys(prompts)))):
-                if cos < cfg.ood_threshold:
-                    notes.append(f"prompt {p!r} is far from what this model was trained on (cosine {cos:.2f}); closest it understands: {ref!r}")
-                    warnings.warn(notes[-1], stacklevel=2)
+            unique = list(dict.fromkeys(prompts))
+            notes = far_prompt_warnings(unique, self.closest_reference(unique), cfg.ood_threshold)
         b = len(prompts)
         # 2. encode the condition
         cond = self.encode_prompts(prompts)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
@@ -15,7 +14,7 @@ from einops import rearrange
 
 from kinema.models.text import MiniLMEncoder, PromptReference
 from kinema.models.unet3d import VideoUNet
-from kinema.pipelines.common import PipelineSettings, VideoPipelineOutput, to_uint8
+from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, VideoPipelineOutput, far_prompt_warnings, to_uint8
 
 SCHEDULERS = ("dpm++", "ddim", "unipc", "euler")
 
@@ -36,7 +35,7 @@ class PipelineConfig(PipelineSettings):
     default_scheduler: str = "dpm++"
     # prompts the model was trained on, to warn when a prompt is far from all of them
     reference_prompts: list[str] = field(default_factory=list)
-    ood_threshold: float = 0.5  # MiniLM cosine to the nearest reference prompt below this warns
+    ood_threshold: float = OOD_THRESHOLD  # MiniLM cosine to the nearest reference prompt below this warns
 
 
 
@@ -146,11 +145,7 @@ class Text2VideoPipeline:
         guidance = cfg.default_guidance if guidance_scale is None else guidance_scale
         # 1. check inputs
         self.check_inputs(prompts, image, num_frames, steps, guidance)
-        notes = []
-        for p, (ref, cos) in zip(prompts, self.closest_reference(prompts)):
-            if p.strip() and cos < cfg.ood_threshold:
-                notes.append(f"prompt {p!r} is far from what this model was trained on (cosine {cos:.2f}); closest it understands: {ref!r}")
-                warnings.warn(notes[-1], stacklevel=2)
+        notes = far_prompt_warnings(prompts, self.closest_reference(prompts), cfg.ood_threshold)
         b = len(prompts)
         # 2. encode prompts (the unconditional branch is the negative prompt, default "")
         negatives = [negative_prompt] * b if isinstance(negative_prompt, str) or negative_prompt is None else list(negative_prompt)
