@@ -124,3 +124,18 @@ def test_cli_evaluate_generates_on_the_fly(tiny_model_dir, tmp_path):
     assert report["metrics"]["shapes"]
     result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real"), "--model", str(tiny_model_dir)])
     assert result.exit_code == 1 and "--prompts" in result.output
+
+
+def test_cli_demo_generates_with_a_model_and_checks_each_clip_against_its_prompt(tiny_model_dir, tmp_path):
+    from kinema.demo import DEMO_PROMPTS
+
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--model", str(tiny_model_dir), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    clips = sorted(out.glob("*.mp4"))
+    assert [p.name for p in clips] == [f"{i:04d}.mp4" for i in range(len(DEMO_PROMPTS))]
+    assert [probe(p).provenance.prompt for p in clips] == list(DEMO_PROMPTS)
+    assert probe(clips[1]).provenance.seed == 4
+    assert (out / "prompts.txt").read_text().splitlines() == list(DEMO_PROMPTS)
+    assert read_video(out / "grid.gif").frames.shape[0] == 4  # the tiny model's frame count
+    assert "shape accuracy" in result.output and "s per clip" in result.output
