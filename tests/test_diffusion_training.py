@@ -70,3 +70,21 @@ def test_export_a_checkpoint_mid_run(tmp_path):
     assert result.exit_code == 1 and "no usable checkpoint" in result.output
     result = runner.invoke(app, ["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m2")])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_noise_shift_divides_the_snr_and_reaches_the_exported_samplers(tmp_path):
+    from kinema.pipelines.text2video import PipelineConfig, make_scheduler
+
+    def snr(alphas):
+        return alphas / (1 - alphas)
+
+    plain = get_family("diffusion").objective(load_config(TINY))
+    shifted = get_family("diffusion").objective(load_config(TINY, overrides=["objective.noise_shift=4"]))
+    ratio = snr(plain.noise_scheduler.alphas_cumprod) / snr(shifted.noise_scheduler.alphas_cumprod)
+    assert torch.allclose(ratio[:-1], torch.full_like(ratio[:-1], 16.0), rtol=1e-3)
+
+    shifted.pipeline_config().save(tmp_path)  # pipeline.json: what a generating process rebuilds its sampler from
+    config = PipelineConfig.load(tmp_path)
+    for name in ("dpm++", "ddim", "unipc", "euler"):
+        sampler = make_scheduler(name, config.scheduler)
+        assert torch.allclose(sampler.alphas_cumprod, shifted.noise_scheduler.alphas_cumprod), name

@@ -3,6 +3,7 @@ through a first-frame channel dropped at random, classifier-free guidance by cap
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -41,6 +42,12 @@ class DiffusionDataConfig:
 class DiffusionObjectiveConfig:
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"  # cosine schedule (diffusers name)
+    # Divide the schedule's signal-to-noise ratio by noise_shift**2 at every step (Hoogeboom et al.
+    # 2023, "simple diffusion"; Open-Sora and HunyuanVideo shift their video schedules the same
+    # way). Sixteen frames of one object repeat the same pixels, so noise that hides a still image
+    # still shows a clip's motion: unshifted, the cosine schedule left direction readable from the
+    # noisy input up to t=900 of 1000, and the model never learnt to decide it. 1.0: no shift.
+    noise_shift: float = 1.0
     prediction_type: Literal["v_prediction", "epsilon"] = "v_prediction"
     # min-SNR-gamma loss weighting (Hang et al. 2023); null: plain MSE on the target. Off by default:
     # for v-prediction it weights the noisiest steps by ~snr, and those are where a video's motion is
@@ -71,6 +78,10 @@ class DiffusionObjective(Objective):
             prediction_type=obj.prediction_type,
             clip_sample=False,
         )
+        if obj.noise_shift != 1.0:
+            self.noise_scheduler = DDPMScheduler.from_config(
+                self.noise_scheduler.config, trained_betas=shifted_betas(self.noise_scheduler.alphas_cumprod, obj.noise_shift).tolist()
+            )
         self.text_encoder = MiniLMEncoder.from_pretrained()
         unet = VideoUNet(config.model)
         mean, std = self._text_statistics(obj.text_statistics_prompts)
@@ -131,6 +142,16 @@ class DiffusionObjective(Objective):
     def export_extras(self, folder: Path) -> None:
         """Beside config.json + model.safetensors: pipeline.json (scheduler and sampling defaults)."""
         self.pipeline_config().save(Path(folder))
+
+
+def shifted_betas(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:
+    """Betas of the schedule whose SNR at every step is the given one's divided by ``shift**2``."""
+    if shift <= 0:
+        raise ValueError(f"noise_shift must be positive, got {shift}")
+    log_snr = torch.log(alphas_cumprod.double()) - torch.log1p(-alphas_cumprod.double()) - 2 * math.log(shift)
+    shifted = torch.sigmoid(log_snr)
+    previous = torch.cat([shifted.new_ones(1), shifted[:-1]])
+    return (1 - shifted / previous).clamp(max=0.999).float()
 
 
 def build_dataset(config: RunConfig) -> torch.utils.data.Dataset:
