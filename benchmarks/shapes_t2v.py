@@ -67,6 +67,7 @@ def image_to_video(pipe, count: int, seed: int, batch: int, steps: int | None, g
         ssim = np.concatenate([ssim_frames(t[1:], f[1:]) for t, f in zip(truth, fake)])
         scores[name] = {"psnr": float(np.mean(psnr[np.isfinite(psnr)])), "ssim": float(np.mean(ssim))}
     scores["psnr_gain_db"] = scores["model"]["psnr"] - scores["copy_first_frame"]["psnr"]
+    scores["num_videos"] = count
     return scores
 
 
