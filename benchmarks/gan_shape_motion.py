@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.spatial.distance import cdist, pdist
 
 from kinema.data.shapes import ShapeMotion
-from kinema.evaluation.metrics import average_content_distance
+from kinema.evaluation.metrics import average_content_distance, color_diversity
 from kinema.evaluation.shapes_checker import read_shapes
 from kinema.io.grid import frame_grid
 from kinema.io.image import write_image
+from kinema.training.logging import training_seconds
 
 RESULTS = Path(__file__).parent / "results"
 PUBLISHED = {"training set": 0.0, "VGAN": 5.02, "TGAN": 2.08, "MoCoGAN": 1.79}
@@ -63,18 +63,12 @@ def real_videos(split: str, count: int) -> list[np.ndarray]:
     return [ds.render(i) for i in range(count)]
 
 
-def training_seconds(model: str) -> float | None:
-    """Wall time of the training run, from its metrics.jsonl (the sum of its logging windows), if MODEL is a run."""
+def run_training_seconds(model: str) -> float | None:
+    """Wall time of the training run if MODEL is a run folder (or its model/), else None."""
     path = Path(model)
     for candidate in (path / "metrics.jsonl", path.parent / "metrics.jsonl"):
         if candidate.is_file():
-            rows = [json.loads(line) for line in candidate.read_text().splitlines() if line.strip()]
-            seconds, previous = 0.0, 0
-            for row in rows:
-                if row.get("steps_per_s"):
-                    seconds += (row["step"] - previous) / row["steps_per_s"]
-                previous = row["step"]
-            return seconds
+            return training_seconds(candidate)
     return None
 
 
@@ -85,8 +79,6 @@ def measure(videos: list[np.ndarray], training_colors: np.ndarray) -> dict:
     dominant = np.where(np.abs(travel[:, 0]) >= np.abs(travel[:, 1]), travel[:, 0] > 0, travel[:, 1] > 0)
     found = [r for r in readings if r.present_rate > 0]
     colors = np.array([r.mean_color for r in found]) if found else np.zeros((0, 3))
-    diversity = float(pdist(colors).mean() / pdist(training_colors).mean()) if len(colors) > 1 else 0.0
-    coverage = float((cdist(training_colors, colors).min(axis=1) <= COLOR_RADIUS).mean()) if len(colors) else 0.0
     shapes = [r.shape for r in found]
     return {
         **average_content_distance(videos),
@@ -96,8 +88,7 @@ def measure(videos: list[np.ndarray], training_colors: np.ndarray) -> dict:
         "dominant_axis_right_or_down": float(np.mean(dominant)),
         "share_left_to_right": float(np.mean(right & (travel[:, 0] >= travel[:, 1]))),
         "share_squares": shapes.count("square") / len(shapes) if shapes else 0.0,
-        "color_diversity_ratio": diversity,
-        "color_coverage": coverage,
+        **color_diversity(colors, training_colors, COLOR_RADIUS),
     }
 
 
@@ -120,7 +111,7 @@ def main() -> None:
         name = str(args.model)
     result = {"model": name, "num_videos": len(videos), "frame_size": list(videos[0].shape[1:3]), **measure(videos, training)}
     result["seconds_per_video"] = seconds
-    result["training_seconds"] = None if args.reference else training_seconds(args.model)
+    result["training_seconds"] = None if args.reference else run_training_seconds(args.model)
     result["published_acd"] = PUBLISHED
     result["meets_targets"] = bool(
         result["acd"] <= TARGETS["acd"]

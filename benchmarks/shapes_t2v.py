@@ -3,6 +3,8 @@
 Text-to-video: one sample each for the captions of 96 test-split and 48 heldout-split videos.
 Targets (issue 4): >= 95% on every attribute for test prompts, >= 80% for heldout ones, the
 object present as one blob in >= 98% of frames.
+Colour collapse check (for GANs above all): spread of the generated clips' object colours over that
+of real training clips, and the share of training colours matched within 48 RGB units.
 Image-to-video: 64 test videos, given the true first frame and caption; PSNR / SSIM of frames
 2-16 against the truth, which must beat copying the first frame by >= 3 dB PSNR.
 
@@ -23,8 +25,8 @@ import numpy as np
 import torch
 
 from kinema.data.shapes import CaptionedShapes
-from kinema.evaluation.metrics import psnr_frames, ssim_frames
-from kinema.evaluation.shapes_checker import ATTRIBUTES, check_videos
+from kinema.evaluation.metrics import color_diversity, psnr_frames, ssim_frames
+from kinema.evaluation.shapes_checker import ATTRIBUTES, check_videos, read_shapes
 from kinema.io.grid import frame_grid
 from kinema.io.image import write_image
 from kinema.pipelines.generate import load_pipeline
@@ -48,6 +50,12 @@ def text_to_video(pipe, split: str, count: int, seed: int, batch: int, steps: in
     seconds = time.perf_counter() - start
     report = check_videos(list(videos), prompts)
     return report, videos, prompts, seconds
+
+
+def training_colors(count: int = 256) -> np.ndarray:
+    """Object colours of real training-split videos: the reference for the colour-collapse check."""
+    ds = CaptionedShapes("train", num_samples=count, resolution=32, seed=99)
+    return np.array([read_shapes(ds.render(i)).mean_color for i in range(count)])
 
 
 def image_to_video(pipe, count: int, seed: int, batch: int, steps: int | None, guidance: float | None) -> dict:
@@ -87,12 +95,13 @@ def main() -> None:
     pipe = load_pipeline(args.model)
     result: dict = {"model": str(args.model), "steps": args.steps or pipe.config.default_steps,
                     "guidance": getattr(pipe.config, "default_guidance", None) if args.guidance is None else args.guidance}
-    grids = []
+    grids, reference_colors = [], training_colors()
     for split, count in (("test", args.num_test), ("heldout", args.num_heldout)):
         if count <= 0:
             continue
         report, videos, prompts, seconds = text_to_video(pipe, split, count, args.seed, args.batch, args.steps, args.guidance)
-        result[split] = {**report.to_dict(), "seconds_per_clip": seconds / count}
+        colors = [r.mean_color for r in report.readings if r.present_rate > 0]
+        result[split] = {**report.to_dict(), **color_diversity(colors, reference_colors), "seconds_per_clip": seconds / count}
         grids.append(frame_grid(list(videos[:8])))
     if args.num_i2v > 0:
         result["image_to_video"] = image_to_video(pipe, args.num_i2v, args.seed, args.batch, args.steps, args.guidance)
@@ -104,6 +113,8 @@ def main() -> None:
             r = result[split]
             accs = " ".join(f"{r['accuracy'][a]:9.1%}" for a in ATTRIBUTES)
             print(f"{split:8} {accs} {r['single_blob_rate']:9.1%} {r['seconds_per_clip']:7.2f}   (target {targets[split]:.0%} each, blob 98%)")
+            print(f"{'':8} colour diversity / training {r['color_diversity_ratio']:.2f} (<< 1: collapse), "
+                  f"training colours covered {r['color_coverage']:.0%}")
             r["meets_targets"] = all(r["accuracy"][a] >= targets[split] for a in ATTRIBUTES) and r["single_blob_rate"] >= 0.98
     if "image_to_video" in result:
         i2v = result["image_to_video"]

@@ -21,22 +21,11 @@ from pathlib import Path
 
 import yaml
 
+from kinema.training.logging import training_seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 ATTRIBUTES = ("shape", "color", "size", "direction", "speed")
-
-
-def training_hours(metrics: Path, upto_step: int) -> float:
-    """Seconds the run spent training up to ``upto_step``: each logged interval's steps / steps_per_s."""
-    seconds, last = 0.0, 0
-    for line in metrics.read_text().splitlines():
-        row = json.loads(line)
-        if "steps_per_s" not in row or row["step"] > upto_step:
-            continue
-        if row["step"] > last:
-            seconds += (row["step"] - last) / row["steps_per_s"]
-            last = row["step"]
-    return seconds / 3600
 
 
 def cpu_name() -> str:
@@ -65,7 +54,7 @@ def main() -> None:
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     meta = json.loads((args.model / "config.json").read_text())
     step = meta["_kinema_training"]["step"]
-    hours = training_hours(args.run / "metrics.jsonl", step)
+    hours = training_seconds(args.run / "metrics.jsonl", upto_step=step) / 3600
     quality = json.loads((RESULTS / "shapes_t2v.json").read_text())
     speed = json.loads((RESULTS / "generate_speed.json").read_text())
     size_mb = (args.model / "model.safetensors").stat().st_size / 1e6

@@ -9,6 +9,7 @@ from kinema.data.shapes import CaptionedShapes, ShapeMotion
 from kinema.evaluation.fvd import frechet_distance
 from kinema.evaluation.metrics import (
     average_content_distance,
+    color_diversity,
     content_distance,
     psnr_frames,
     ssim_frames,
@@ -66,6 +67,22 @@ def test_acd_is_zero_on_shape_motion_and_large_when_colour_drifts():
     fading = (video * np.linspace(1.0, 0.4, 16)[:, None, None, None]).astype(np.uint8)  # colour drifts over time
     assert content_distance(fading) > 30
     assert np.isnan(content_distance(np.zeros((16, 64, 64, 3), np.uint8)))  # no object: not measured
+
+
+def test_color_diversity_tells_a_varied_set_from_a_collapsed_one():
+    from kinema.evaluation.shapes_checker import read_shapes
+
+    def colours(split, seed):
+        ds = CaptionedShapes(split, num_samples=48, resolution=32, seed=seed)
+        return np.array([read_shapes(ds.render(i)).mean_color for i in range(48)])
+
+    training, other = colours("train", 0), colours("test", 1)
+    varied = color_diversity(other, training)
+    assert 0.8 < varied["color_diversity_ratio"] < 1.25 and varied["color_coverage"] > 0.95
+    collapsed = color_diversity(other[other[:, 0] > 200][:1].repeat(48, axis=0) + np.random.default_rng(0).normal(0, 3, (48, 3)), training)
+    assert collapsed["color_diversity_ratio"] < 0.1 and collapsed["color_coverage"] < 0.5
+    with pytest.raises(ValueError, match="at least two"):
+        color_diversity(other, training[:1])
 
 
 def _frechet_scipy(a, b):

@@ -26,6 +26,7 @@ from kinema.training.checkpoint import (
     load_checkpoint,
 )
 from kinema.training.config import build_run_config
+from kinema.training.logging import training_seconds
 from kinema.training.objectives.toy import ToyDenoiser, ToyDenoiserConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +112,11 @@ def test_loss_falls_and_the_run_folder_is_complete(baseline):
     assert (baseline / "config.yaml").read_text().startswith("family: toy")
     # keep_checkpoints=3 of the checkpoints at 10, 20, 30, 40
     assert [step for step, _ in list_checkpoints(baseline / "checkpoints")] == [20, 30, 40]
+    # training wall time: the logged intervals add up to (about) the run's own duration, pauses excluded
+    rows = _metrics(baseline)
+    seconds = training_seconds(baseline / "metrics.jsonl")
+    assert 0 < seconds < rows[-1]["time"] - rows[0]["time"] + 60
+    assert training_seconds(baseline / "metrics.jsonl", upto_step=20) < seconds
 
 
 def test_exported_model_loads_and_gives_the_ema_outputs(baseline):

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 from scipy import ndimage
-from scipy.spatial.distance import pdist
+from scipy.spatial.distance import cdist, pdist
 
 DATA_RANGE = 255.0
 # SSIM constants of Wang et al. 2004 and skimage's defaults: 7x7 uniform window, sample covariance.
@@ -140,3 +140,19 @@ def average_content_distance(videos: Iterable[np.ndarray]) -> dict[str, float | 
         "num_videos": len(values),
         "num_measured": len(measured),
     }
+
+
+def color_diversity(colors: np.ndarray, reference: np.ndarray, radius: float = 48.0) -> dict[str, float]:
+    """A collapse detector: how varied a set's object colours are, against a reference (training) set.
+
+    colors, reference: (n, 3) per-video mean object colours, RGB 0..255.
+    ``color_diversity_ratio``: mean pairwise distance of ``colors`` over that of ``reference`` (~1
+    for a matching spread, << 1 when generation collapses onto few colours);
+    ``color_coverage``: share of reference colours with a generated colour within ``radius``.
+    """
+    colors, reference = np.asarray(colors, float).reshape(-1, 3), np.asarray(reference, float).reshape(-1, 3)
+    if len(reference) < 2:
+        raise ValueError("the reference needs at least two colours")
+    ratio = float(pdist(colors).mean() / pdist(reference).mean()) if len(colors) > 1 else 0.0
+    coverage = float((cdist(reference, colors).min(axis=1) <= radius).mean()) if len(colors) else 0.0
+    return {"color_diversity_ratio": ratio, "color_coverage": coverage}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,19 @@ def _truncate_metrics(path: Path, start_step: int) -> None:
     if len(kept) != len(lines):
         with atomic_path(path, overwrite=True) as tmp:
             tmp.write_text("".join(line + "\n" for line in kept))
+
+
+def training_seconds(metrics: str | os.PathLike, upto_step: int | None = None) -> float:
+    """Seconds a run spent training (up to ``upto_step``), from its metrics.jsonl.
+
+    The sum over logged intervals of steps / steps_per_s: pauses between sessions do not count.
+    """
+    seconds, previous = 0.0, 0
+    for line in Path(metrics).read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if "step" not in row or (upto_step is not None and row["step"] > upto_step):
+            continue
+        if row.get("steps_per_s") and row["step"] > previous:
+            seconds += (row["step"] - previous) / row["steps_per_s"]
+        previous = row["step"]
+    return seconds
