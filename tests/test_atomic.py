@@ -46,3 +46,14 @@ def test_folder_replaces_whole_or_not_at_all(tmp_path):
         (tmp / "b.png").write_bytes(b"2")
     assert sorted(os.listdir(target)) == ["b.png"] and os.listdir(tmp_path) == ["frames"]
     assert stat.S_IMODE(target.stat().st_mode) & 0o055  # readable by others, like any folder
+
+
+def test_folder_files_a_writer_made_private_come_out_ordinary(tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    umask = os.umask(0)
+    os.umask(umask)
+    with atomic_dir(tmp_path / "model") as tmp:
+        save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))
+    assert stat.S_IMODE((tmp_path / "model" / "model.safetensors").stat().st_mode) == 0o666 & ~umask

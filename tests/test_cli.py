@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 import kinema
 from kinema.cli import app
+from kinema.io import probe
 
 runner = CliRunner()
 
@@ -75,10 +76,22 @@ def test_info_on_a_broken_file_names_it(tmp_path):
     assert result.exit_code == 1 and "broken.mp4" in result.output
 
 
-def test_demo_renders_and_checks(tmp_path):
-    output = invoke("demo", "--out", tmp_path / "demo")
+def test_generate_without_model_uses_the_shipped_default(tmp_path):
+    output = invoke("generate", "a large blue square moving up quickly", "-o", tmp_path / "clip.mp4", "--seed", 1)
+    info = probe(tmp_path / "clip.mp4")
+    assert (info.num_frames, info.width, info.height) == (16, 64, 64)
+    assert info.provenance.model == "shapes-t2v" and info.provenance.seed == 1
+    assert str(tmp_path / "clip.mp4") in output
+    assert "shapes-t2v" in invoke("models")
+
+
+def test_demo_generates_with_the_shipped_model_and_the_clips_follow_their_prompts(tmp_path):
+    from kinema.demo import run_demo
+
+    result = run_demo(tmp_path / "demo")
     assert (tmp_path / "demo" / "grid.gif").exists() and len(list((tmp_path / "demo").glob("*.mp4"))) == 8
-    assert "100.0%" in output
+    # the shipped weights, not a random network: colour and motion follow the prompt
+    assert result.report.accuracy["color"] >= 7 / 8 and result.report.accuracy["direction"] >= 6 / 8, result.report.accuracy
 
 
 def test_evaluate_writes_a_report_and_names_missing_weights(tmp_path):

@@ -1,9 +1,8 @@
 """`make demo`: the main job end to end on a fresh install.
 
-With a text-to-video model (``model``: the built-in default once it ships, or any model or run
-folder), the demo generates one clip for each of a few prompts, tiles them into an animated grid
-and reads them back with the Shapes checker against their prompts. Without one it renders
-Captioned Shapes videos (the data that model is trained on) and checks those instead.
+The default text-to-video model (or ``model``: any built-in name, model or run folder) generates
+one clip for each of a few prompts; the demo tiles them into an animated grid and reads each back
+with the Shapes checker against its prompt.
 """
 
 from __future__ import annotations
@@ -12,9 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kinema.data.render import render_dataset
-from kinema.evaluation.shapes_checker import ShapesReport, check_folder, check_videos
-from kinema.io import Provenance, read_video, write_video
+from kinema.evaluation.shapes_checker import ShapesReport, check_videos
+from kinema.hub import DEFAULT_MODEL
+from kinema.io import Provenance, write_video
 from kinema.io.atomic import atomic_path
 from kinema.io.grid import video_grid
 
@@ -35,22 +34,17 @@ class DemoResult:
     files: list[Path]  # the clips, in prompt order
     grid: Path  # all clips tiled, animated
     report: ShapesReport  # the Shapes checker's reading of the clips
-    model: str | None = None  # None: rendered data, not generated
+    model: str
     prompts: list[str] = field(default_factory=list)
     seconds_per_clip: float = 0.0  # sampling time per clip, model loading excluded
 
 
-def run_demo(out: str | os.PathLike = "demo_output", model: str | os.PathLike | None = None, seed: int = 0,
+def run_demo(out: str | os.PathLike = "demo_output", model: str | os.PathLike = DEFAULT_MODEL, seed: int = 0,
              prompts: tuple[str, ...] | list[str] = DEMO_PROMPTS) -> DemoResult:
-    """Generate (with ``model``) or render (without) a few Shapes clips into ``out``, tile and check them."""
-    out = Path(out)
-    if model is None:
-        render = render_dataset("shapes", out, split="test", count=len(prompts), seed=seed, overwrite=True)
-        videos = [read_video(path).frames for path in render.files]
-        grid = write_video(out / "grid.gif", video_grid(videos), fps=8, provenance=Provenance(model="dataset:shapes", seed=seed), overwrite=True)
-        return DemoResult(files=list(render.files), grid=Path(grid), report=check_folder(out))
-
+    """Generate one clip per prompt with ``model`` into ``out`` (0000.mp4, ...), tile and check them."""
     from kinema.pipelines.generate import generate_batch
+
+    out = Path(out)
 
     results = generate_batch(list(enumerate(prompts)), out, seed=seed, model=model, overwrite=True)
     videos = [r.frames for r in results]

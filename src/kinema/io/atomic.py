@@ -78,6 +78,8 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = False) -> Iterator[P
             if file.is_file():
                 with open(file, "rb+") as f:
                     os.fsync(f.fileno())
+                if not file.stat().st_mode & 0o044:  # a writer that made it private (safetensors: 0600)
+                    os.chmod(file, 0o666 & ~_umask())
         fsync_dir(tmp)
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
         _replace_dir(tmp, target, overwrite)
