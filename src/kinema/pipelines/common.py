@@ -7,11 +7,13 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import ClassVar, Iterable, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
 from einops import rearrange
+
+from kinema.models.text import PromptReference
 
 PIPELINE_NAME = "pipeline.json"
 
@@ -52,12 +54,24 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return rearrange(video, "b c f h w -> b f h w c").cpu().numpy()
 
 
-def far_prompt_warnings(prompts: Sequence[str], closest: Iterable[tuple[str, float]], threshold: float) -> list[str]:
-    """Warn (and return the messages) for each non-empty prompt whose nearest training prompt is below ``threshold``."""
-    notes = []
-    for prompt, (reference, cos) in zip(prompts, closest):
-        if prompt.strip() and cos < threshold:
-            notes.append(f"prompt {prompt!r} is far from what this model was trained on (cosine {cos:.2f}); "
-                         f"closest it understands: {reference!r}")
-            warnings.warn(notes[-1], stacklevel=3)
-    return notes
+class ReferencePrompts:
+    """Mixin for text-conditioned pipelines (``self.text_encoder``, ``self.config.reference_prompts`` and
+    ``.ood_threshold``): each prompt's nearest training prompt, and a warning for those far from all."""
+
+    _reference: PromptReference | None = None
+
+    def closest_reference(self, prompts: Sequence[str]) -> list[tuple[str, float]]:
+        """For each prompt, the nearest training prompt and its MiniLM cosine."""
+        if self._reference is None:
+            self._reference = PromptReference(self.text_encoder, self.config.reference_prompts)
+        return self._reference.closest(prompts)
+
+    def far_prompt_warnings(self, prompts: Sequence[str]) -> list[str]:
+        """Warn (and return the messages) for each non-empty prompt below the config's ood_threshold."""
+        notes = []
+        for prompt, (reference, cos) in zip(prompts, self.closest_reference(prompts)):
+            if prompt.strip() and cos < self.config.ood_threshold:
+                notes.append(f"prompt {prompt!r} is far from what this model was trained on (cosine {cos:.2f}); "
+                             f"closest it understands: {reference!r}")
+                warnings.warn(notes[-1], stacklevel=3)
+        return notes

@@ -21,8 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from kinema.models.gan import VideoGenerator
-from kinema.models.text import PromptReference
-from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, VideoPipelineOutput, far_prompt_warnings, to_uint8
+from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, ReferencePrompts, VideoPipelineOutput, to_uint8
 
 
 @dataclass
@@ -49,7 +48,7 @@ class GANPipelineOutput(VideoPipelineOutput):
 
 
 
-class GANPipeline:
+class GANPipeline(ReferencePrompts):
     """Generate clips with a VideoGenerator: one forward pass, no sampling steps.
 
     Unconditional models take no prompt (``num_videos`` clips); conditional ones need one prompt per
@@ -66,7 +65,6 @@ class GANPipeline:
         self.text_encoder = text_encoder
         if self.condition == "class" and len(config.class_names) != generator.config.num_classes:
             raise ValueError(f"pipeline.json names {len(config.class_names)} classes; the model has {generator.config.num_classes}")
-        self._reference: PromptReference | None = None
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None) -> GANPipeline:
@@ -77,12 +75,6 @@ class GANPipeline:
     @property
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
-
-    def closest_reference(self, prompts: Sequence[str]) -> list[tuple[str, float]]:
-        """For each prompt, the nearest training prompt and its MiniLM cosine."""
-        if self._reference is None:
-            self._reference = PromptReference(self.text_encoder, self.config.reference_prompts)
-        return self._reference.closest(prompts)
 
     def check_inputs(
         self, prompts: list[str], num_videos: int, num_frames: int, image, negative_prompt, steps: int | None, guidance: float | None
@@ -168,7 +160,7 @@ class GANPipeline:
         notes = []
         if self.condition == "text":
             unique = list(dict.fromkeys(prompts))
-            notes = far_prompt_warnings(unique, self.closest_reference(unique), cfg.ood_threshold)
+            notes = self.far_prompt_warnings(unique)
         b = len(prompts)
         # 2. encode the condition
         cond = self.encode_prompts(prompts)

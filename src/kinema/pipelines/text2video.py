@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from kinema.models.text import MiniLMEncoder, PromptReference
+from kinema.models.text import MiniLMEncoder
 from kinema.models.unet3d import VideoUNet
-from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, VideoPipelineOutput, far_prompt_warnings, to_uint8
+from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, ReferencePrompts, VideoPipelineOutput, to_uint8
 
 SCHEDULERS = ("dpm++", "ddim", "unipc", "euler")
 
@@ -62,7 +62,7 @@ def make_scheduler(name: str, train_config: dict[str, Any]):
 
 
 
-class Text2VideoPipeline:
+class Text2VideoPipeline(ReferencePrompts):
     """Generate clips from prompts (and, in Image2VideoPipeline, from a first frame).
 
     ``unet`` predicts v; ``scheduler`` is any diffusers scheduler configured like the training one.
@@ -71,7 +71,6 @@ class Text2VideoPipeline:
     def __init__(self, unet: VideoUNet, text_encoder: MiniLMEncoder, config: PipelineConfig, scheduler: str | None = None) -> None:
         self.unet, self.text_encoder, self.config = unet.eval(), text_encoder, config
         self.scheduler = make_scheduler(scheduler or config.default_scheduler, config.scheduler)
-        self._reference: PromptReference | None = None
 
     @classmethod
     def from_pretrained(
@@ -86,12 +85,6 @@ class Text2VideoPipeline:
     @property
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
-
-    def closest_reference(self, prompts: Sequence[str]) -> list[tuple[str, float]]:
-        """For each prompt, the nearest training prompt and its MiniLM cosine."""
-        if self._reference is None:
-            self._reference = PromptReference(self.text_encoder, self.config.reference_prompts)
-        return self._reference.closest(prompts)
 
     def check_inputs(self, prompts: list[str], image: torch.Tensor | None, num_frames: int, steps: int, guidance: float) -> None:
         cfg = self.unet.config
@@ -145,7 +138,7 @@ class Text2VideoPipeline:
         guidance = cfg.default_guidance if guidance_scale is None else guidance_scale
         # 1. check inputs
         self.check_inputs(prompts, image, num_frames, steps, guidance)
-        notes = far_prompt_warnings(prompts, self.closest_reference(prompts), cfg.ood_threshold)
+        notes = self.far_prompt_warnings(prompts)
         b = len(prompts)
         # 2. encode prompts (the unconditional branch is the negative prompt, default "")
         negatives = [negative_prompt] * b if isinstance(negative_prompt, str) or negative_prompt is None else list(negative_prompt)
