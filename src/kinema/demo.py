@@ -45,7 +45,6 @@ def run_demo(out: str | os.PathLike = "demo_output", model: str | os.PathLike = 
     from kinema.pipelines.generate import generate_batch
 
     out = Path(out)
-
     results = generate_batch(list(enumerate(prompts)), out, seed=seed, model=model, overwrite=True)
     videos = [r.frames for r in results]
     grid = write_video(out / "grid.gif", video_grid(videos), fps=8, provenance=Provenance(model=str(model), seed=seed), overwrite=True)
