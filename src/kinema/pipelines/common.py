@@ -11,6 +11,7 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 from kinema.models.text import PromptReference
@@ -75,3 +76,17 @@ class ReferencePrompts:
                              f"closest it understands: {reference!r}")
                 warnings.warn(notes[-1], stacklevel=3)
         return notes
+
+
+def first_frame_tensor(image: np.ndarray | torch.Tensor, batch: int, size: int, device: torch.device) -> torch.Tensor:
+    """uint8 (h, w, 3) or (b, h, w, 3) -> (batch, 3, size, size) in [-1, 1]: the first frame a model animates."""
+    image = torch.as_tensor(np.array(image))  # a copy: read-only arrays (decoded images) stay untouched
+    if image.dtype != torch.uint8 or image.shape[-1] != 3 or image.dim() not in (3, 4):
+        raise ValueError(f"image must be uint8 (h, w, 3) or (b, h, w, 3), got {image.dtype} {tuple(image.shape)}")
+    image = image[None] if image.dim() == 3 else image
+    if image.shape[0] not in (1, batch):
+        raise ValueError(f"give one image or one per clip ({batch}), got {image.shape[0]}")
+    image = rearrange(image, "b h w c -> b c h w").float().div(127.5).sub(1)
+    if image.shape[-2:] != (size, size):
+        image = F.interpolate(image, size=(size, size), mode="area")
+    return image.expand(batch, -1, -1, -1).to(device)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from kinema.models.gan import VideoGenerator
-from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, ReferencePrompts, VideoPipelineOutput, to_uint8
+from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, ReferencePrompts, VideoPipelineOutput, first_frame_tensor, to_uint8
 
 
 @dataclass
@@ -115,17 +115,7 @@ class GANPipeline(ReferencePrompts):
 
     def prepare_image(self, image: np.ndarray | torch.Tensor, batch: int) -> torch.Tensor:
         """uint8 (h, w, 3) or (b, h, w, 3) -> (b, 3, s, s) in [-1, 1] at the generator's resolution."""
-        image = torch.as_tensor(np.array(image))  # a copy: read-only arrays (decoded images) stay untouched
-        if image.dtype != torch.uint8 or image.shape[-1] != 3 or image.dim() not in (3, 4):
-            raise ValueError(f"image must be uint8 (h, w, 3) or (b, h, w, 3), got {image.dtype} {tuple(image.shape)}")
-        image = image[None] if image.dim() == 3 else image
-        if image.shape[0] not in (1, batch):
-            raise ValueError(f"give one image or one per clip ({batch}), got {image.shape[0]}")
-        image = rearrange(image, "b h w c -> b c h w").float().div(127.5).sub(1)
-        size = self.generator.config.resolution
-        if image.shape[-2:] != (size, size):
-            image = F.interpolate(image, size=(size, size), mode="area")
-        return image.expand(batch, -1, -1, -1).to(self.device)
+        return first_frame_tensor(image, batch, self.generator.config.resolution, self.device)
 
     @torch.no_grad()
     def __call__(

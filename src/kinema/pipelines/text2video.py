@@ -14,7 +14,7 @@ from einops import rearrange
 
 from kinema.models.text import MiniLMEncoder
 from kinema.models.unet3d import VideoUNet
-from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, ReferencePrompts, VideoPipelineOutput, to_uint8
+from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, ReferencePrompts, VideoPipelineOutput, first_frame_tensor, to_uint8
 
 SCHEDULERS = ("dpm++", "ddim", "unipc", "euler")
 
@@ -103,15 +103,7 @@ class Text2VideoPipeline(ReferencePrompts):
         """uint8 (h, w, 3) or (b, h, w, 3) -> (b, 3, s, s) in [-1, 1] at the network's size."""
         if image is None:
             return None
-        image = torch.as_tensor(np.array(image))  # a copy: read-only arrays (decoded images) stay untouched
-        if image.dtype != torch.uint8 or image.shape[-1] != 3 or image.dim() not in (3, 4):
-            raise ValueError(f"image must be uint8 (h, w, 3), got {image.dtype} {tuple(image.shape)}")
-        image = image[None] if image.dim() == 3 else image
-        image = rearrange(image, "b h w c -> b c h w").float().div(127.5).sub(1)
-        size = self.config.sample_size
-        if image.shape[-2:] != (size, size):
-            image = F.interpolate(image, size=(size, size), mode="area")
-        return image.expand(batch, -1, -1, -1).to(self.device)
+        return first_frame_tensor(image, batch, self.config.sample_size, self.device)
 
     @torch.no_grad()
     def __call__(
