@@ -243,6 +243,8 @@ def test_unconditional_model_rejects_prompts_and_diffusion_options(run):
         pipe("a red circle")
     with pytest.raises(ValueError, match="no guidance scale"):
         pipe(guidance_scale=4.0)
+    with pytest.raises(ValueError, match="no guidance cutoff"):
+        pipe(guidance_cutoff=0.5)
     with pytest.raises(ValueError, match="no negative prompt"):
         pipe(negative_prompt="blue")
     with pytest.raises(ValueError, match="num_inference_steps only sets the first-frame fitting"):

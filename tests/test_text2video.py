@@ -35,6 +35,28 @@ def test_schedulers_and_negative_prompts(tiny_model_dir, text_encoder):
         assert a.frames.shape == (1, 4, 32, 32, 3) and not np.array_equal(a.frames, b.frames)
 
 
+def test_guidance_cutoff_stops_guidance_part_way(pipe):
+    prompt, seed = "a small red circle moving left slowly", 5
+
+    def run(**kw):
+        return pipe(prompt, negative_prompt="blue", num_inference_steps=6, generator=torch.Generator().manual_seed(seed), **kw).frames
+
+    unguided, guided = run(guidance_scale=1.0), run(guidance_scale=7.0, guidance_cutoff=1.0)
+    assert np.array_equal(run(guidance_scale=7.0, guidance_cutoff=0.0), unguided)
+    half = run(guidance_scale=7.0, guidance_cutoff=0.5)
+    assert not np.array_equal(half, unguided) and not np.array_equal(half, guided)
+    # the unguided steps run the conditional branch alone: half the batch
+    batches = []
+    hook = pipe.unet.register_forward_hook(lambda m, args, out: batches.append(args[0].shape[0]))
+    try:
+        run(guidance_scale=7.0, guidance_cutoff=0.5)
+    finally:
+        hook.remove()
+    assert batches == [2, 2, 2, 1, 1, 1]
+    with pytest.raises(ValueError, match="guidance_cutoff must be a fraction"):
+        run(guidance_cutoff=1.5)
+
+
 def test_step_callback_hands_back_decoded_previews(pipe):
     seen = []
     pipe("a small red circle moving left slowly", num_inference_steps=4, callback=lambda s, n, preview: seen.append((s, n, preview)), preview_every=2)
@@ -74,12 +96,14 @@ runner = CliRunner()
 
 def test_cli_generate_writes_the_clip_with_provenance(tiny_model_dir, tmp_path):
     out = tmp_path / "clip.mp4"
-    result = runner.invoke(app, ["generate", "a small red circle moving left slowly", "-o", str(out), "--model", str(tiny_model_dir), "--seed", "7"])
+    result = runner.invoke(app, ["generate", "a small red circle moving left slowly", "-o", str(out), "--model", str(tiny_model_dir), "--seed", "7",
+                                 "--guidance", "3", "--guidance-cutoff", "0.5"])
     assert result.exit_code == 0, result.output
     assert str(out) in result.output and "sampling" in result.output
     info = probe(out)
     assert info.num_frames == 4 and (info.width, info.height) == (32, 32)
     assert info.provenance.prompt == "a small red circle moving left slowly" and info.provenance.seed == 7
+    assert info.provenance.extra["guidance"] == 3 and info.provenance.extra["guidance_cutoff"] == 0.5
 
     frames_dir = tmp_path / "frames"
     result = runner.invoke(app, ["generate", "a red circle", "-o", str(frames_dir), "--format", "png", "--model", str(tiny_model_dir), "--frames", "3"])

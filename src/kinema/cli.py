@@ -45,6 +45,8 @@ def generate(
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same frames."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default: the model's)."),
+    guidance_cutoff: Optional[float] = typer.Option(
+        None, "--guidance-cutoff", help="Guide only this first fraction of the steps, 0..1 (default: the model's)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Number of frames (default: the model's)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the written video (default: the model's)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="mp4, webm, gif or png (a folder of frames)."),
@@ -67,7 +69,7 @@ def generate(
     from kinema.pipelines import generate as gen
 
     start = time.perf_counter()
-    options = dict(image=image, negative=negative, steps=steps, guidance=guidance, frames=frames, fps=fps, model=model)
+    options = dict(image=image, negative=negative, steps=steps, guidance=guidance, guidance_cutoff=guidance_cutoff, frames=frames, fps=fps, model=model)
     try:
         if prompts is not None or count is not None:
             if out_dir is None:

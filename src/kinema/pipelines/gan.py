@@ -128,13 +128,14 @@ class GANPipeline(ReferencePrompts):
         negative_prompt: str | Sequence[str] | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
+        guidance_cutoff: float | None = None,
         callback: Callable[[int, int, np.ndarray | None], None] | None = None,
     ) -> GANPipelineOutput:
         """Generate clips: ``num_videos`` of them (default 1) for an unconditional model, ``num_videos`` per
         prompt for a conditional one. With ``image`` (uint8 (h, w, 3), or one per clip) the clips start
         from that frame (image-to-video; ``num_inference_steps`` sets the fitting steps).
 
-        ``negative_prompt`` and ``guidance_scale`` exist so callers written for the diffusion pipeline
+        ``negative_prompt``, ``guidance_scale`` and ``guidance_cutoff`` exist so callers written for the diffusion pipeline
         can call this one; a GAN has neither, and a value for them is an error. ``callback(step, total,
         None)`` runs after each fitting step of image-to-video and once after the forward pass.
         """
@@ -145,6 +146,8 @@ class GANPipeline(ReferencePrompts):
         # 1. check inputs
         if self.condition == "none" and not prompts:
             prompts = [""]
+        if guidance_cutoff is not None:
+            raise ValueError("a GAN has no guidance cutoff: it samples in one pass, without guidance")
         self.check_inputs(prompts, per_prompt, num_frames, image, negative_prompt, num_inference_steps, guidance_scale)
         prompts = [p for p in prompts for _ in range(per_prompt)]
         notes = []

@@ -70,6 +70,7 @@ def generate(
     seed: int = 0,
     steps: int | None = None,
     guidance: float | None = None,
+    guidance_cutoff: float | None = None,
     frames: int | None = None,
     fps: float | None = None,
     format: Literal["mp4", "webm", "gif", "png"] | None = None,
@@ -88,12 +89,14 @@ def generate(
     result = pipe(
         prompt, negative_prompt=negative, image=first, num_frames=frames, num_inference_steps=steps,
         guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), callback=progress,
+        **({} if guidance_cutoff is None else {"guidance_cutoff": guidance_cutoff}),
     )
     seconds = time.perf_counter() - start
     clip = result.frames[0]
     provenance = Provenance(
         model=str(model or DEFAULT_MODEL), seed=seed, prompt=prompt or None,
         extra={k: v for k, v in {"negative_prompt": negative, "steps": steps, "guidance": guidance,
+                                 "guidance_cutoff": guidance_cutoff,
                                  "image": str(image) if isinstance(image, (str, os.PathLike)) else None}.items() if v is not None},
     )
     write_video(path, clip, fps=fps or pipe.config.fps, provenance=provenance, overwrite=overwrite, format=fmt)

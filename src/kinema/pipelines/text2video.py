@@ -32,6 +32,9 @@ class PipelineConfig(PipelineSettings):
     fps: float = 8.0
     default_steps: int = 20
     default_guidance: float = 4.0
+    # guidance stops after this fraction of the steps (as diffusers' SDCFGCutoffCallback): motion and
+    # layout are settled early, while guiding the last, low-noise steps rounds off small shapes
+    default_guidance_cutoff: float = 1.0
     default_scheduler: str = "dpm++"
     # prompts the model was trained on, to warn when a prompt is far from all of them
     reference_prompts: list[str] = field(default_factory=list)
@@ -86,7 +89,9 @@ class Text2VideoPipeline(ReferencePrompts):
     def device(self) -> torch.device:
         return next(self.unet.parameters()).device
 
-    def check_inputs(self, prompts: list[str], image: torch.Tensor | None, num_frames: int, steps: int, guidance: float) -> None:
+    def check_inputs(
+        self, prompts: list[str], image: torch.Tensor | None, num_frames: int, steps: int, guidance: float, cutoff: float
+    ) -> None:
         cfg = self.unet.config
         if not any(p.strip() for p in prompts) and image is None:
             raise ValueError("give a prompt, a first-frame image, or both")
@@ -96,6 +101,8 @@ class Text2VideoPipeline(ReferencePrompts):
             raise ValueError(f"num_inference_steps must be at least 1, got {steps}")
         if guidance < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance}")
+        if not 0.0 <= cutoff <= 1.0:
+            raise ValueError(f"guidance_cutoff must be a fraction of the steps in [0, 1], got {cutoff}")
         if image is not None and not cfg.image_conditioning:
             raise ValueError("this model was trained without image conditioning: it cannot animate an image")
 
@@ -114,6 +121,7 @@ class Text2VideoPipeline(ReferencePrompts):
         num_frames: int | None = None,
         num_inference_steps: int | None = None,
         guidance_scale: float | None = None,
+        guidance_cutoff: float | None = None,
         generator: torch.Generator | None = None,
         callback: Callable[[int, int, np.ndarray | None], None] | None = None,
         preview_every: int = 0,
@@ -122,19 +130,23 @@ class Text2VideoPipeline(ReferencePrompts):
 
         ``callback(step, total, preview)`` runs after every step; every ``preview_every`` steps
         (0: never) ``preview`` is the current estimate of the clean video, decoded to uint8.
+        ``guidance_cutoff``: classifier-free guidance applies to this first fraction of the steps only;
+        the rest run the conditional branch alone (and cost half).
         """
         cfg = self.config
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         num_frames = num_frames or cfg.num_frames
         steps = num_inference_steps or cfg.default_steps
         guidance = cfg.default_guidance if guidance_scale is None else guidance_scale
+        cutoff = cfg.default_guidance_cutoff if guidance_cutoff is None else guidance_cutoff
         # 1. check inputs
-        self.check_inputs(prompts, image, num_frames, steps, guidance)
+        self.check_inputs(prompts, image, num_frames, steps, guidance, cutoff)
         notes = self.far_prompt_warnings(prompts)
         b = len(prompts)
         # 2. encode prompts (the unconditional branch is the negative prompt, default "")
         negatives = [negative_prompt] * b if isinstance(negative_prompt, str) or negative_prompt is None else list(negative_prompt)
-        use_cfg = guidance != 1.0
+        use_cfg = guidance != 1.0 and cutoff > 0.0
+        guided_steps = round(cutoff * steps) if use_cfg else 0
         text = self.text_encoder.encode(prompts + ([n or "" for n in negatives] if use_cfg else []))
         tokens, mask = text.tokens.to(self.device), text.mask.to(self.device)
         # 3. prepare latents and conditioning
@@ -150,9 +162,14 @@ class Text2VideoPipeline(ReferencePrompts):
             given = None if given is None else torch.cat([given, given])
         # 4. denoise
         for i, t in enumerate(self.scheduler.timesteps):
-            model_in = self.scheduler.scale_model_input(torch.cat([x, x]) if use_cfg else x, t)
+            guided = i < guided_steps
+            if use_cfg and i == guided_steps:  # guidance is over: keep the conditional half only
+                tokens, mask = tokens[:b], mask[:b]
+                first = None if first is None else first[:b]
+                given = None if given is None else given[:b]
+            model_in = self.scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
             out = self.unet(model_in, t.expand(model_in.shape[0]).to(self.device), tokens, mask, first, given).float()
-            if use_cfg:
+            if guided:
                 cond, uncond = out.chunk(2)
                 out = uncond + guidance * (cond - uncond)
             step = self.scheduler.step(out, t, x)

@@ -60,6 +60,7 @@ class DiffusionObjectiveConfig:
     output_size: int = 64  # generated frames are resized to this on output
     sample_steps: int = 20  # DPM-Solver++ steps for previews and the exported default
     guidance_scale: float = 4.0
+    guidance_cutoff: float = 1.0  # guidance stops after this fraction of the sampling steps
     preview_prompts: list[str] = field(default_factory=lambda: list(PREVIEW_PROMPTS))
 
 
@@ -130,6 +131,7 @@ class DiffusionObjective(Objective):
             num_frames=data.num_frames,
             default_steps=obj.sample_steps,
             default_guidance=obj.guidance_scale,
+            default_guidance_cutoff=obj.guidance_cutoff,
             reference_prompts=canonical_captions() if data.dataset == "shapes" else [],
         )
 
