@@ -3,13 +3,15 @@
 The shipping sequence (each step's numbers come from the one before):
 
     kinema export runs/shapes-t2v --out src/kinema/builtin/shapes-t2v --overwrite
+    python scripts/tune_guidance.py --model shapes-t2v --write
     python benchmarks/shapes_t2v.py --model shapes-t2v
     python benchmarks/generate_speed.py --model shapes-t2v
     python scripts/write_model_card.py --run runs/shapes-t2v
 
 Reads the run's config.yaml and metrics.jsonl (training wall time: the sum of the logged
 intervals, so pauses between sessions do not count), the model folder's config.json (the step it
-was exported at) and benchmarks/results/{shapes_t2v,generate_speed}.json.
+was exported at), its pipeline.json (sampling defaults) and benchmarks/results/{shapes_t2v,generate_speed,
+guidance}.json.
 """
 
 from __future__ import annotations
@@ -45,6 +47,22 @@ def quality_table(quality: dict) -> str:
     return "\n".join(rows)
 
 
+def guided_steps(sampling: dict) -> str:
+    cutoff = sampling.get("default_guidance_cutoff", 1.0)
+    return "on every step" if cutoff >= 1 else f"on the first {cutoff:.0%} of the steps"
+
+
+def tuned(tuning: dict | None) -> str:
+    """The guidance comparison of scripts/tune_guidance.py, as a sentence."""
+    if not tuning:
+        return ""
+    parts = [f"guidance {r['guidance']:g}" + ("" if r["cutoff"] >= 1 else f" (cutoff {r['cutoff']:g})")
+             + f": shape {r['accuracy']['shape']:.0%}, worst attribute {min(r['accuracy'].values()):.0%}, one blob {r['single_blob_rate']:.0%}"
+             for r in tuning["rows"]]
+    return (f" Chosen by `python scripts/tune_guidance.py` on {tuning['num_prompts']} training-split prompts"
+            f" (not the benchmark's): " + "; ".join(parts) + ".")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "shapes-t2v")
@@ -58,6 +76,8 @@ def main() -> None:
     quality = json.loads((RESULTS / "shapes_t2v.json").read_text())
     speed = json.loads((RESULTS / "generate_speed.json").read_text())
     size_mb = (args.model / "model.safetensors").stat().st_size / 1e6
+    sampling = json.loads((args.model / "pipeline.json").read_text())
+    tuning = json.loads((RESULTS / "guidance.json").read_text()) if (RESULTS / "guidance.json").exists() else None
     m, d, o, t = config["model"], config["data"], config["objective"], config["train"]
     i2v = quality.get("image_to_video")
 
@@ -78,7 +98,8 @@ closest prompt it understands.
 - Objective: v-prediction, cosine schedule with its SNR divided by {o['noise_shift'] ** 2:g} (noise_shift {o['noise_shift']}),
   plain MSE; captions dropped {o['text_dropout']:.0%} of the time (classifier-free guidance), first frame given for
   {o['image_conditioning']:.0%} of clips.
-- Sampling defaults: DPM-Solver++ (diffusers), {o['sample_steps']} steps, guidance {o['guidance_scale']}.
+- Sampling defaults: DPM-Solver++ (diffusers), {sampling['default_steps']} steps, guidance {sampling['default_guidance']}
+  {guided_steps(sampling)}.{tuned(tuning)}
 - Data: Captioned Shapes train split rendered on the fly ({d['captions']} captions: several phrasings and synonyms).
 - Command: `kinema train configs/diffusion/shapes.yaml --out runs/shapes-t2v --resume auto`, then the shipping
   steps in scripts/write_model_card.py. Exported at step {step} of {t['max_steps']} (batch {t['batch_size']}, EMA weights).

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from kinema.io.atomic import atomic_path
 from kinema.models.text import PromptReference
 
 PIPELINE_NAME = "pipeline.json"
@@ -30,7 +31,8 @@ class PipelineSettings:
     family: ClassVar[str] = "Kinema"  # named in the error for a folder without pipeline.json
 
     def save(self, folder: str | os.PathLike) -> None:
-        (Path(folder) / PIPELINE_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
+        with atomic_path(Path(folder) / PIPELINE_NAME, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: str | os.PathLike):
