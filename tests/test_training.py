@@ -202,6 +202,31 @@ def test_new_run_refuses_a_folder_with_checkpoints_and_resume_says_what_changed(
     assert load_checkpoint(checkpoint_path(run / "checkpoints", 12))["schedulers"]["model"]["base_lrs"] == [1e-3]
 
 
+def test_init_from_fine_tunes_a_new_run_from_a_model_folder_a_run_or_a_checkpoint(baseline, tmp_path, capsys):
+    trained = _final_state(baseline)["ema"]["model"]
+    sources = {"model folder": baseline / "model", "run folder": baseline, "checkpoint": checkpoint_path(baseline / "checkpoints", 30)}
+    for kind, source in sources.items():
+        run = tmp_path / kind.replace(" ", "_")
+        train(TINY, EXACT + [f"train.init_from={source}"], out=run, until_step=0)  # the starting point only
+        start = load_checkpoint(checkpoint_path(run / "checkpoints", 0))
+        expected = trained if kind != "checkpoint" else load_checkpoint(source)["ema"]["model"]
+        assert all(torch.equal(start["modules"]["model"][k], v) for k, v in expected.items()), kind
+        assert all(torch.equal(start["ema"]["model"][k], v) for k, v in expected.items()), kind  # EMA starts there too
+        assert not start["optimizers"]["model"]["state"]  # a fresh optimizer
+        assert f"fine-tuning from {source}" in capsys.readouterr().out
+    # and it trains on from there: its first losses are those of a trained model, not of a new one
+    run = tmp_path / "fine-tuned"
+    train(TINY, EXACT + [f"train.init_from={baseline / 'model'}", "train.max_steps=5"], out=run)
+    assert _metrics(run)[0]["loss"] < 0.6 * _metrics(baseline)[0]["loss"]
+
+
+def test_init_from_errors_name_the_problem(baseline, tmp_path):
+    with pytest.raises(ValueError, match=r"do not fit this config's model"):
+        train(TINY, EXACT + [f"train.init_from={baseline / 'model'}", "model.hidden=16"], out=tmp_path / "a", until_step=0)
+    with pytest.raises(FileNotFoundError, match="train.init_from: no model 'nowhere'"):
+        train(TINY, EXACT + ["train.init_from=nowhere"], out=tmp_path / "b", until_step=0)
+
+
 # ---------------------------------------------------------------------------- processes and precision
 
 

@@ -55,5 +55,6 @@ def resolve_model(model: str | os.PathLike | None) -> Path:
 
 
 def model_class(folder: Path) -> str:
-    """The network class a model folder holds (config.json's model_class)."""
-    return json.loads((folder / "config.json").read_text()).get("model_class", "")
+    """The network class a model folder holds (config.json's model_class, or diffusers' _class_name)."""
+    config = json.loads((folder / "config.json").read_text())
+    return config.get("model_class") or config.get("_class_name", "")

@@ -42,6 +42,9 @@ class TrainConfig:
     cpu: bool = False  # train on the CPU even when a GPU is present
     find_unused_parameters: bool = False  # DDP option for objectives whose phases leave parameters unused
     seed: int = 0  # seeds weights, data order and every RNG
+    # fine-tuning: a new run starts from these weights (a built-in model's name, a model folder, a run folder or a
+    # checkpoint file; EMA weights where the checkpoint has them) with a fresh optimizer and LR schedule
+    init_from: str | None = None
     num_workers: int = 0  # DataLoader worker processes per training process
     checkpoint_every: int = 500  # steps between checkpoints (also written on stop and at the end)
     keep_checkpoints: int = 3  # newest checkpoints kept in run/checkpoints

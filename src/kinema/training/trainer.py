@@ -216,6 +216,8 @@ class Trainer:
             path, state = found
             rng_state = self._load_state(state, path, messages)
         else:
+            if t.init_from is not None:
+                self._init_weights(t.init_from, messages)
             self._seed_processes(offset=0)
 
         # 2. the run folder: resolved config, logs
@@ -619,6 +621,60 @@ class Trainer:
             self._seed_processes(offset=self.step)
             return None
         return state["rng"][self.accelerator.process_index]
+
+    def _init_weights(self, source: str, messages: list[str]) -> None:
+        """Fine-tuning: load weights into a fresh run (train.init_from); the optimizer and schedule start fresh."""
+        path = Path(source)
+        if path.is_file() or (path / "checkpoints").is_dir():
+            if path.is_file():
+                try:
+                    state = ckpt.load_checkpoint(path)
+                except ckpt.CorruptCheckpoint as error:
+                    raise RuntimeError(f"train.init_from: checkpoint {path} {error}") from None
+            else:
+                found = ckpt.load_latest(path / "checkpoints", messages.append)
+                if found is None:
+                    raise FileNotFoundError(f"train.init_from: no usable checkpoint in {path / 'checkpoints'}")
+                path, state = found
+            # the EMA weights where there are some (they are the better model), the raw ones otherwise
+            weights = {**state["modules"], **state.get("ema", {})}
+            missing = [n for n in self.raw if n not in weights]
+            if missing:
+                raise ValueError(f"train.init_from: {path} has no weights for {', '.join(missing)} (it has {', '.join(sorted(weights))})")
+        else:
+            from safetensors.torch import load_file
+
+            from kinema.hub import model_class, resolve_model
+
+            try:
+                folder = resolve_model(source)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(f"train.init_from: {error}") from None
+            cls = model_class(folder)
+            names = [n for n, m in self.raw.items() if type(m).__name__ == cls]
+            if not names:
+                kinds = ", ".join(f"{n} ({type(m).__name__})" for n, m in self.raw.items())
+                raise ValueError(f"train.init_from: {folder} holds a {cls or 'model of unknown class'}; this run trains {kinds}")
+            path, weights = folder, {names[0]: load_file(str(folder / "model.safetensors"))}
+        for name, state_dict in weights.items():
+            if name not in self.raw:
+                continue
+            try:
+                self._load_module_state(name, state_dict)
+            except RuntimeError as error:  # size mismatch, missing or unexpected keys
+                first = str(error).strip().splitlines()
+                raise ValueError(
+                    f"train.init_from: the weights in {path} do not fit this config's {name}: {' '.join(first[1:3]) or first[0]}"
+                ) from None
+        if self.ema is not None:
+            for name, module in self.ema.copies.items():
+                module.load_state_dict(self.raw[name].state_dict())
+        loaded = sorted(n for n in weights if n in self.raw)
+        fresh = sorted(set(self.raw) - set(loaded))
+        messages.append(
+            f"fine-tuning from {path}: loaded {', '.join(loaded)}" + (f"; {', '.join(fresh)} start(s) from scratch" if fresh else "")
+            + "; optimizer and LR schedule start fresh"
+        )
 
     def _apply_configured_hyperparameters(self) -> None:
         """After loading optimizer state, use this config's lr / betas / weight decay (the same values when unchanged)."""
