@@ -4,6 +4,7 @@ from pathlib import Path
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -88,3 +89,19 @@ def test_noise_shift_divides_the_snr_and_reaches_the_exported_samplers(tmp_path)
     for name in ("dpm++", "ddim", "unipc", "euler"):
         sampler = make_scheduler(name, config.scheduler)
         assert torch.allclose(sampler.alphas_cumprod, shifted.noise_scheduler.alphas_cumprod), name
+
+
+def test_timestep_range_narrows_the_training_noise_levels():
+    config = load_config(TINY, overrides=["objective.timestep_range=[0.0, 0.3]"])
+    objective = get_family("diffusion").objective(config)
+    dataset = get_family("diffusion").dataset(config)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    seen = []
+    add_noise = objective.noise_scheduler.add_noise
+    objective.noise_scheduler.add_noise = lambda x, noise, t: seen.append(t) or add_noise(x, noise, t)
+    for _ in range(20):
+        objective.training_step(batch, 0, "model")
+    t = torch.cat(seen)
+    assert t.min() >= 0 and t.max() < 300 and t.unique().numel() > 20
+    with pytest.raises(ValueError, match="timestep_range must be"):
+        load_config(TINY, overrides=["objective.timestep_range=[0.5, 0.2]"])
