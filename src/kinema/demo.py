@@ -24,7 +24,7 @@ DEMO_PROMPTS = (
     "a tiny green circle moving down fast",
     "a large magenta triangle moving left quickly",
     "a small cyan square sliding right slowly",
-    "a white circle, large, moving up slowly",
+    "a yellow circle, large, moving up slowly",
     "a small blue triangle heading down quickly",
 )
 
