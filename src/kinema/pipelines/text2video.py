@@ -32,8 +32,8 @@ class PipelineConfig(PipelineSettings):
     fps: float = 8.0
     default_steps: int = 20
     default_guidance: float = 4.0
-    # guidance stops after this fraction of the steps (as diffusers' SDCFGCutoffCallback): motion and
-    # layout are settled early, while guiding the last, low-noise steps rounds off small shapes
+    # guidance stops after this fraction of the steps (as diffusers' SDCFGCutoffCallback); the steps after
+    # it run the conditional branch alone, at half the cost
     default_guidance_cutoff: float = 1.0
     default_scheduler: str = "dpm++"
     # prompts the model was trained on, to warn when a prompt is far from all of them
