@@ -77,7 +77,8 @@ class GANPipeline(ReferencePrompts):
         return next(self.generator.parameters()).device
 
     def check_inputs(
-        self, prompts: list[str], num_videos: int, num_frames: int, image, negative_prompt, steps: int | None, guidance: float | None
+        self, prompts: list[str], num_videos: int, num_frames: int, image, negative_prompt, steps: int | None,
+        guidance: float | None, cutoff: float | None,
     ) -> None:
         if num_videos < 1:
             raise ValueError(f"num_videos must be at least 1, got {num_videos}")
@@ -87,6 +88,8 @@ class GANPipeline(ReferencePrompts):
             raise ValueError("a GAN has no negative prompt: it samples in one pass, without guidance")
         if guidance is not None:
             raise ValueError("a GAN has no guidance scale: it samples in one pass, without guidance")
+        if cutoff is not None:
+            raise ValueError("a GAN has no guidance cutoff: it samples in one pass, without guidance")
         if steps is not None and image is None:
             raise ValueError("a GAN samples in one pass: num_inference_steps only sets the first-frame fitting of image-to-video")
         if steps is not None and steps < 1:
@@ -135,8 +138,8 @@ class GANPipeline(ReferencePrompts):
         prompt for a conditional one. With ``image`` (uint8 (h, w, 3), or one per clip) the clips start
         from that frame (image-to-video; ``num_inference_steps`` sets the fitting steps).
 
-        ``negative_prompt``, ``guidance_scale`` and ``guidance_cutoff`` exist so callers written for the diffusion pipeline
-        can call this one; a GAN has neither, and a value for them is an error. ``callback(step, total,
+        ``negative_prompt``, ``guidance_scale`` and ``guidance_cutoff`` exist so callers written for the
+        diffusion pipeline can call this one; a GAN has none of them, and a value for them is an error. ``callback(step, total,
         None)`` runs after each fitting step of image-to-video and once after the forward pass.
         """
         cfg = self.config
@@ -146,9 +149,7 @@ class GANPipeline(ReferencePrompts):
         # 1. check inputs
         if self.condition == "none" and not prompts:
             prompts = [""]
-        if guidance_cutoff is not None:
-            raise ValueError("a GAN has no guidance cutoff: it samples in one pass, without guidance")
-        self.check_inputs(prompts, per_prompt, num_frames, image, negative_prompt, num_inference_steps, guidance_scale)
+        self.check_inputs(prompts, per_prompt, num_frames, image, negative_prompt, num_inference_steps, guidance_scale, guidance_cutoff)
         prompts = [p for p in prompts for _ in range(per_prompt)]
         notes = []
         if self.condition == "text":

@@ -88,8 +88,7 @@ def generate(
     start = time.perf_counter()
     result = pipe(
         prompt, negative_prompt=negative, image=first, num_frames=frames, num_inference_steps=steps,
-        guidance_scale=guidance, generator=torch.Generator().manual_seed(seed), callback=progress,
-        **({} if guidance_cutoff is None else {"guidance_cutoff": guidance_cutoff}),
+        guidance_scale=guidance, guidance_cutoff=guidance_cutoff, generator=torch.Generator().manual_seed(seed), callback=progress,
     )
     seconds = time.perf_counter() - start
     clip = result.frames[0]

@@ -105,6 +105,12 @@ class EMA:
         for e, b in self._buffers:
             e.copy_(b)
 
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Start the averages at the modules' current weights (after loading weights into them)."""
+        for name, module in self.copies.items():
+            module.load_state_dict(self.modules[name].state_dict())
+
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         return {name: module.state_dict() for name, module in self.copies.items()}
 
@@ -567,14 +573,19 @@ class Trainer:
                 raise RuntimeError(f"every checkpoint in {ckpt_dir} is corrupt; nothing to resume from")
             return found
         path = Path(resume)
+        if not path.exists():
+            raise FileNotFoundError(f"--resume {path}: no such checkpoint file or run folder")
+        return self._checkpoint_at(path, warn)
+
+    @staticmethod
+    def _checkpoint_at(path: Path, warn) -> tuple[Path, dict]:
+        """A checkpoint file, or the newest usable checkpoint of a run folder (or of a checkpoints folder)."""
         if path.is_dir():
             directory = path / "checkpoints" if (path / "checkpoints").is_dir() else path
             found = ckpt.load_latest(directory, warn)
             if found is None:
                 raise FileNotFoundError(f"no usable checkpoint in {directory}")
             return found
-        if not path.is_file():
-            raise FileNotFoundError(f"--resume {path}: no such checkpoint file or run folder")
         try:
             return path, ckpt.load_checkpoint(path)
         except ckpt.CorruptCheckpoint as error:
@@ -592,8 +603,7 @@ class Trainer:
                 self.ema.load_state_dict(state["ema"])
             else:
                 messages.append("the checkpoint has no EMA weights; EMA starts from the current weights")
-                for name, module in self.ema.copies.items():
-                    module.load_state_dict(self.raw[name].state_dict())
+                self.ema.reset()
         for name in self.optimizers:
             self._load_optimizer_state(name, state["optimizers"][name])
             self.schedulers[name].load_state_dict(state["schedulers"][name])
@@ -626,16 +636,10 @@ class Trainer:
         """Fine-tuning: load weights into a fresh run (train.init_from); the optimizer and schedule start fresh."""
         path = Path(source)
         if path.is_file() or (path / "checkpoints").is_dir():
-            if path.is_file():
-                try:
-                    state = ckpt.load_checkpoint(path)
-                except ckpt.CorruptCheckpoint as error:
-                    raise RuntimeError(f"train.init_from: checkpoint {path} {error}") from None
-            else:
-                found = ckpt.load_latest(path / "checkpoints", messages.append)
-                if found is None:
-                    raise FileNotFoundError(f"train.init_from: no usable checkpoint in {path / 'checkpoints'}")
-                path, state = found
+            try:
+                path, state = self._checkpoint_at(path, messages.append)
+            except (FileNotFoundError, RuntimeError) as error:
+                raise type(error)(f"train.init_from: {error}") from None
             # the EMA weights where there are some (they are the better model), the raw ones otherwise
             weights = {**state["modules"], **state.get("ema", {})}
             missing = [n for n in self.raw if n not in weights]
@@ -667,8 +671,7 @@ class Trainer:
                     f"train.init_from: the weights in {path} do not fit this config's {name}: {' '.join(first[1:3]) or first[0]}"
                 ) from None
         if self.ema is not None:
-            for name, module in self.ema.copies.items():
-                module.load_state_dict(self.raw[name].state_dict())
+            self.ema.reset()
         loaded = sorted(n for n in weights if n in self.raw)
         fresh = sorted(set(self.raw) - set(loaded))
         messages.append(
