@@ -18,6 +18,7 @@ from kinema.pipelines.gan import GANPipeline, GANPipelineConfig
 from kinema.pipelines.generate import generate, generate_batch, load_pipeline, needs_prompt
 from kinema.training import get_family, load_config, train
 from kinema.training.checkpoint import list_checkpoints, load_checkpoint
+from kinema.training.export import export_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "gan" / "tiny.yaml"
@@ -174,10 +175,28 @@ def test_trainer_runs_both_phases_and_exports_the_ema_generator(run):
     assert set(state["optimizers"]) == {"discriminator", "generator"} and set(state["ema"]) == {"generator"}
     assert state["optimizers"]["discriminator"]["param_groups"][0]["lr"] == 4e-4
     assert state["optimizers"]["generator"]["param_groups"][0]["lr"] == 1e-4
-    assert {p.name for p in (run / "model").iterdir()} == {"config.json", "model.safetensors", "pipeline.json"}
+    assert {p.name for p in (run / "model").iterdir()} == {"config.json", "model.safetensors", "pipeline.json", "discriminator.safetensors"}
     exported = load_file(run / "model" / "model.safetensors")
     assert exported.keys() == state["ema"]["generator"].keys()
     assert all(torch.equal(exported[k], v) for k, v in state["ema"]["generator"].items())
+    # the discriminator goes beside it for fine-tuning, in float16
+    critic = load_file(run / "model" / "discriminator.safetensors")
+    assert critic.keys() == state["modules"]["discriminator"].keys()
+    assert all(v.dtype == torch.float16 and torch.allclose(v.float(), state["modules"]["discriminator"][k], rtol=1e-3, atol=1e-4) for k, v in critic.items())
+
+
+def test_fine_tuning_a_gan_starts_from_its_discriminator_too(run, tmp_path, capsys):
+    state = load_checkpoint(list_checkpoints(run / "checkpoints")[-1][1])
+    tuned = train(TINY, [f"train.init_from={run / 'model'}"], out=tmp_path / "tuned", until_step=0)
+    assert "loaded discriminator, generator; optimizer" in capsys.readouterr().out
+    start = load_checkpoint(list_checkpoints(tuned / "checkpoints")[-1][1])["modules"]
+    for name, reference in (("generator", state["ema"]["generator"]), ("discriminator", state["modules"]["discriminator"])):
+        assert all(torch.allclose(start[name][k], v, rtol=1e-3, atol=1e-4) for k, v in reference.items()), name
+    # a sampling-only export leaves the discriminator out, and a fine-tune from it says D starts afresh
+    lean = export_checkpoint(run, tmp_path / "lean", sampling_only=True)
+    assert not (lean / "discriminator.safetensors").exists()
+    train(TINY, [f"train.init_from={lean}"], out=tmp_path / "tuned2", until_step=0)
+    assert "loaded generator; discriminator start(s) from scratch" in capsys.readouterr().out
 
 
 def test_r1_and_non_saturating_loss_train(tmp_path):
@@ -213,12 +232,15 @@ def test_class_labels_come_from_the_dataset():
 
 
 def test_shipped_configs_fit_the_size_budget():
-    """Built-ins must stay <= 10 MB: <= 2.5 M float32 generator parameters."""
+    """Built-ins must stay <= 10 MB: float32 generator, plus the float16 discriminator where it fits."""
+    budget = {}
     for name in ("shape_motion", "shapes_text"):
         config = load_config(ROOT / "configs" / "gan" / f"{name}.yaml")
         generator = VideoGenerator(config.model)
-        assert sum(p.numel() for p in generator.parameters()) * 4 <= 10e6, name
-        Discriminator(config.objective.discriminator, config.model)
+        critic = Discriminator(config.objective.discriminator, config.model)
+        budget[name] = [sum(p.numel() for p in generator.parameters()) * 4, sum(p.numel() for p in critic.parameters()) * 2]
+    assert sum(budget["shape_motion"]) <= 10e6, budget  # shape-motion-gan ships its discriminator
+    assert budget["shapes_text"][0] <= 10e6, budget  # shapes-gan is exported --sampling-only
     assert load_config(ROOT / "configs" / "gan" / "shape_motion.yaml").model.condition == "none"
     assert load_config(ROOT / "configs" / "gan" / "shapes_text.yaml").model.condition == "text"
 

@@ -133,6 +133,7 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json + model.safetensors + extras)."),
     raw: bool = typer.Option(False, "--raw", help="Export the raw weights instead of the EMA ones."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
+    sampling_only: bool = typer.Option(False, "--sampling-only", help="Leave out what only fine-tuning needs (a GAN's discriminator)."),
 ) -> None:
     """Export a model folder from a run's checkpoint, e.g. to sample a run mid-way.
 
@@ -141,7 +142,7 @@ def export(
     from kinema.training.export import export_checkpoint
 
     try:
-        folder = export_checkpoint(run, out, overwrite=overwrite, ema=not raw)
+        folder = export_checkpoint(run, out, overwrite=overwrite, ema=not raw, sampling_only=sampling_only)
     except (FileNotFoundError, FileExistsError, ValueError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)

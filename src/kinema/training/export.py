@@ -8,17 +8,23 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors.torch import save_file
+
 from kinema.io.atomic import atomic_dir
 from kinema.training.checkpoint import CorruptCheckpoint, load_checkpoint, load_latest
 from kinema.training.config import build_run_config
 from kinema.training.objectives import Objective, get_family
 
 
-def export_checkpoint(source: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False, ema: bool = True) -> Path:
+def export_checkpoint(
+    source: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False, ema: bool = True, sampling_only: bool = False
+) -> Path:
     """Write the model of ``source`` (a run folder: its newest valid checkpoint; or a checkpoint file) to ``out``.
 
     Uses the EMA weights when the run keeps them (``ema=False`` takes the raw ones), exactly as
     the trainer's own export at the end of a run does, so a run can be sampled mid-way.
+    ``sampling_only`` leaves out what only fine-tuning needs (a GAN's discriminator).
     """
     source = Path(source)
     if not source.exists():
@@ -35,18 +41,23 @@ def export_checkpoint(source: str | os.PathLike, out: str | os.PathLike, *, over
             raise ValueError(f"checkpoint {source} {err}") from None
     config = build_run_config(state["config"])
     objective = get_family(config.family).objective(config)
-    weights = state["ema"] if ema and state.get("ema") else state["modules"]
-    for name, module_state in weights.items():
-        objective.modules[name].load_state_dict(module_state)
-    training = {"family": config.family, "step": state["step"], "weights": "ema" if weights is state.get("ema") else "raw"}
-    return write_model_folder(objective, out, training, overwrite=overwrite)
+    use_ema = ema and bool(state.get("ema"))
+    # every module's raw weights, then the EMA copies over those that have one (a GAN's generator)
+    for weights in (state["modules"], state["ema"] if use_ema else {}):
+        for name, module_state in weights.items():
+            objective.modules[name].load_state_dict(module_state)
+    training = {"family": config.family, "step": state["step"], "weights": "ema" if use_ema else "raw"}
+    return write_model_folder(objective, out, training, overwrite=overwrite, sampling_only=sampling_only)
 
 
-def write_model_folder(objective: Objective, target: str | os.PathLike, training: dict[str, Any], overwrite: bool = True) -> Path:
+def write_model_folder(
+    objective: Objective, target: str | os.PathLike, training: dict[str, Any], overwrite: bool = True, sampling_only: bool = False
+) -> Path:
     """The objective's export model as TARGET/config.json + model.safetensors + its extras, written whole.
 
     ``training`` is recorded under config.json's "_kinema_training" (keys starting with "_" are
-    metadata that from_pretrained ignores).
+    metadata that from_pretrained ignores). Unless ``sampling_only``, the modules a fine-tune starts
+    from go beside it as NAME.safetensors in float16 (half the bytes; train.init_from loads them).
     """
     with atomic_dir(target, overwrite=overwrite) as tmp:
         model = objective.export_model()
@@ -55,6 +66,9 @@ def write_model_folder(objective: Objective, target: str | os.PathLike, training
         if not {"config.json", "model.safetensors"} <= files:
             raise RuntimeError(f"{type(model).__name__}.save_pretrained must write config.json and model.safetensors, wrote {sorted(files)}")
         objective.export_extras(tmp)
+        if not sampling_only:
+            for name, module in objective.fine_tuning_modules().items():
+                save_file({k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}, str(tmp / f"{name}.safetensors"))
         meta = json.loads((tmp / "config.json").read_text())
         meta["_kinema_training"] = training
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -660,6 +660,8 @@ class Trainer:
                 kinds = ", ".join(f"{n} ({type(m).__name__})" for n, m in self.raw.items())
                 raise ValueError(f"train.init_from: {folder} holds a {cls or 'model of unknown class'}; this run trains {kinds}")
             path, weights = folder, {names[0]: load_file(str(folder / "model.safetensors"))}
+            # what the export wrote for fine-tuning (a GAN's discriminator, float16; loading casts it)
+            weights |= {n: load_file(str(folder / f"{n}.safetensors")) for n in self.raw if n not in weights and (folder / f"{n}.safetensors").is_file()}
         for name, state_dict in weights.items():
             if name not in self.raw:
                 continue

@@ -38,7 +38,9 @@ class Objective:
     - `sample(num, generator)` (optional) returns uint8 clips (b, f, h, w, c) for previews.
     - `export_model()` returns the module whose `save_pretrained(dir)` writes config.json +
       model.safetensors at the end of the run (from EMA weights when EMA is on);
-      `export_extras(dir)` (optional) adds files beside them, e.g. a pipeline's sampling defaults.
+      `export_extras(dir)` (optional) adds files beside them, e.g. a pipeline's sampling defaults;
+      `fine_tuning_modules()` (optional) names the other modules a fine-tune should start from (a
+      GAN's discriminator): exported as NAME.safetensors (float16) and loaded by train.init_from.
     """
 
     modules: dict[str, nn.Module]
@@ -63,6 +65,10 @@ class Objective:
 
     def export_extras(self, directory: Path) -> None:
         """Write any files the exported folder needs beyond config.json + model.safetensors."""
+
+    def fine_tuning_modules(self) -> dict[str, nn.Module]:
+        """Modules beyond the exported model that fine-tuning should not start from scratch."""
+        return {}
 
     @property
     def can_sample(self) -> bool:

@@ -353,6 +353,10 @@ class GANObjective(Objective):
         """Beside config.json + model.safetensors: pipeline.json (output size, fps, class names, reference prompts)."""
         self.pipeline_config().save(Path(folder))
 
+    def fine_tuning_modules(self) -> dict[str, nn.Module]:
+        """A GAN fine-tuned against a fresh discriminator first unlearns what the random D tells it."""
+        return {"discriminator": self.modules["discriminator"]}
+
 
 register_family(
     Family(
