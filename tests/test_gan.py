@@ -199,6 +199,18 @@ def test_fine_tuning_a_gan_starts_from_its_discriminator_too(run, tmp_path, caps
     assert "loaded generator; discriminator start(s) from scratch" in capsys.readouterr().out
 
 
+def test_compiled_generator_trains_like_the_eager_one(run, tmp_path):
+    """train.compile names the modules to compile (shape_motion.yaml compiles the generator): same losses."""
+    with pytest.raises(ValueError, match="train.compile names critic; this run trains generator, discriminator"):
+        train(TINY, ["train.compile=[critic]"], out=tmp_path / "bad")
+    compiled = train(TINY, ["train.compile=[generator]", "train.max_steps=2"], out=tmp_path / "compiled")
+    eager = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    fast = [json.loads(line) for line in (compiled / "metrics.jsonl").read_text().splitlines()]
+    assert fast[0]["step"] == eager[0]["step"] == 2
+    for key in ("discriminator/loss", "generator/loss"):
+        assert fast[0][key] == pytest.approx(eager[0][key], rel=1e-3, abs=1e-4), key
+
+
 def test_r1_and_non_saturating_loss_train(tmp_path):
     overrides = ["objective.loss=non_saturating", "objective.r1_gamma=1.0", "objective.r1_every=2", "train.max_steps=4", "objective.discriminator.spectral_norm=false"]
     done = train(TINY, overrides, out=tmp_path / "run")

@@ -37,7 +37,7 @@ class TrainConfig:
     max_grad_norm: float | None = 1.0  # clip the global grad norm to this; null disables clipping
     ema_decay: float | None = 0.999  # EMA of the weights (exported when on); null disables EMA
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # bf16 autocast on CPU or GPU; fp16 + scaler on GPU only
-    compile: bool = False  # torch.compile the trained modules
+    compile: bool | list[str] = False  # torch.compile the trained modules (true), or the ones named, e.g. [generator]
     fsdp: bool = False  # shard with FSDP2 instead of DDP when launched on several processes (GPU only)
     cpu: bool = False  # train on the CPU even when a GPU is present
     find_unused_parameters: bool = False  # DDP option for objectives whose phases leave parameters unused

@@ -188,7 +188,12 @@ class Trainer:
         self.prepared = dict(zip(self.trainable, prepared[: len(self.trainable)]))
         self.optimizers = dict(zip(optimizers, prepared[len(self.trainable) :]))
         if t.compile:
-            self.prepared = {n: torch.compile(m) for n, m in self.prepared.items()}
+            names = list(self.prepared) if t.compile is True else t.compile
+            unknown = sorted(set(names) - set(self.prepared))
+            if unknown:
+                raise ValueError(f"train.compile names {', '.join(unknown)}; this run trains {', '.join(self.prepared)}")
+            # fixed shapes: a run's batches are all alike, and dynamic-shape inductor graphs fail on some models
+            self.prepared |= {n: torch.compile(self.prepared[n], dynamic=False) for n in names}
         self.training_view = {**self.raw, **self.prepared}
         self.objective.modules = self.training_view
         for name in self.trainable:

@@ -271,8 +271,9 @@ class GANObjective(Objective):
         noise = torch.randn(b, f, self.config.model.noise_dim, device=device)
 
         if phase == "discriminator":
-            with torch.no_grad():
-                fake = generator(content, noise, **cond)
+            # detached rather than under no_grad: one graph for both phases when train.compile is on
+            # (inductor in torch 2.13 fails to compile the generator's no-grad graph)
+            fake = generator(content, noise, **cond).detach()
             r1 = obj.r1_gamma > 0 and step % obj.r1_every == 0
             if r1:
                 real = real.detach().requires_grad_(True)
