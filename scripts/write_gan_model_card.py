@@ -3,15 +3,16 @@ run and the benchmark results.
 
 The shipping sequence (each step's numbers come from the one before):
 
-    kinema export runs/shape-motion-gan --out src/kinema/builtin/shape-motion-gan --overwrite
+    kinema export runs/shape-motion-gan --out src/kinema/builtin/shape-motion-gan --overwrite --sampling-only
     python benchmarks/gan_shape_motion.py --model shape-motion-gan
     python scripts/write_gan_model_card.py shape-motion-gan --run runs/shape-motion-gan
 
-    kinema export runs/shapes-gan --out src/kinema/builtin/shapes-gan --overwrite
+    kinema export runs/shapes-gan --out src/kinema/builtin/shapes-gan --overwrite --sampling-only
     python benchmarks/shapes_t2v.py --model shapes-gan --num-i2v 0 --out benchmarks/results/shapes_gan.json
     python benchmarks/shapes_t2v.py --model shapes-t2v --num-i2v 0      # the diffusion model, beside it
     python scripts/write_gan_model_card.py shapes-gan --run runs/shapes-gan
 
+Built-ins ship --sampling-only (the generator; a discriminator would break the 10 MB budget).
 Reads the run's config.yaml and metrics.jsonl (training wall time: the sum of the logged intervals),
 the model folder's config.json (the step it was exported at) and benchmarks/results/
 {gan_shape_motion, shapes_gan, shapes_t2v}.json.
@@ -137,7 +138,7 @@ def main() -> None:
 - Command: `kinema train configs/gan/{config_file}.yaml --out runs/{args.name} --resume auto`, then the shipping steps
   in scripts/write_gan_model_card.py. Exported at step {step} of {t['max_steps']} (batch {t['batch_size']}, {t.get('mixed_precision', 'no')} autocast).
 - Training wall time: {hours:.2f} h on {args.threads} CPU thread{'s' if args.threads > 1 else ''} ({cpu_name()}; the sum of logged intervals).
-- Size: {size_mb:.1f} MB (fp32 safetensors, generator only).
+- Size: {size_mb:.1f} MB (fp32 safetensors, the generator only: fine-tuning starts a fresh discriminator).
 
 {table}
 ## Limits
