@@ -80,9 +80,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=["shape-motion-gan", "shapes-gan"])
     parser.add_argument("--run", type=Path, required=True, help="the training run folder the model was exported from")
+    parser.add_argument("--model", type=Path, default=None, help="the model folder (default: the built-in of that name)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the benchmarks' JSON folder")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads the run trained on (OMP_NUM_THREADS)")
     args = parser.parse_args()
-    model_dir = BUILTIN / args.name
+    model_dir = args.model or BUILTIN / args.name
 
     config = yaml.safe_load((args.run / "config.yaml").read_text())
     meta = json.loads((model_dir / "config.json").read_text())
@@ -99,13 +101,13 @@ def main() -> None:
                 " random size and colour moving left-to-right or top-to-bottom along a curved path. It takes no prompt:"
                 " `kinema generate --model shape-motion-gan --count 8 --out-dir clips/`.")
         data = f"Shape Motion train split, {d['num_samples']} videos, rendered once and cached in memory."
-        table, short = shape_motion_quality(json.loads((RESULTS / "gan_shape_motion.json").read_text()))
+        table, short = shape_motion_quality(json.loads((args.results / "gan_shape_motion.json").read_text()))
     else:
         what = ("Kinema's text-to-video GAN, trained on Captioned Shapes: one coloured circle, square or triangle moving"
                 " in a straight line, from a prompt such as \"a small red circle moving left slowly\".")
         data = f"Captioned Shapes train split rendered on the fly ({d['captions']} captions: several phrasings and synonyms)."
-        diffusion = RESULTS / "shapes_t2v.json"
-        table, short = text_quality(json.loads((RESULTS / "shapes_gan.json").read_text()),
+        diffusion = args.results / "shapes_t2v.json"
+        table, short = text_quality(json.loads((args.results / "shapes_gan.json").read_text()),
                                     json.loads(diffusion.read_text()) if diffusion.exists() else None)
     condition = {
         "none": "",
@@ -116,12 +118,14 @@ def main() -> None:
     mismatch = (f" Real clips paired with another clip's caption count as fake ({o['mismatch_weight']:g} of the fake term), so D"
                 " must read the caption." if o.get("mismatch_weight") else "")
 
+    size_line = (f"{m['resolution']}x{m['resolution']}, as generated." if sampling["output_size"] == m["resolution"] else
+                 f"The generator runs at {m['resolution']}x{m['resolution']} and the frames are upscaled (bilinear) to {sampling['output_size']}x{sampling['output_size']}.")
     card = f"""# {args.name}
 
 {what}
 
 - Output: {m['num_frames']} frames at {o.get('fps', 8):g} fps (the motion GRU runs any length; past {m['num_frames']} it extrapolates).
-  The generator runs at {m['resolution']}x{m['resolution']} and the frames are upscaled (bilinear) to {sampling['output_size']}x{sampling['output_size']}.
+  {size_line}
 - Generator (`kinema.models.gan.VideoGenerator`, MoCoGAN's decomposition): a content latent z_c ({m['content_dim']}-d) fixed
   per video, per-frame motion from a GRU ({m['motion_dim']}-d state, fresh {m['noise_dim']}-d noise each frame), decoded frame by
   frame by a conv generator (channels from {m['base_channels']} at 4x4 halving to {m['min_channels']}, z_c modulating every level)
@@ -137,7 +141,7 @@ def main() -> None:
 - Data: {data}
 - Command: `kinema train configs/gan/{config_file}.yaml --out runs/{args.name} --resume auto`, then the shipping steps
   in scripts/write_gan_model_card.py. Exported at step {step} of {t['max_steps']} (batch {t['batch_size']}, {t.get('mixed_precision', 'no')} autocast).
-- Training wall time: {hours:.2f} h on {args.threads} CPU thread{'s' if args.threads > 1 else ''} ({cpu_name()}; the sum of logged intervals).
+- Training wall time: {hours:.2f} h on {args.threads} CPU thread{'s' if args.threads > 1 else ''} ({cpu_name()}; the sum of logged intervals; the two GANs trained side by side on the 2-core machine).
 - Size: {size_mb:.1f} MB (fp32 safetensors, the generator only: fine-tuning starts a fresh discriminator).
 
 {table}
