@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="the training run folder the model was exported from")
     parser.add_argument("--model", type=Path, default=None, help="the model folder (default: the built-in of that name)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="the benchmarks' JSON folder")
+    parser.add_argument("--side-by-side", action="store_true", help="the run shared the machine with another training run")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads the run trained on (OMP_NUM_THREADS)")
     args = parser.parse_args()
     model_dir = args.model or BUILTIN / args.name
@@ -141,7 +142,7 @@ def main() -> None:
 - Data: {data}
 - Command: `kinema train configs/gan/{config_file}.yaml --out runs/{args.name} --resume auto`, then the shipping steps
   in scripts/write_gan_model_card.py. Exported at step {step} of {t['max_steps']} (batch {t['batch_size']}, {t.get('mixed_precision', 'no')} autocast).
-- Training wall time: {hours:.2f} h on {args.threads} CPU thread{'s' if args.threads > 1 else ''} ({cpu_name()}; the sum of logged intervals; the two GANs trained side by side on the 2-core machine).
+- Training wall time: {hours:.2f} h on {args.threads} CPU thread{'s' if args.threads > 1 else ''} ({cpu_name()}; the sum of logged intervals{'; the two GANs trained side by side on a 2-core machine' if args.side_by_side else ''}).
 - Size: {size_mb:.1f} MB (fp32 safetensors, the generator only: fine-tuning starts a fresh discriminator).
 
 {table}
