@@ -20,7 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-console = Console()
+console = Console(soft_wrap=True)  # long paths in messages stay whole, copy-pasteable
 
 
 def _version(value: bool) -> None:
