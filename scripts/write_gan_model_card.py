@@ -148,7 +148,7 @@ def main() -> None:
 {table}
 ## Limits
 
-Only the Shapes world: one object on black, 16 frames, objects a few pixels wide at the {m['resolution']}x{m['resolution']} the
+Only the Shapes world: one object on black, {m['num_frames']} frames, objects a few pixels wide at the {m['resolution']}x{m['resolution']} the
 generator runs at. A GAN covers its training distribution less evenly than the diffusion model (see the
 balance and diversity rows above).
 """

@@ -50,6 +50,11 @@ def export_checkpoint(
     return write_model_folder(objective, out, training, overwrite=overwrite, sampling_only=sampling_only)
 
 
+def fine_tuning_file(folder: Path, name: str) -> Path:
+    """Where a model folder keeps module NAME for fine-tuning (written by write_model_folder, read by train.init_from)."""
+    return folder / f"{name}.safetensors"
+
+
 def write_model_folder(
     objective: Objective, target: str | os.PathLike, training: dict[str, Any], overwrite: bool = True, sampling_only: bool = False
 ) -> Path:
@@ -68,7 +73,7 @@ def write_model_folder(
         objective.export_extras(tmp)
         if not sampling_only:
             for name, module in objective.fine_tuning_modules().items():
-                save_file({k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}, str(tmp / f"{name}.safetensors"))
+                save_file({k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}, str(fine_tuning_file(tmp, name)))
         meta = json.loads((tmp / "config.json").read_text())
         meta["_kinema_training"] = training
         (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")

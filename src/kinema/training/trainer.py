@@ -31,7 +31,7 @@ from kinema.training.config import (
     flatten,
     load_config,
 )
-from kinema.training.export import write_model_folder
+from kinema.training.export import fine_tuning_file, write_model_folder
 from kinema.training.logging import RunLogger
 from kinema.training.objectives import Objective, get_family
 from kinema.training.sampler import DataPosition, GlobalBatchSampler
@@ -666,7 +666,8 @@ class Trainer:
                 raise ValueError(f"train.init_from: {folder} holds a {cls or 'model of unknown class'}; this run trains {kinds}")
             path, weights = folder, {names[0]: load_file(str(folder / "model.safetensors"))}
             # what the export wrote for fine-tuning (a GAN's discriminator, float16; loading casts it)
-            weights |= {n: load_file(str(folder / f"{n}.safetensors")) for n in self.raw if n not in weights and (folder / f"{n}.safetensors").is_file()}
+            extra = {n: fine_tuning_file(folder, n) for n in self.raw if n not in weights}
+            weights |= {n: load_file(str(f)) for n, f in extra.items() if f.is_file()}
         for name, state_dict in weights.items():
             if name not in self.raw:
                 continue
