@@ -121,6 +121,24 @@ def test_bad_inputs_are_named():
         Discriminator(DiscriminatorConfig(), config)(torch.zeros(2, 3, 4, 32, 32))
     with pytest.raises(ValueError, match="set_text_statistics is for text-conditioned models"):
         generator.set_text_statistics(torch.zeros(384), torch.ones(384))
+    with pytest.raises(ValueError, match="video_differences must be >= 0"):
+        DiscriminatorConfig(video_differences=-1)
+
+
+def test_video_critic_can_be_shown_frame_differences():
+    """video_differences: the video critic sees the clip and, scaled, each frame minus the one before."""
+    config = GeneratorConfig(**SMALL)
+    critic = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8, video_differences=5.0), config)
+    seen = []
+    critic.video.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    video = torch.rand(2, 3, 4, 16, 16) * 2 - 1
+    _, logits = critic(video)
+    logits.sum().backward()
+    (given,) = seen
+    assert given.shape == (2, 6, 4, 16, 16) and torch.equal(given[:, :3], video)
+    assert torch.equal(given[:, 3:, 0], torch.zeros(2, 3, 16, 16))  # nothing before the first frame
+    assert torch.allclose(given[:, 3:, 1:], 5 * (video[:, :, 1:] - video[:, :, :-1]))
+    assert critic.video.convs[0].parametrizations.weight.original.grad[:, 3:].abs().sum() > 0
 
 
 def test_save_load_gives_identical_outputs(tmp_path):
@@ -245,7 +263,7 @@ def test_class_labels_come_from_the_dataset():
 
 def test_shipped_configs_fit_the_size_budget():
     """Built-ins must stay <= 10 MB: <= 2.5 M float32 generator parameters (they ship --sampling-only)."""
-    for name in ("shape_motion", "shapes_text"):
+    for name in ("shape_motion", "shape_motion_refine", "shapes_text"):
         config = load_config(ROOT / "configs" / "gan" / f"{name}.yaml")
         generator = VideoGenerator(config.model)
         assert sum(p.numel() for p in generator.parameters()) * 4 <= 10e6, name
@@ -379,3 +397,23 @@ def test_cli_generates_unconditional_batches_and_asks_conditional_models_for_a_p
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["generate", "--model", str(text_run), "--count", "2", "--out-dir", str(tmp_path / "t")])
     assert result.exit_code == 1 and "give a prompt" in result.output.replace("\n", " ")
+
+
+def test_init_partial_grows_a_model_that_starts_as_the_source(run, tmp_path, capsys):
+    """train.init_partial: layers the source lacks start fresh; zero-initialised temporal levels keep its clips."""
+    grown = ["model.temporal_levels=3", "objective.discriminator.video_differences=4"]
+    with pytest.raises(ValueError, match="do not fit this config's generator.*Missing key.*levels.2.temporal"):
+        train(TINY, [f"train.init_from={run / 'model'}", *grown], out=tmp_path / "strict", until_step=0)
+    tuned = train(TINY, [f"train.init_from={run / 'model'}", "train.init_partial=true", *grown], out=tmp_path / "grown", until_step=0)
+    out = capsys.readouterr().out
+    assert "generator starts 2 tensors fresh: levels.2.temporal.bias, levels.2.temporal.weight" in out
+    # the video critic's first layer now also takes the differences: another shape, so it starts fresh
+    assert "discriminator starts 2 tensors fresh: video.convs.0.parametrizations.weight.0._v, video.convs.0.parametrizations.weight.original" in out
+    source, start = VideoGenerator.from_pretrained(run / "model"), VideoGenerator(load_config(TINY, grown).model)
+    start.load_state_dict(load_checkpoint(list_checkpoints(tuned / "checkpoints")[-1][1])["modules"]["generator"])
+    inputs = _inputs(source.config)
+    with torch.no_grad():
+        assert torch.allclose(start(**inputs), source(**inputs), atol=1e-6)
+    # weights the config has no place for still fail: a shrunk model is some other model
+    with pytest.raises(ValueError, match="do not fit this config's generator.*Unexpected key.*levels.1.temporal"):
+        train(TINY, [f"train.init_from={run / 'model'}", "train.init_partial=true", "model.temporal_levels=1"], out=tmp_path / "shrunk", until_step=0)

@@ -88,11 +88,17 @@ class DiscriminatorConfig:
     video_channels: int = 32  # video discriminator: the same for its 3D convolutions
     max_channels: int = 256  # neither doubles past this
     spectral_norm: bool = True  # spectral normalisation of every weight (Miyato et al. 2018)
+    # > 0: the video critic also sees each frame's difference from the one before, times this. Spectral
+    # norm caps how much a critic can amplify anything, so a colour drift of 1% between frames stays a
+    # 1% signal to it; handed over scaled, the drift is as plain to it as the clip itself.
+    video_differences: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("image_channels", "video_channels", "max_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.video_differences < 0:
+            raise ValueError(f"video_differences must be >= 0 (0 turns it off), got {self.video_differences}")
 
 
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -327,7 +333,7 @@ class Discriminator(nn.Module):
         sn = config.spectral_norm
         c = video.out_channels
         self.image = ImageDiscriminator(c, video.resolution, config.image_channels, config.max_channels, sn)
-        self.video = VideoDiscriminator(c, video.resolution, config.video_channels, config.max_channels, sn)
+        self.video = VideoDiscriminator(c * (2 if config.video_differences else 1), video.resolution, config.video_channels, config.max_channels, sn)
         self.image_out = _sn(nn.Linear(self.image.out_channels, 1), sn)
         self.video_out = _sn(nn.Linear(self.video.out_channels, 1), sn)
         self.condition = ConditionEncoder(video.condition, video.num_classes, video.text_dim, video.text_queries, video.condition_dim)
@@ -355,7 +361,11 @@ class Discriminator(nn.Module):
         k = frame_index.shape[1]
         frames = video[torch.arange(b, device=video.device)[:, None], :, frame_index]  # (b, k, c, h, w)
         image_features = self.image(rearrange(frames, "b k c h w -> (b k) c h w"))  # (b k, ch)
-        video_features = self.video(video)  # (b, ch)
+        if self.config.video_differences:  # the first frame's difference is zero
+            differences = F.pad(video.diff(dim=2), (0, 0, 0, 0, 1, 0)) * self.config.video_differences
+            video_features = self.video(torch.cat([video, differences], dim=1))  # (b, ch)
+        else:
+            video_features = self.video(video)
         image_logits = self.image_out(image_features)[:, 0]
         video_logits = self.video_out(video_features)[:, 0]
         cond = self.condition(b, labels, text_tokens, text_mask)

@@ -45,6 +45,10 @@ class TrainConfig:
     # fine-tuning: a new run starts from these weights (a built-in model's name, a model folder, a run folder or a
     # checkpoint file; EMA weights where the checkpoint has them) with a fresh optimizer and LR schedule
     init_from: str | None = None
+    # grow a model while fine-tuning: tensors the source lacks or holds in another shape (layers this config
+    # adds or widens, e.g. more temporal levels) keep their fresh initialisation, named in the log, instead
+    # of failing the load; weights this config has no place for still fail
+    init_partial: bool = False
     num_workers: int = 0  # DataLoader worker processes per training process
     checkpoint_every: int = 500  # steps between checkpoints (also written on stop and at the end)
     keep_checkpoints: int = 3  # newest checkpoints kept in run/checkpoints

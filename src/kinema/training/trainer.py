@@ -530,13 +530,25 @@ class Trainer:
             return get_model_state_dict(self.prepared[name], options=_full_state_options())
         return self.raw[name].state_dict()
 
-    def _load_module_state(self, name: str, state: dict[str, torch.Tensor]) -> None:
+    def _load_module_state(self, name: str, state: dict[str, torch.Tensor], strict: bool = True) -> list[str]:
+        """Load a full state dict into module ``name``. Not ``strict``, tensors the state lacks or holds in
+        another shape keep their current values, and their names are returned; keys the module has no
+        place for still fail (the state is some other model)."""
+        fresh: list[str] = []
+        if not strict:
+            own = self.raw[name].state_dict()
+            unexpected = sorted(set(state) - set(own))
+            if unexpected:
+                raise RuntimeError(f"Error(s) in loading state_dict:\n\tUnexpected key(s): {', '.join(unexpected[:6])}")
+            fresh = sorted(k for k, v in own.items() if k not in state or state[k].shape != v.shape)
+            state = {k: v for k, v in state.items() if k not in fresh} | {k: own[k] for k in fresh}
         if self.fsdp:
             from torch.distributed.checkpoint.state_dict import set_model_state_dict
 
             set_model_state_dict(self.prepared[name], state, options=_full_state_options())
         else:
             self.raw[name].load_state_dict(state)
+        return fresh
 
     def _optimizer_state(self, name: str) -> dict:
         if self.fsdp:
@@ -672,12 +684,14 @@ class Trainer:
             if name not in self.raw:
                 continue
             try:
-                self._load_module_state(name, state_dict)
+                fresh_keys = self._load_module_state(name, state_dict, strict=not self.config.train.init_partial)
             except RuntimeError as error:  # size mismatch, missing or unexpected keys
                 first = str(error).strip().splitlines()
                 raise ValueError(
                     f"train.init_from: the weights in {path} do not fit this config's {name}: {' '.join(first[1:3]) or first[0]}"
                 ) from None
+            if fresh_keys:
+                messages.append(f"train.init_partial: {name} starts {len(fresh_keys)} tensors fresh: {', '.join(fresh_keys[:6])}" + (" ..." if len(fresh_keys) > 6 else ""))
         if self.ema is not None:
             self.ema.reset()
         loaded = sorted(n for n in weights if n in self.raw)
