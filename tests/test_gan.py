@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from kinema.io import probe, read_video
-from kinema.models.gan import Discriminator, DiscriminatorConfig, GeneratorConfig, VideoGenerator
+from kinema.models.gan import Discriminator, DiscriminatorConfig, GeneratorConfig, VideoGenerator, flicker_statistics
 from kinema.pipelines.gan import GANPipeline, GANPipelineConfig
 from kinema.pipelines.generate import generate, generate_batch, load_pipeline, needs_prompt
 from kinema.training import get_family, load_config, train
@@ -123,6 +123,8 @@ def test_bad_inputs_are_named():
         generator.set_text_statistics(torch.zeros(384), torch.ones(384))
     with pytest.raises(ValueError, match="video_differences must be >= 0"):
         DiscriminatorConfig(video_differences=-1)
+    with pytest.raises(ValueError, match="video_statistics must be >= 0"):
+        DiscriminatorConfig(video_statistics=-0.5)
 
 
 def test_video_critic_can_be_shown_frame_differences():
@@ -139,6 +141,33 @@ def test_video_critic_can_be_shown_frame_differences():
     assert torch.equal(given[:, 3:, 0], torch.zeros(2, 3, 16, 16))  # nothing before the first frame
     assert torch.allclose(given[:, 3:, 1:], 5 * (video[:, :, 1:] - video[:, :, :-1]))
     assert critic.video.convs[0].parametrizations.weight.original.grad[:, 3:].abs().sum() > 0
+
+
+def test_flicker_statistics_tell_a_brightening_clip_from_a_steady_one():
+    """A square sliding across black keeps its frame means; the same square brightening by 5% over the
+    clip does not. video_statistics hands the critic that difference, and the generator gets its gradient."""
+    f = 8
+    steady = torch.full((1, 3, f, 16, 16), -1.0)
+    for t in range(f):
+        steady[0, :, t, 4:10, t : t + 6] = torch.tensor([0.6, -0.2, 0.2])[:, None, None]
+    gain = torch.linspace(1.0, 1.05, f)[None, None, :, None, None]
+    brightening = (steady + 1) * gain - 1
+    calm, flicker = flicker_statistics(steady), flicker_statistics(brightening)
+    assert calm.shape == (1, 6)
+    assert (flicker > calm + 1.0).all()  # e^1: several times the relative variation, in every channel
+
+    config = GeneratorConfig(**SMALL)
+    critic = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8, video_statistics=1.0), config)
+    plain = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8), config)
+    plain.load_state_dict(critic.state_dict(), strict=False)
+    critic.eval(), plain.eval()  # spectral norm's power iteration stands still
+    video = brightening.repeat(2, 1, 1, 1, 1).requires_grad_(True)
+    _, with_statistics = critic(video)
+    _, without = plain(video)
+    expected = without + critic.video_statistics(flicker_statistics(video))[:, 0]
+    assert torch.allclose(with_statistics, expected, atol=1e-5)
+    with_statistics.sum().backward()
+    assert video.grad.abs().sum() > 0
 
 
 def test_save_load_gives_identical_outputs(tmp_path):

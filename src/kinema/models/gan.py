@@ -92,13 +92,19 @@ class DiscriminatorConfig:
     # norm caps how much a critic can amplify anything, so a colour drift of 1% between frames stays a
     # 1% signal to it; handed over scaled, the drift is as plain to it as the clip itself.
     video_differences: float = 0.0
+    # > 0: the video score also reads a flicker statistic, weighted by this: how much each colour
+    # channel's frame mean varies over the clip (std and mean step, over the clip's mean, log scale).
+    # A shape that brightens or swells over a clip moves its frame means by a few percent, a real one
+    # by ~0.3%; a convolutional critic, which sees a clip a patch at a time, hardly tells the two apart.
+    video_statistics: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("image_channels", "video_channels", "max_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.video_differences < 0:
-            raise ValueError(f"video_differences must be >= 0 (0 turns it off), got {self.video_differences}")
+        for name in ("video_differences", "video_statistics"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 turns it off), got {getattr(self, name)}")
 
 
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -319,6 +325,17 @@ class VideoDiscriminator(nn.Module):
         return h.sum(dim=(2, 3, 4))  # (b, channels)
 
 
+def flicker_statistics(video: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Per clip and colour channel, how much the frame mean varies over the clip: log of its standard
+    deviation and of its mean step between frames, each over the clip's mean level (black = 0).
+    video (b, c, f, h, w) in [-1, 1] -> (b, 2c), in float32 whatever the autocast."""
+    means = (video.float() + 1).mean(dim=(3, 4))  # (b, c, f)
+    level = means.mean(dim=2).clamp_min(eps)
+    spread = means.std(dim=2) / level
+    step = means.diff(dim=2).abs().mean(dim=2) / level
+    return torch.cat([spread, step], dim=1).add(eps).log()
+
+
 class Discriminator(nn.Module):
     """Both critics of the GAN as one module (one optimizer, one DDP wrapper, one forward per loss).
 
@@ -336,6 +353,10 @@ class Discriminator(nn.Module):
         self.video = VideoDiscriminator(c * (2 if config.video_differences else 1), video.resolution, config.video_channels, config.max_channels, sn)
         self.image_out = _sn(nn.Linear(self.image.out_channels, 1), sn)
         self.video_out = _sn(nn.Linear(self.video.out_channels, 1), sn)
+        if config.video_statistics:
+            self.video_statistics = nn.Sequential(
+                _sn(nn.Linear(2 * c, 32), sn), nn.LeakyReLU(0.2), _sn(nn.Linear(32, 1), sn)
+            )
         self.condition = ConditionEncoder(video.condition, video.num_classes, video.text_dim, video.text_queries, video.condition_dim)
         if video.condition != "none":
             self.image_embed = _sn(nn.Linear(video.condition_dim, self.image.out_channels, bias=False), sn)
@@ -368,6 +389,10 @@ class Discriminator(nn.Module):
             video_features = self.video(video)
         image_logits = self.image_out(image_features)[:, 0]
         video_logits = self.video_out(video_features)[:, 0]
+        if self.config.video_statistics:
+            with torch.autocast(video.device.type, enabled=False):
+                flicker = self.video_statistics(flicker_statistics(video))[:, 0]
+            video_logits = video_logits + self.config.video_statistics * flicker
         cond = self.condition(b, labels, text_tokens, text_mask)
         if cond is not None:
             image_logits = image_logits + (self.image_embed(cond).repeat_interleave(k, dim=0) * image_features).sum(dim=1)
