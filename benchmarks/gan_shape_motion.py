@@ -13,7 +13,9 @@ ACD alone rewards a blank or frozen video, so the videos must also be real shape
   "the dominant axis points right or down" is reported but not the target (real videos: ~95%).
 Also reported, as collapse detectors: colour diversity against the training set (mean pairwise
 distance between videos' colours, generated / training, and the share of training colours with a
-generated colour within 48 RGB units), and the balance of shapes and directions (training: ~50/50).
+generated colour within 48 RGB units), and the balance of shapes and directions (training: ~50/50);
+and, for shapes that morph or swell over a clip (which ACD, reading colour only, misses), the median
+change of the shape's area over a clip, (max - min) / mean (real videos: 0.6%).
 
     python benchmarks/gan_shape_motion.py --model shape-motion-gan
     python benchmarks/gan_shape_motion.py --model runs/shape-motion-gan      # also reports training time
@@ -88,6 +90,7 @@ def measure(videos: list[np.ndarray], training_colors: np.ndarray) -> dict:
         "dominant_axis_right_or_down": float(np.mean(dominant)),
         "share_left_to_right": float(np.mean(right & (travel[:, 0] >= travel[:, 1]))),
         "share_squares": shapes.count("square") / len(shapes) if shapes else 0.0,
+        "size_drift_median": float(np.median([r.size_drift for r in found])) if found else float("nan"),
         **color_diversity(colors, training_colors, COLOR_RADIUS),
     }
 
@@ -128,6 +131,7 @@ def main() -> None:
         ("  dominant axis right or down", f"{result['dominant_axis_right_or_down']:.1%}", "real: ~95%"),
         ("  of which left-to-right", f"{result['share_left_to_right']:.1%}", "real: ~50%"),
         ("squares (vs circles)", f"{result['share_squares']:.1%}", "real: ~50%"),
+        ("shape area change over a clip (median)", f"{result['size_drift_median']:.1%}", "real: 0.6%; a shape that morphs or swells"),
         ("colour diversity / training", f"{result['color_diversity_ratio']:.2f}", "~1; << 1 is collapse"),
         (f"training colours within {COLOR_RADIUS:.0f}", f"{result['color_coverage']:.1%}", "real: ~99%"),
     ]

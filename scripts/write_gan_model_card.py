@@ -5,7 +5,8 @@ The shipping sequence (each step's numbers come from the one before):
 
     kinema export runs/shape-motion-gan --out src/kinema/builtin/shape-motion-gan --overwrite --sampling-only
     python benchmarks/gan_shape_motion.py --model shape-motion-gan
-    python scripts/write_gan_model_card.py shape-motion-gan --run runs/shape-motion-gan
+    python scripts/write_gan_model_card.py shape-motion-gan --run runs/shape-motion-gan \
+        --config configs/gan/shape_motion_refine.yaml --first-stage-steps 11602 --first-stage-hours 3.17
 
     kinema export runs/shapes-gan --out src/kinema/builtin/shapes-gan --overwrite --sampling-only
     python benchmarks/shapes_t2v.py --model shapes-gan --num-i2v 0 --out benchmarks/results/shapes_gan.json
@@ -13,6 +14,8 @@ The shipping sequence (each step's numbers come from the one before):
     python scripts/write_gan_model_card.py shapes-gan --run runs/shapes-gan
 
 Built-ins ship --sampling-only (the generator; a discriminator would break the 10 MB budget).
+A run that started from another model (train.init_from: shape-motion-gan is stage 2 of two) names its
+config with --config and the first stage's steps and hours with --first-stage-*; the card gives both.
 Reads the run's config.yaml and metrics.jsonl (training wall time: the sum of the logged intervals),
 the model folder's config.json (the step it was exported at) and benchmarks/results/
 {gan_shape_motion, shapes_gan, shapes_t2v}.json.
@@ -44,6 +47,7 @@ def shape_motion_quality(result: dict) -> tuple[str, list[str]]:
 | frames with one blob (Shapes checker) | {result['single_blob_rate']:.1%} | >= 95% |
 | videos moving left-to-right or top-to-bottom | {result['moves_right_or_down']:.1%} | >= 90% |
 | squares among the shapes | {result['share_squares']:.1%} | ~50% (training) |
+| shape area change over a clip, (max - min) / mean, median | {result['size_drift_median']:.1%} | 0.6% (real test videos) |
 | left-to-right among the moves | {result['share_left_to_right']:.1%} | ~50% (training) |
 | colour diversity / training set | {result['color_diversity_ratio']:.2f} | ~1 (<< 1: collapse) |
 | training colours with a generated one within 48 | {result['color_coverage']:.1%} | ~99% (real test videos) |
@@ -84,6 +88,10 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="the benchmarks' JSON folder")
     parser.add_argument("--side-by-side", action="store_true", help="the run shared the machine with another training run")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads the run trained on (OMP_NUM_THREADS)")
+    parser.add_argument("--config", type=Path, default=None, help="the config the run trained with (default configs/gan/<shape_motion|shapes_text>.yaml)")
+    parser.add_argument("--first-stage-steps", type=int, default=None, help="a run that started from another model: that model's steps")
+    parser.add_argument("--first-stage-hours", type=float, default=None, help="... and its training wall time")
+    parser.add_argument("--first-stage-cpu", default="AMD EPYC", help="... and the CPU it trained on")
     args = parser.parse_args()
     model_dir = args.model or BUILTIN / args.name
 
@@ -95,7 +103,28 @@ def main() -> None:
     size_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
     m, d, o, t = config["model"], config["data"], config["objective"], config["train"]
     disc = o["discriminator"]
-    config_file = "shape_motion" if args.name == "shape-motion-gan" else "shapes_text"
+    first_config = Path("configs/gan") / ("shape_motion.yaml" if args.name == "shape-motion-gan" else "shapes_text.yaml")
+    config_file = args.config or first_config
+    staged = bool(t.get("init_from"))
+    if staged and (args.first_stage_steps is None or args.first_stage_hours is None):
+        parser.error(f"the run started from {t['init_from']}: give --first-stage-steps and --first-stage-hours")
+    if staged:
+        command = (f"Stage 1: `kinema train {first_config} --out runs/{args.name}-1 --resume auto`, {args.first_stage_steps}"
+                   f" steps. Stage 2, from it: `kinema train {config_file} --out runs/{args.name} --resume auto --set"
+                   f" train.init_from=runs/{args.name}-1`, then the shipping steps in scripts/write_gan_model_card.py."
+                   f" Exported at stage-2 step {step} (batch {t['batch_size']}, {t.get('mixed_precision', 'no')} autocast).")
+        hours_line = (f"{args.first_stage_hours + hours:.2f} h: {args.first_stage_hours:.2f} h stage 1 on one {args.first_stage_cpu}"
+                      f" thread, then {hours:.2f} h stage 2")
+    else:
+        command = (f"`kinema train {config_file} --out runs/{args.name} --resume auto`, then the shipping steps"
+                   f" in scripts/write_gan_model_card.py. Exported at step {step} of {t['max_steps']} (batch {t['batch_size']},"
+                   f" {t.get('mixed_precision', 'no')} autocast).")
+        hours_line = f"{hours:.2f} h"
+    critic_extras = "".join([
+        f" The video critic also sees each frame's difference from the one before (x{disc['video_differences']:g})." if disc.get("video_differences") else "",
+        (f" Its score adds a flicker statistic (weight {disc['video_statistics']:g}): how much each colour channel's frame mean"
+         " varies over the clip." if disc.get("video_statistics") else ""),
+    ])
 
     if args.name == "shape-motion-gan":
         what = ("Kinema's unconditional video GAN, trained on Shape Motion (MoCoGAN's benchmark): a circle or square of"
@@ -132,7 +161,7 @@ def main() -> None:
   frame by a conv generator (channels from {m['base_channels']} at 4x4 halving to {m['min_channels']}, z_c modulating every level)
   with temporal convolutions at the first {m['temporal_levels']} levels.{condition}
 - Discriminators: image (single frames, {o.get('image_frames', 1)} per clip) and video (3D conv), channels from
-  {disc['image_channels']} / {disc['video_channels']} up to {disc['max_channels']}, spectral norm {'on' if disc.get('spectral_norm') else 'off'}.
+  {disc['image_channels']} / {disc['video_channels']} up to {disc['max_channels']}, spectral norm {'on' if disc.get('spectral_norm') else 'off'}.{critic_extras}
 - Objective: {o['loss']} loss, R1 gamma {o.get('r1_gamma', 0):g}; Adam betas {t['betas']}, lr G {t['lr']:g} / D {o['discriminator_lr']:g};
   EMA of the generator (decay {t['ema_decay']}), which is what ships.{mismatch}
 - Image-to-video (`--image first.png`): the first frame is inverted into z_c and the first motion noise by
@@ -140,9 +169,8 @@ def main() -> None:
   is drawn fresh, so one picture gives many continuations. Chosen over conditioning because it needs no encoder
   or extra training, and it is what the content/motion split says a first frame is.
 - Data: {data}
-- Command: `kinema train configs/gan/{config_file}.yaml --out runs/{args.name} --resume auto`, then the shipping steps
-  in scripts/write_gan_model_card.py. Exported at step {step} of {t['max_steps']} (batch {t['batch_size']}, {t.get('mixed_precision', 'no')} autocast).
-- Training wall time: {hours:.2f} h on {args.threads} CPU thread{'s' if args.threads > 1 else ''} ({cpu_name()}; the sum of logged intervals{'; the two GANs trained side by side on a 2-core machine' if args.side_by_side else ''}).
+- Command: {command}
+- Training wall time: {hours_line} on {args.threads} CPU thread{'s' if args.threads > 1 else ''} ({cpu_name()}; the sum of logged intervals{'; beside another training run on a 2-core machine' if args.side_by_side else ''}).
 - Size: {size_mb:.1f} MB (fp32 safetensors, the generator only: fine-tuning starts a fresh discriminator).
 
 {table}

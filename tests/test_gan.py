@@ -144,16 +144,23 @@ def test_video_critic_can_be_shown_frame_differences():
 
 
 def test_flicker_statistics_tell_a_brightening_clip_from_a_steady_one():
-    """A square sliding across black keeps its frame means; the same square brightening by 5% over the
-    clip does not. video_statistics hands the critic that difference, and the generator gets its gradient."""
+    """A square sliding across black keeps its colour; the same square brightening by 5% over the clip
+    does not, and a disc that swells but keeps its colour reads as steady as the square: the statistic
+    is about colour, not shape or size (real circles and squares flicker alike). video_statistics hands it to the critic, and its gradient
+    reaches the generator."""
     f = 8
+    color = torch.tensor([0.6, -0.2, 0.2])[:, None, None]
     steady = torch.full((1, 3, f, 16, 16), -1.0)
+    disc = torch.full((1, 3, f, 16, 16), -1.0)
+    ys, xs = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
     for t in range(f):
-        steady[0, :, t, 4:10, t : t + 6] = torch.tensor([0.6, -0.2, 0.2])[:, None, None]
+        steady[0, :, t, 4:10, t : t + 6] = color
+        disc[0, :, t] = torch.where((ys - 8) ** 2 + (xs - 4 - t) ** 2 <= (2 + t / 4) ** 2, color, -1.0)
     gain = torch.linspace(1.0, 1.05, f)[None, None, :, None, None]
     brightening = (steady + 1) * gain - 1
     calm, flicker = flicker_statistics(steady), flicker_statistics(brightening)
     assert calm.shape == (1, 6)
+    assert torch.equal(flicker_statistics(disc), calm)
     assert (flicker > calm + 1.0).all()  # e^1: several times the relative variation, in every channel
 
     config = GeneratorConfig(**SMALL)
