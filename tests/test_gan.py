@@ -144,10 +144,9 @@ def test_video_critic_can_be_shown_frame_differences():
 
 
 def test_flicker_statistics_tell_a_brightening_clip_from_a_steady_one():
-    """A square sliding across black keeps its colour; the same square brightening by 5% over the clip
-    does not, and a disc that swells but keeps its colour reads as steady as the square: the statistic
-    is about colour, not shape or size (real circles and squares flicker alike). video_statistics hands it to the critic, and its gradient
-    reaches the generator."""
+    """A square sliding across black keeps its colour and extent; the same square brightening by 5%
+    over the clip does not; a disc that swells but keeps its colour reads as steady in colour and not in
+    extent. video_statistics hands these to the critic, and their gradient reaches the generator."""
     f = 8
     color = torch.tensor([0.6, -0.2, 0.2])[:, None, None]
     steady = torch.full((1, 3, f, 16, 16), -1.0)
@@ -158,10 +157,11 @@ def test_flicker_statistics_tell_a_brightening_clip_from_a_steady_one():
         disc[0, :, t] = torch.where((ys - 8) ** 2 + (xs - 4 - t) ** 2 <= (2 + t / 4) ** 2, color, -1.0)
     gain = torch.linspace(1.0, 1.05, f)[None, None, :, None, None]
     brightening = (steady + 1) * gain - 1
-    calm, flicker = flicker_statistics(steady), flicker_statistics(brightening)
-    assert calm.shape == (1, 6)
-    assert torch.equal(flicker_statistics(disc), calm)
-    assert (flicker > calm + 1.0).all()  # e^1: several times the relative variation, in every channel
+    calm, flicker, swelling = flicker_statistics(steady), flicker_statistics(brightening), flicker_statistics(disc)
+    assert calm.shape == (1, 12)  # colour (spread, step) and extent (spread, step), per channel
+    assert (flicker[:, :6] > calm[:, :6] + 1.0).all()  # e^1: several times the relative variation, in every channel
+    assert torch.equal(swelling[:, :6], calm[:, :6])
+    assert (swelling[:, 6:] > calm[:, 6:] + 1.0).all()
 
     config = GeneratorConfig(**SMALL)
     critic = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8, video_statistics=1.0), config)

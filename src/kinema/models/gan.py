@@ -92,10 +92,10 @@ class DiscriminatorConfig:
     # norm caps how much a critic can amplify anything, so a colour drift of 1% between frames stays a
     # 1% signal to it; handed over scaled, the drift is as plain to it as the clip itself.
     video_differences: float = 0.0
-    # > 0: the video score also reads a flicker statistic, weighted by this: how much each colour
-    # channel's brightest values vary over the clip (flicker_statistics). A real object keeps its
-    # colour exactly; a generated one that brightens by 1% over a clip is a 1% signal in a few dozen
-    # pixels, which a convolutional critic, seeing the clip a patch at a time, hardly tells apart.
+    # > 0: the video score also reads flicker statistics, weighted by this: how much each colour
+    # channel's brightest values and frame mean vary over the clip (flicker_statistics). A real object
+    # keeps its colour exactly; a generated one that brightens by 1% over a clip is a 1% signal in a
+    # few dozen pixels, which a convolutional critic, seeing the clip a patch at a time, hardly notices.
     video_statistics: float = 0.0
 
     def __post_init__(self) -> None:
@@ -325,19 +325,30 @@ class VideoDiscriminator(nn.Module):
         return h.sum(dim=(2, 3, 4))  # (b, channels)
 
 
-def flicker_statistics(video: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Per clip and colour channel, how much each frame's brightest values vary over the clip: log of
-    the standard deviation and of the mean step between frames of the mean of each frame's k brightest
-    values (k = 1/256 of the pixels), each over its clip mean (black = 0). A uniformly coloured object
-    keeps these exactly, whatever its shape or where it is; one that brightens or shifts hue does not.
-    video (b, c, f, h, w) in [-1, 1] -> (b, 2c), in float32 whatever the autocast."""
+def _relative_variation(series: torch.Tensor, eps: float) -> torch.Tensor:
+    """series (b, c, f) -> (b, 2c): its standard deviation and mean step over frames, over its mean."""
+    level = series.mean(dim=2).clamp_min(eps)
+    return torch.cat([series.std(dim=2) / level, series.diff(dim=2).abs().mean(dim=2) / level], dim=1)
+
+
+def flicker_statistics(video: torch.Tensor, eps: float = 1e-3, area_floor: float = 0.02) -> torch.Tensor:
+    """How much a clip's colour and its objects' extent vary over the frames, per colour channel.
+
+    - colour: each frame's k brightest values (k = 1/256 of the pixels), averaged. A uniformly coloured
+      object keeps them exactly, whatever its shape or where it is; one that brightens or shifts hue does not.
+    - extent: each frame's mean (black = 0), colour times covered area: it moves when an object swells,
+      shrinks or changes shape. Anti-aliasing alone moves it too, by ~0.2% for a real disc and ~0.9%
+      for a real square; ``area_floor`` (2%) sits above both, so the critic cannot tell the shape by it.
+
+    Each as log(relative spread + floor) and log(relative step + floor): video (b, c, f, h, w) in
+    [-1, 1] -> (b, 4c), in float32 whatever the autocast.
+    """
+    light = video.float() + 1  # black = 0
     h, w = video.shape[-2:]
-    k = max(1, h * w // 256)
-    peaks = (video.float() + 1).flatten(3).topk(k, dim=3).values.mean(dim=3)  # (b, c, f)
-    level = peaks.mean(dim=2).clamp_min(eps)
-    spread = peaks.std(dim=2) / level
-    step = peaks.diff(dim=2).abs().mean(dim=2) / level
-    return torch.cat([spread, step], dim=1).add(eps).log()
+    peaks = light.flatten(3).topk(max(1, h * w // 256), dim=3).values.mean(dim=3)  # (b, c, f)
+    colour = _relative_variation(peaks, eps).add(eps).log()
+    extent = _relative_variation(light.mean(dim=(3, 4)), eps).add(area_floor).log()
+    return torch.cat([colour, extent], dim=1)
 
 
 class Discriminator(nn.Module):
@@ -359,7 +370,7 @@ class Discriminator(nn.Module):
         self.video_out = _sn(nn.Linear(self.video.out_channels, 1), sn)
         if config.video_statistics:
             self.video_statistics = nn.Sequential(
-                _sn(nn.Linear(2 * c, 32), sn), nn.LeakyReLU(0.2), _sn(nn.Linear(32, 1), sn)
+                _sn(nn.Linear(4 * c, 32), sn), nn.LeakyReLU(0.2), _sn(nn.Linear(32, 1), sn)
             )
         self.condition = ConditionEncoder(video.condition, video.num_classes, video.text_dim, video.text_queries, video.condition_dim)
         if video.condition != "none":
