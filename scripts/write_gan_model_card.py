@@ -122,8 +122,8 @@ def main() -> None:
         hours_line = f"{hours:.2f} h"
     critic_extras = "".join([
         f" The video critic also sees each frame's difference from the one before (x{disc['video_differences']:g})." if disc.get("video_differences") else "",
-        (f" Its score adds a flicker statistic (weight {disc['video_statistics']:g}): how much each colour channel's frame mean"
-         " varies over the clip." if disc.get("video_statistics") else ""),
+        (f" Its score adds flicker statistics (weight {disc['video_statistics']:g}): how much the shape's colour (each channel's"
+         " brightest values) and extent (each channel's frame mean) vary over the clip." if disc.get("video_statistics") else ""),
     ])
 
     if args.name == "shape-motion-gan":

@@ -167,7 +167,8 @@ def test_flicker_statistics_tell_a_brightening_clip_from_a_steady_one():
     critic = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8, video_statistics=1.0), config)
     plain = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8), config)
     plain.load_state_dict(critic.state_dict(), strict=False)
-    critic.eval(), plain.eval()  # spectral norm's power iteration stands still
+    critic.eval()  # spectral norm's power iteration stands still
+    plain.eval()
     video = brightening.repeat(2, 1, 1, 1, 1).requires_grad_(True)
     _, with_statistics = critic(video)
     _, without = plain(video)
