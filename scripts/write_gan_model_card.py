@@ -105,21 +105,19 @@ def main() -> None:
     disc = o["discriminator"]
     first_config = Path("configs/gan") / ("shape_motion.yaml" if args.name == "shape-motion-gan" else "shapes_text.yaml")
     config_file = args.config or first_config
-    staged = bool(t.get("init_from"))
-    if staged and (args.first_stage_steps is None or args.first_stage_hours is None):
-        parser.error(f"the run started from {t['init_from']}: give --first-stage-steps and --first-stage-hours")
-    if staged:
-        command = (f"Stage 1: `kinema train {first_config} --out runs/{args.name}-1 --resume auto`, {args.first_stage_steps}"
-                   f" steps. Stage 2, from it: `kinema train {config_file} --out runs/{args.name} --resume auto --set"
-                   f" train.init_from=runs/{args.name}-1`, then the shipping steps in scripts/write_gan_model_card.py."
-                   f" Exported at stage-2 step {step} (batch {t['batch_size']}, {t.get('mixed_precision', 'no')} autocast).")
+    train_command = f"`kinema train {config_file} --out runs/{args.name} --resume auto"
+    exported = f"step {step} of {t['max_steps']}"
+    hours_line = f"{hours:.2f} h"
+    if t.get("init_from"):  # a second stage, started from the first stage's run
+        if args.first_stage_steps is None or args.first_stage_hours is None:
+            parser.error(f"the run started from {t['init_from']}: give --first-stage-steps and --first-stage-hours")
+        train_command = (f"Stage 1: `kinema train {first_config} --out runs/{args.name}-1 --resume auto`, {args.first_stage_steps}"
+                         f" steps. Stage 2, from it: {train_command} --set train.init_from=runs/{args.name}-1")
+        exported = f"stage-2 step {step}"
         hours_line = (f"{args.first_stage_hours + hours:.2f} h: {args.first_stage_hours:.2f} h stage 1 on one {args.first_stage_cpu}"
                       f" thread, then {hours:.2f} h stage 2")
-    else:
-        command = (f"`kinema train {config_file} --out runs/{args.name} --resume auto`, then the shipping steps"
-                   f" in scripts/write_gan_model_card.py. Exported at step {step} of {t['max_steps']} (batch {t['batch_size']},"
-                   f" {t.get('mixed_precision', 'no')} autocast).")
-        hours_line = f"{hours:.2f} h"
+    command = (f"{train_command}`, then the shipping steps in scripts/write_gan_model_card.py. Exported at {exported}"
+               f" (batch {t['batch_size']}, {t.get('mixed_precision', 'no')} autocast).")
     critic_extras = "".join([
         f" The video critic also sees each frame's difference from the one before (x{disc['video_differences']:g})." if disc.get("video_differences") else "",
         (f" Its score adds flicker statistics (weight {disc['video_statistics']:g}): how much the shape's colour (each channel's"
