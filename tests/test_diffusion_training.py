@@ -41,7 +41,8 @@ def test_tiny_diffusion_trains_exports_and_generates(tmp_path):
     result = runner.invoke(app, ["train", str(TINY), "--out", str(run)])
     assert result.exit_code == 0, result.output
     assert len((run / "metrics.jsonl").read_text().splitlines()) >= 3
-    assert {"config.json", "model.safetensors", "pipeline.json"} <= {p.name for p in (run / "model").iterdir()}
+    assert {p.name for p in (run / "model").iterdir()} == {"model_index.json", "denoiser"}
+    assert {p.name for p in (run / "model" / "denoiser").iterdir()} == {"config.json", "model.safetensors"}
 
     out = tmp_path / "clip.mp4"
     result = runner.invoke(app, ["generate", "a small red circle moving left slowly", "--model", str(run), "-o", str(out), "--steps", "2"])
@@ -62,8 +63,8 @@ def test_export_a_checkpoint_mid_run(tmp_path):
     assert not (run / "model").exists()  # stopped early: no final export yet
     result = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert config["_kinema_training"]["step"] == 3 and config["_kinema_training"]["weights"] == "ema"
+    index = json.loads((tmp_path / "m" / "model_index.json").read_text())
+    assert index["training"]["step"] == 3 and index["training"]["weights"] == "ema" and index["pipeline"] == "diffusion"
     result = runner.invoke(app, ["generate", "a red circle", "--model", str(tmp_path / "m"), "-o", str(tmp_path / "c.mp4")])
     assert result.exit_code == 0, result.output
     (tmp_path / "empty").mkdir()
@@ -74,7 +75,8 @@ def test_export_a_checkpoint_mid_run(tmp_path):
 
 
 def test_noise_shift_divides_the_snr_and_reaches_the_exported_samplers(tmp_path):
-    from kinema.pipelines.text2video import PipelineConfig, make_scheduler
+    from kinema.hub import open_model
+    from kinema.pipelines.text2video import DiffusionSettings, make_scheduler
 
     def snr(alphas):
         return alphas / (1 - alphas)
@@ -84,8 +86,8 @@ def test_noise_shift_divides_the_snr_and_reaches_the_exported_samplers(tmp_path)
     ratio = snr(plain.noise_scheduler.alphas_cumprod) / snr(shifted.noise_scheduler.alphas_cumprod)
     assert torch.allclose(ratio[:-1], torch.full_like(ratio[:-1], 16.0), rtol=1e-3)
 
-    shifted.pipeline_config().save(tmp_path)  # pipeline.json: what a generating process rebuilds its sampler from
-    config = PipelineConfig.load(tmp_path)
+    shifted.pipeline(shifted.modules["model"]).save_pretrained(tmp_path / "m")  # what a generating process rebuilds its sampler from
+    config = DiffusionSettings.from_dict(open_model(tmp_path / "m").index.settings)
     for name in ("dpm++", "ddim", "unipc", "euler"):
         sampler = make_scheduler(name, config.scheduler)
         assert torch.allclose(sampler.alphas_cumprod, shifted.noise_scheduler.alphas_cumprod), name

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from kinema.cli import app
 from kinema.io import probe, read_video
 from kinema.io.image import write_image
-from kinema.pipelines.text2video import Image2VideoPipeline, Text2VideoPipeline
+from kinema.pipelines.text2video import Text2VideoPipeline
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +27,14 @@ def test_output_shape_dtype_and_seed(pipe):
     assert not np.array_equal(out.frames, other.frames)
 
 
-def test_schedulers_and_negative_prompts(tiny_model_dir, text_encoder):
+def test_schedulers_and_negative_prompts(pipe):
+    clips = []
     for name in ("dpm++", "ddim", "unipc", "euler"):
-        p = Text2VideoPipeline.from_pretrained(tiny_model_dir, text_encoder=text_encoder, scheduler=name)
-        a = p("a small red circle moving left slowly", generator=torch.Generator().manual_seed(0))
-        b = p("a small red circle moving left slowly", negative_prompt="blue", generator=torch.Generator().manual_seed(0))
+        a = pipe("a small red circle moving left slowly", scheduler=name, num_inference_steps=4, seed=0)
+        b = pipe("a small red circle moving left slowly", scheduler=name, num_inference_steps=4, negative_prompt="blue", seed=0)
         assert a.frames.shape == (1, 4, 32, 32, 3) and not np.array_equal(a.frames, b.frames)
+        clips.append(a.frames)
+    assert not any(np.array_equal(clips[0], other) for other in clips[1:])  # each name is another sampler
 
 
 def test_guidance_cutoff_stops_guidance_part_way(pipe):
@@ -53,7 +55,7 @@ def test_guidance_cutoff_stops_guidance_part_way(pipe):
     finally:
         hook.remove()
     assert batches == [2, 2, 2, 1, 1, 1]
-    with pytest.raises(ValueError, match="guidance_cutoff must be a fraction"):
+    with pytest.raises(ValueError, match=r"guidance_cutoff \(--guidance-cutoff\) must be >= 0 and <= 1, got 1.5"):
         run(guidance_cutoff=1.5)
 
 
@@ -65,17 +67,17 @@ def test_step_callback_hands_back_decoded_previews(pipe):
     assert len(previews) == 2 and previews[0].shape == (1, 4, 32, 32, 3) and previews[0].dtype == np.uint8
 
 
-def test_image_to_video_uses_the_first_frame(tiny_model_dir, text_encoder):
-    i2v = Image2VideoPipeline.from_pretrained(tiny_model_dir, text_encoder=text_encoder)
-    red = np.zeros((64, 64, 3), np.uint8)
-    red[20:40, 20:40] = (255, 0, 0)
-    a = i2v(red, generator=torch.Generator().manual_seed(0))  # no prompt: the image alone
-    b = i2v(255 - red, generator=torch.Generator().manual_seed(0))
-    assert a.frames.shape == (1, 4, 32, 32, 3) and not np.array_equal(a.frames, b.frames)
+def test_image_to_video_uses_the_first_frame(pipe):
+    red = np.zeros((32, 32, 3), np.uint8)
+    red[10:20, 10:20] = (255, 0, 0)
+    a = pipe(image=red, seed=0)  # no prompt: the image alone
+    b = pipe(image=255 - red, seed=0)
+    assert a.frames.shape == (1, 4, 32, 32, 3) and np.array_equal(a.frames[0, 0], red) and np.array_equal(b.frames[0, 0], 255 - red)
+    assert not np.array_equal(a.frames[0, 1:], b.frames[0, 1:])  # the later frames see the image too
 
 
 def test_bad_input_is_named(pipe):
-    with pytest.raises(ValueError, match="num_frames must be between 2 and 4"):
+    with pytest.raises(ValueError, match=r"num_frames \(--frames\) must be >= 2 and <= 4, got 9"):
         pipe("a red circle", num_frames=9)
     with pytest.raises(ValueError, match="prompt, a first-frame image"):
         pipe("")
@@ -103,7 +105,8 @@ def test_cli_generate_writes_the_clip_with_provenance(tiny_model_dir, tmp_path):
     info = probe(out)
     assert info.num_frames == 4 and (info.width, info.height) == (32, 32)
     assert info.provenance.prompt == "a small red circle moving left slowly" and info.provenance.seed == 7
-    assert info.provenance.extra["guidance"] == 3 and info.provenance.extra["guidance_cutoff"] == 0.5
+    assert info.provenance.extra["guidance_scale"] == 3 and info.provenance.extra["guidance_cutoff"] == 0.5
+    assert info.provenance.extra["num_inference_steps"] == 2  # the model's default, recorded as used
 
     frames_dir = tmp_path / "frames"
     result = runner.invoke(app, ["generate", "a red circle", "-o", str(frames_dir), "--format", "png", "--model", str(tiny_model_dir), "--frames", "3"])
@@ -119,7 +122,7 @@ def test_cli_generate_writes_the_clip_with_provenance(tiny_model_dir, tmp_path):
 
 def test_cli_generate_errors(tiny_model_dir, tmp_path):
     result = runner.invoke(app, ["generate", "--model", str(tiny_model_dir)])
-    assert result.exit_code == 1 and "PROMPT" in result.output
+    assert result.exit_code == 1 and "give a prompt, a first-frame image, or both" in result.output
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     result = runner.invoke(app, ["generate", "x", "--image", str(bad), "--model", str(tiny_model_dir), "-o", str(tmp_path / "a.mp4")])

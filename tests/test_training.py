@@ -64,7 +64,7 @@ def _assert_same_training_state(run: Path, reference: Path) -> None:
         for index, moments in opt["state"].items():
             for key, tensor in moments.items():
                 assert torch.equal(a["optimizers"][name]["state"][index][key], tensor), f"optimizer {name} {index}.{key} differs"
-    exported, expected = load_file(run / "model" / "model.safetensors"), load_file(reference / "model" / "model.safetensors")
+    exported, expected = (load_file(r / "model" / "denoiser" / "model.safetensors") for r in (run, reference))
     assert exported.keys() == expected.keys() and all(torch.equal(exported[k], expected[k]) for k in expected)
 
 
@@ -121,8 +121,9 @@ def test_loss_falls_and_the_run_folder_is_complete(baseline):
 
 def test_exported_model_loads_and_gives_the_ema_outputs(baseline):
     model = ToyDenoiser.from_pretrained(baseline / "model").eval()
-    meta = json.loads((baseline / "model" / "config.json").read_text())
-    assert meta["_kinema_training"]["weights"] == "ema" and meta["hidden"] == 32 and meta["dropout"] == 0.1
+    index = json.loads((baseline / "model" / "model_index.json").read_text())
+    config = json.loads((baseline / "model" / "denoiser" / "config.json").read_text())
+    assert index["training"]["weights"] == "ema" and index["purpose"] == "test" and config["hidden"] == 32 and config["dropout"] == 0.1
     reference = ToyDenoiser(ToyDenoiserConfig(hidden=32, dropout=0.1)).eval()
     reference.load_state_dict(_final_state(baseline)["ema"]["model"])
     x = torch.randn(2, 3, 8, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -341,11 +342,8 @@ class PairObjective(Objective):
         out = self.modules["second"](self.modules["first"](batch))
         return {"loss": (out - batch).pow(2).mean(), "norm": out.norm()}
 
-    def export_model(self):
-        return self.modules["first"]
-
-    def export_extras(self, directory):
-        (Path(directory) / "pipeline.json").write_text("{}")
+    def export_components(self):
+        return {"first": self.modules["first"]}
 
 
 register_family(
@@ -369,9 +367,9 @@ def test_two_optimizers_step_in_their_phases(tmp_path):
     assert state["optimizers"]["second"]["param_groups"][0]["initial_lr"] == 1e-2
     entry = _metrics(run)[-1]
     assert {"first/loss", "first/norm", "second/loss", "first/lr", "second/lr", "first/grad_norm"} <= entry.keys()
-    exported = load_file(run / "model" / "model.safetensors")
+    exported = load_file(run / "model" / "first" / "model.safetensors")
     assert torch.equal(exported["weight"], state["ema"]["first"]["weight"])
-    assert sorted(p.name for p in (run / "model").iterdir()) == ["config.json", "model.safetensors", "pipeline.json"]
+    assert sorted(p.name for p in (run / "model").iterdir()) == ["first", "model_index.json"]
 
 
 def _final_state_at(run: Path, step: int) -> dict:
@@ -392,6 +390,6 @@ def test_a_failing_preview_neither_ends_the_run_nor_moves_its_randomness(tmp_pat
     failing = train(TINY, overrides=overrides, out=tmp_path / "failing")
     assert "preview at step 5 failed" in capsys.readouterr().out
     assert (failing / "checkpoints" / "step_000010.pt").exists()
-    a = load_file(str(clean / "model" / "model.safetensors"))
-    b = load_file(str(failing / "model" / "model.safetensors"))
+    a = load_file(str(clean / "model" / "denoiser" / "model.safetensors"))
+    b = load_file(str(failing / "model" / "denoiser" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -42,21 +42,27 @@ def generate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (a folder for --format png). Default: video.<format>."),
     image: Optional[Path] = typer.Option(None, "--image", help="First frame to animate (image-to-video)."),
     negative: Optional[str] = typer.Option(None, "--negative", help="Negative prompt: what to steer away from."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same frames."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same frames; clip i of a batch uses seed + i."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default: the model's)."),
     guidance_cutoff: Optional[float] = typer.Option(
         None, "--guidance-cutoff", help="Guide only this first fraction of the steps, 0..1 (default: the model's)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Sampler: dpm++, ddim, unipc or euler (default: the model's)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Number of frames (default: the model's)."),
+    height: Optional[int] = typer.Option(None, "--height", help="Frame height (default: the model's)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Frame width (default: the model's)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of the written video (default: the model's)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="mp4, webm, gif or png (a folder of frames)."),
     model: Optional[str] = typer.Option(None, "--model", help="Built-in name (see `kinema models`), model folder or training run folder."),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Batch mode: a file with one prompt per line."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: folder for 0000.mp4, 0001.mp4, ..."),
     count: Optional[int] = typer.Option(None, "--count", help="Batch mode without a prompts file: N clips (of PROMPT, or of none for unconditional models) into --out-dir."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
-    """Generate a video from a prompt and/or a first frame.
+    """Generate a video from a prompt and/or a first frame. Options a model does not take are refused,
+    with the list of those it does (`kinema models NAME` shows them).
 
     Example: `kinema generate "a small red circle moving left slowly" -o clip.mp4`
 
@@ -64,36 +70,31 @@ def generate(
 
     Unconditional models (no prompt): `kinema generate --model shape-motion-gan --count 16 --out-dir clips/`
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from kinema.pipelines import generate as gen
 
     start = time.perf_counter()
-    options = dict(image=image, negative=negative, steps=steps, guidance=guidance, guidance_cutoff=guidance_cutoff, frames=frames, fps=fps, model=model)
+    given = dict(negative_prompt=negative, num_inference_steps=steps, guidance_scale=guidance, guidance_cutoff=guidance_cutoff,
+                 scheduler=scheduler, num_frames=frames, height=height, width=width, fps=fps)
+    options = {k: v for k, v in given.items() if v is not None}  # the model's defaults for the rest
     try:
-        if prompts is not None or count is not None:
-            if out_dir is None:
-                raise ValueError("--prompts and --count need --out-dir")
-            if prompts is not None and (count is not None or prompt):
-                raise ValueError("--prompts takes its prompts from the file: give no PROMPT or --count with it")
-            fmt = fmt or "mp4"
-            results = gen.generate_batch(
-                prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt, overwrite=overwrite,
-                on_done=lambda r: console.print(f"{r.path}  ({r.seconds:.2f} s)"), **options,
-            )
-            console.print(f"wrote {len(results)} videos to {out_dir} in {time.perf_counter() - start:.1f} s")
-            return
-        if not prompt and image is None and gen.needs_prompt(model):
-            raise ValueError("give a PROMPT, --image, or both (or --prompts FILE --out-dir DIR)")
-        with Progress(TextColumn("sampling"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                      console=console, transient=True) as bar:
-            task = bar.add_task("sampling", total=None)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
-                result = gen.generate(
-                    prompt or "", out or Path(f"video.{fmt or 'mp4'}"), seed=seed, format=fmt, overwrite=overwrite,
-                    progress=lambda step, total, _preview: bar.update(task, completed=step, total=total), **options,
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
+            if prompts is not None or count is not None:
+                if out_dir is None:
+                    raise ValueError("--prompts and --count need --out-dir")
+                if prompts is not None and (count is not None or prompt):
+                    raise ValueError("--prompts takes its prompts from the file: give no PROMPT or --count with it")
+                results = gen.generate_batch(
+                    prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt or "mp4", model=model, image=image,
+                    device=device, dtype=dtype, overwrite=overwrite, on_done=lambda r: console.print(f"{r.path}  ({r.seconds:.2f} s)"),
+                    **options,
                 )
+                console.print(f"wrote {len(results)} videos to {out_dir} in {time.perf_counter() - start:.1f} s")
+                return
+            result = gen.generate(
+                prompt or "", out or Path(f"video.{fmt or 'mp4'}"), model=model, image=image, seed=seed, device=device, dtype=dtype,
+                format=fmt, overwrite=overwrite, **options,
+            )
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)
@@ -104,26 +105,33 @@ def generate(
 
 
 @app.command()
-def models(name: Optional[str] = typer.Argument(None, help="Show this model's full card.")) -> None:
-    """List the built-in models with their cards.
+def models(name: Optional[str] = typer.Argument(None, help="Show this model's kind, options and full card (a built-in name or a model folder).")) -> None:
+    """List the built-in models: kind, what each takes, size and card summary.
 
     Example: `kinema models`   or   `kinema models shapes-t2v`
     """
-    from kinema.hub import builtin_models
+    from kinema.hub import builtin_models, open_model
+    from kinema.pipelines import describe_model
 
-    found = builtin_models()
-    if name:
-        match = [m for m in found if m.name == name]
-        if not match:
-            console.print(f"[red]error:[/red] no built-in model {name!r}; built-ins: {', '.join(m.name for m in found) or 'none'}")
-            raise typer.Exit(1)
-        console.print(match[0].card)
-        return
-    table = Table(title="Built-in models")
-    table.add_column("name")
-    table.add_column("about")
-    for m in found:
-        table.add_row(m.name, m.summary)
+    try:
+        if name:
+            folder = open_model(name)
+            kind, takes, options = describe_model(folder)
+            console.print(f"[bold]{folder.name}[/bold]: {kind}; takes {takes}; {folder.size_bytes / 1e6:.1f} MB")
+            for line in options:
+                console.print(f"  {line}")
+            console.print(folder.card)
+            return
+        found = builtin_models()
+        table = Table(title="Built-in models")
+        for column in ("name", "kind", "takes", "size", "about"):
+            table.add_column(column)
+        for folder in found:
+            kind, takes, _ = describe_model(folder)
+            table.add_row(folder.name, kind, takes, f"{folder.size_bytes / 1e6:.1f} MB", folder.summary)
+    except (ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1)
     console.print(table if found else "no built-in models shipped yet")
 
 
@@ -305,7 +313,8 @@ def evaluate_command(
     i3d_port: str = typer.Option("videogpt", "--i3d-port", help="Port the I3D weights come from: videogpt (i3d_pretrained_400.pt) or piergiaj (rgb_imagenet.pt)."),
     classifier: Optional[Path] = typer.Option(None, "--classifier", help="Shapes classifier folder (config.json + model.safetensors) for fd_shapes."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.json, report.html and grid.png."),
-    device: str = typer.Option("cpu", help="Where the networks run: cpu, cuda, mps."),
+    device: str = typer.Option("auto", "--device", help="Where the networks run: auto (a GPU when there is one), cpu, cuda, cuda:N or mps."),
+    dtype: str = typer.Option("auto", "--dtype", help="--model generation precision: auto (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16, float16."),
     batch_size: int = typer.Option(8, help="Videos per network batch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in OUT."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
@@ -316,10 +325,12 @@ def evaluate_command(
 
     On the fly: `kinema evaluate --real shapes_test/ --model shapes-t2v --prompts prompts.txt --metrics shapes,flicker`
     """
+    from kinema.device import resolve_device
     from kinema.evaluation.evaluate import MissingWeightsError, evaluate
     from kinema.evaluation.report import shapes_rows, summary_rows, to_json
 
     try:
+        device = str(resolve_device(device))
         if (fake is None) == (model is None):
             raise ValueError("give --fake VIDEOS, or --model with --prompts to generate them")
         if model is not None:
@@ -328,7 +339,7 @@ def evaluate_command(
 
             if prompts is None:
                 raise ValueError("--model needs --prompts FILE (one prompt per line)")
-            clips, texts = generate_clips(prompts, model, seed=seed)
+            clips, texts = generate_clips(prompts, model, seed=seed, device=device, dtype=dtype)
             fake = VideoSet.from_frames(clips, labels=texts, source=f"{model}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the result lists them; printed below

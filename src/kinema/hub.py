@@ -1,60 +1,247 @@
-"""Built-in models (names -> folders shipped inside the package) and resolving --model arguments."""
+"""Model folders: the one format every Kinema model is saved in, the built-in models, and resolving --model.
+
+A model folder (format 1, docs/model_format.md)::
+
+    model_index.json             what the folder is: pipeline, components, sampling settings, training
+    MODEL_CARD.md                what the model does, how it was made and measured
+    denoiser/                    one subfolder per component: config.json (with "model_class") + model.safetensors
+    discriminator.safetensors    optional: modules only fine-tuning needs (a GAN's critic), named in "fine_tuning"
+
+model_index.json, in the spirit of diffusers' file of the same name::
+
+    {
+      "_kinema_version": "0.2.0",
+      "format": 1,
+      "pipeline": "diffusion",                     # the registered pipeline that drives it; null: not a generator
+      "purpose": "generation",                     # or "evaluation" (a judge such as the Shapes classifier)
+      "components": {
+        "denoiser": "denoiser",                    # a subfolder of this folder
+        "vae": {"model": "shapes-vae", "component": "vae"}   # or a frozen component of another model (built-in or path)
+      },
+      "settings": {...},                           # the pipeline's sampling settings (its dataclass, strictly checked)
+      "training": {"family": "diffusion", "step": 10000, "weights": "ema"},
+      "fine_tuning": {"discriminator": "discriminator.safetensors"}
+    }
+
+Older folders (config.json + model.safetensors + pipeline.json side by side) and training run folders
+(their newest checkpoint, EMA weights where kept) still load. A key this module does not know is an
+error naming the key and the file, never silently dropped.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+from kinema.io.atomic import atomic_path
+from kinema.models.base import CONFIG_NAME, WEIGHTS_NAME, check_keys, read_model_class
 
 BUILTIN_DIR = Path(__file__).parent / "builtin"
 DEFAULT_MODEL = "shapes-t2v"
 CARD_NAME = "MODEL_CARD.md"
+INDEX_NAME = "model_index.json"
+LEGACY_SETTINGS_NAME = "pipeline.json"  # format 0: the settings beside a single network
+FORMAT_VERSION = 1
+PURPOSES = ("generation", "evaluation", "test")
+LEGACY_COMPONENT = "model"  # the one component of a format-0 folder, before the registry names it
+
+
+class ModelFormatError(ValueError):
+    """A model folder that cannot be read as one: missing files, unknown keys, broken references."""
 
 
 @dataclass
-class ModelInfo:
-    name: str
+class ModelIndex:
+    """model_index.json as data."""
+
+    pipeline: str | None = None
+    purpose: str = "generation"
+    components: dict[str, str | dict[str, str]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    fine_tuning: dict[str, str] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+    kinema_version: str = ""  # "_kinema_version" in the file: who wrote it
+
+    def to_json(self) -> dict[str, Any]:
+        from kinema import __version__
+
+        data = asdict(self)
+        data.pop("kinema_version")
+        return {"_kinema_version": __version__, **data}
+
+    @classmethod
+    def read(cls, path: Path) -> ModelIndex:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelFormatError(f"{path} cannot be read as JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise ModelFormatError(f"{path} must hold a JSON object, got {type(data).__name__}")
+        check_keys(data, [k for k in cls.__dataclass_fields__ if k != "kinema_version"], str(path))
+        index = cls(**{k: v for k, v in data.items() if not k.startswith("_")}, kinema_version=str(data.get("_kinema_version", "")))
+        if index.format != FORMAT_VERSION:
+            raise ModelFormatError(f"{path} is model format {index.format!r}; this Kinema reads format {FORMAT_VERSION} (upgrade Kinema)")
+        if index.purpose not in PURPOSES:
+            raise ModelFormatError(f"{path}: purpose must be one of {', '.join(PURPOSES)}, got {index.purpose!r}")
+        if index.purpose == "generation" and not index.pipeline:
+            raise ModelFormatError(f"{path}: a generation model must name its pipeline")
+        for name, ref in index.components.items():
+            if isinstance(ref, dict):
+                check_keys(ref, ["model", "component"], f"{path} components.{name}")
+                if set(ref) != {"model", "component"}:
+                    raise ModelFormatError(f"{path} components.{name} must give both 'model' and 'component', got {sorted(ref)}")
+            elif not isinstance(ref, str):
+                raise ModelFormatError(f"{path} components.{name} must be a subfolder name or {{'model': ..., 'component': ...}}")
+        return index
+
+    def write(self, folder: Path) -> None:
+        with atomic_path(folder / INDEX_NAME, overwrite=True) as tmp:
+            tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+@dataclass
+class ModelFolder:
+    """An opened model: where it is, its index, and how the user named it."""
+
     path: Path
-    summary: str  # the card's first paragraph
+    index: ModelIndex
+    name: str  # the built-in name or the path as given
+    legacy: bool = False  # format 0 (one network, pipeline.json beside it)
+    run: Path | None = None  # set when the model came from a training run's newest checkpoint
+    _tmp: Any = None  # keeps a run's temporary export alive while the model is open
+
+    def component(self, name: str, _depth: int = 0) -> Path:
+        """The folder holding component NAME's config.json + model.safetensors (references followed)."""
+        if name not in self.index.components:
+            raise ModelFormatError(f"{self.where}: no component {name!r}; it has {', '.join(self.index.components) or 'none'}")
+        ref = self.index.components[name]
+        if isinstance(ref, dict):
+            if _depth > 8:
+                raise ModelFormatError(f"{self.where}: components.{name} references go round in a circle")
+            base = ref["model"]
+            other = open_model(self.path / base if (self.path / base).is_dir() else base)
+            return other.component(ref["component"], _depth + 1)
+        folder = (self.path / ref).resolve()
+        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+            raise ModelFormatError(f"{self.where}: component {name!r} needs {folder / CONFIG_NAME} and {folder / WEIGHTS_NAME}")
+        return folder
+
+    def component_class(self, name: str) -> str:
+        return read_model_class(self.component(name))
+
+    def fine_tuning_file(self, name: str) -> Path | None:
+        """Module NAME's weights kept for fine-tuning (a GAN's discriminator), or None."""
+        if name in self.index.fine_tuning:
+            return self.path / self.index.fine_tuning[name]
+        legacy = self.path / f"{name}.safetensors"
+        return legacy if self.legacy and legacy.is_file() else None
+
+    @property
+    def where(self) -> str:
+        return str(self.path / (LEGACY_SETTINGS_NAME if self.legacy else INDEX_NAME))
 
     @property
     def card(self) -> str:
         card = self.path / CARD_NAME
-        return card.read_text() if card.exists() else ""
+        return card.read_text() if card.is_file() else ""
+
+    @property
+    def summary(self) -> str:
+        """The card's first paragraph that is not a heading."""
+        paragraphs = [p.strip() for p in self.card.split("\n\n") if p.strip() and not p.lstrip().startswith("#")]
+        return " ".join(paragraphs[0].split()) if paragraphs else ""
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the weights this folder holds itself (referenced components not counted)."""
+        return sum(p.stat().st_size for p in self.path.rglob("*.safetensors"))
 
 
-def builtin_models() -> list[ModelInfo]:
-    """The models shipped inside the package, with the first paragraph of each card."""
-    models = []
-    if BUILTIN_DIR.is_dir():
-        for folder in sorted(p for p in BUILTIN_DIR.iterdir() if (p / "config.json").is_file()):
-            card = folder / CARD_NAME
-            text = card.read_text() if card.exists() else ""
-            paragraphs = [p.strip() for p in text.split("\n\n") if p.strip() and not p.lstrip().startswith("#")]
-            models.append(ModelInfo(folder.name, folder, " ".join(paragraphs[0].split()) if paragraphs else ""))
-    return models
+def write_index(folder: str | os.PathLike, index: ModelIndex) -> None:
+    index.write(Path(folder))
 
 
-def resolve_model(model: str | os.PathLike | None) -> Path:
-    """A built-in name, a model folder, or a training run folder (its model/) -> the model folder."""
-    if model is None:
-        model = DEFAULT_MODEL
+def is_model_folder(path: Path) -> bool:
+    return (path / INDEX_NAME).is_file() or (path / CONFIG_NAME).is_file()
+
+
+def is_diffusers_folder(path: Path) -> bool:
+    """A folder saved by diffusers' save_pretrained (its model_index.json names "_diffusers_version")."""
+    try:
+        return "_diffusers_version" in json.loads((path / INDEX_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def open_model(model: str | os.PathLike | None = None) -> ModelFolder:
+    """A built-in name, a model folder (format 1 or 0) or a training run folder -> the opened model.
+
+    A run folder gives its newest valid checkpoint (EMA weights where the run keeps them), exported
+    to a temporary folder that lives as long as the returned object; its finished export (run/model)
+    is used instead when it is as new.
+    """
+    model = DEFAULT_MODEL if model is None else model
     path = Path(model)
     if path.is_dir():
-        if (path / "config.json").is_file():
-            return path
-        if (path / "model" / "config.json").is_file():  # a run folder
-            return path / "model"
-        raise FileNotFoundError(f"{path} is neither a model folder (config.json + model.safetensors) nor a training run folder (model/)")
+        if (path / "checkpoints").is_dir() or (not is_model_folder(path) and is_model_folder(path / "model")):
+            return _open_run(path)
+        if is_diffusers_folder(path):
+            raise ModelFormatError(
+                f"{path} is a diffusers pipeline folder; running diffusers pipelines through Kinema is planned (not in this version)")
+        if is_model_folder(path):
+            return _open_folder(path, str(model))
+        raise FileNotFoundError(f"{path} is neither a model folder ({INDEX_NAME}) nor a training run folder (checkpoints/ or model/)")
+    if path.exists():
+        raise FileNotFoundError(f"{path} is a file; --model takes a built-in name, a model folder or a training run folder")
     builtin = BUILTIN_DIR / str(model)
-    if (builtin / "config.json").is_file():
-        return builtin
+    if str(model) and "/" not in str(model) and is_model_folder(builtin):
+        return _open_folder(builtin, str(model))
     names = ", ".join(m.name for m in builtin_models()) or "none shipped yet"
     raise FileNotFoundError(f"no model {str(model)!r}: not a folder and not a built-in model (built-ins: {names})")
 
 
-def model_class(folder: Path) -> str:
-    """The network class a model folder holds (config.json's model_class, or diffusers' _class_name)."""
-    config = json.loads((folder / "config.json").read_text())
-    return config.get("model_class") or config.get("_class_name", "")
+def _open_folder(path: Path, name: str) -> ModelFolder:
+    if (path / INDEX_NAME).is_file():
+        return ModelFolder(path, ModelIndex.read(path / INDEX_NAME), name)
+    # format 0: config.json + model.safetensors (+ pipeline.json) of one network; the registry names its pipeline
+    config = json.loads((path / CONFIG_NAME).read_text())
+    settings_file = path / LEGACY_SETTINGS_NAME
+    settings = json.loads(settings_file.read_text()) if settings_file.is_file() else {}
+    index = ModelIndex(
+        pipeline=None, purpose="generation" if settings_file.is_file() else "evaluation",
+        components={LEGACY_COMPONENT: "."}, settings=settings, training=config.get("_kinema_training", {}),
+    )
+    return ModelFolder(path, index, name, legacy=True)
+
+
+def _open_run(run: Path) -> ModelFolder:
+    from kinema.training.checkpoint import list_checkpoints
+
+    exported = run / "model"
+    checkpoints = list_checkpoints(run / "checkpoints")
+    if is_model_folder(exported):
+        folder = _open_folder(exported, str(run))
+        if not checkpoints or folder.index.training.get("step", -1) >= checkpoints[-1][0]:
+            folder.run = run
+            return folder
+    if not checkpoints:
+        raise FileNotFoundError(f"{run} is a training run folder without checkpoints or an exported model yet")
+    from kinema.training.export import export_checkpoint
+
+    tmp = tempfile.TemporaryDirectory(prefix="kinema-run-")
+    export_checkpoint(run, Path(tmp.name) / "model", sampling_only=True)
+    folder = _open_folder(Path(tmp.name) / "model", str(run))
+    folder.run, folder._tmp = run, tmp
+    return folder
+
+
+def builtin_models() -> list[ModelFolder]:
+    """The models shipped inside the package."""
+    if not BUILTIN_DIR.is_dir():
+        return []
+    return [_open_folder(p, p.name) for p in sorted(BUILTIN_DIR.iterdir()) if is_model_folder(p)]

@@ -35,6 +35,7 @@ from kinema.data.shapes import (
 )
 from kinema.evaluation.fvd import frechet_distance
 from kinema.io.atomic import atomic_path
+from kinema.models.base import check_keys
 
 # The attributes the classifier predicts, each with its classes in a fixed order.
 HEADS: dict[str, tuple[str, ...]] = {
@@ -115,16 +116,23 @@ class ShapesClassifier(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, device: str | torch.device = "cpu") -> ShapesClassifier:
-        """Load from a folder (or its model.safetensors) holding config.json and model.safetensors; eval mode."""
+        """Load from a model folder (its "classifier" component), a folder holding config.json and
+        model.safetensors, or that model.safetensors; eval mode."""
         from safetensors.torch import load_file
 
+        from kinema.hub import INDEX_NAME, open_model
+
         path = Path(path)
+        if (path / INDEX_NAME).is_file():
+            path = open_model(path).component("classifier")
         folder = path.parent if path.suffix == ".safetensors" else path
         weights = path if path.suffix == ".safetensors" else folder / WEIGHTS_NAME
         for needed in (weights, folder / CONFIG_NAME):
             if not needed.is_file():
                 raise FileNotFoundError(f"Shapes classifier: {needed} not found (a folder with {CONFIG_NAME} and {WEIGHTS_NAME} is needed)")
-        config = ShapesClassifierConfig(**json.loads((folder / CONFIG_NAME).read_text()))
+        data = json.loads((folder / CONFIG_NAME).read_text())
+        check_keys(data, ShapesClassifierConfig.__dataclass_fields__, str(folder / CONFIG_NAME))
+        config = ShapesClassifierConfig(**{k: v for k, v in data.items() if not k.startswith("_")})
         model = cls(config)
         state = load_file(str(weights))
         expected = model.state_dict()

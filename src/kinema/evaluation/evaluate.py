@@ -32,7 +32,7 @@ from kinema.evaluation.fvd import (
     load_i3d,
 )
 from kinema.evaluation.shapes_checker import check_videos
-from kinema.hub import BUILTIN_DIR
+from kinema.hub import BUILTIN_DIR, is_model_folder
 from kinema.io import probe, read_video
 
 METRICS = ("fvd", "fd_shapes", "psnr", "ssim", "flicker", "acd", "shapes")
@@ -250,7 +250,7 @@ def evaluate(
     unknown = [m for m in requested if m not in METRICS]
     if unknown or not requested:
         raise ValueError(f"unknown metrics {', '.join(unknown) or '(none given)'}; choose from {', '.join(METRICS)}")
-    if classifier is None and (BUILTIN_CLASSIFIER / "config.json").is_file():
+    if classifier is None and is_model_folder(BUILTIN_CLASSIFIER):
         classifier = BUILTIN_CLASSIFIER  # the weights Kinema ships, so FD-Shapes values compare across users
     given = {"i3d": i3d, "classifier": classifier}
     missing = {}

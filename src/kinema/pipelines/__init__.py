@@ -1,1 +1,113 @@
-"""Inference pipelines: a model folder in, video frames out."""
+"""Inference pipelines (a model folder in, video frames out) and the registry that finds the one a model needs.
+
+A family plugs in with one module, `kinema/pipelines/<name>.py`, that defines a `VideoPipeline` subclass
+and calls `register(Registration(...))` at import. `load_pipeline` reads a model folder's
+model_index.json and builds the registered pipeline it names; nothing outside this registry dispatches
+on class names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from kinema.device import resolve_device, resolve_dtype
+
+if TYPE_CHECKING:
+    from kinema.hub import ModelFolder
+    from kinema.pipelines.common import VideoPipeline
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A pipeline as the registry sees it."""
+
+    name: str  # what model_index.json's "pipeline" says
+    pipeline: type[VideoPipeline]
+    # format-0 folders (one network beside pipeline.json) whose config.json names this class load with this pipeline
+    legacy_model_class: str | None = None
+    # a tiny random pipeline (seconds on a CPU): the conformance suite runs every registered pipeline through it
+    tiny: Callable[[], VideoPipeline] | None = None
+
+
+_PIPELINES: dict[str, Registration] = {}
+_SKIP = {"common", "generate"}  # modules of this package that hold no pipeline
+
+
+def register(registration: Registration) -> Registration:
+    if registration.name in _PIPELINES and _PIPELINES[registration.name] != registration:
+        raise ValueError(f"pipeline {registration.name!r} is already registered")
+    _PIPELINES[registration.name] = registration
+    return registration
+
+
+def registered() -> dict[str, Registration]:
+    """Every pipeline there is (the modules of this package are imported on first use)."""
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in _SKIP and not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+    return dict(_PIPELINES)
+
+
+def registration_for(folder: ModelFolder) -> Registration:
+    """The registered pipeline that drives an opened model folder; an error saying why when none does."""
+    pipelines = registered()
+    index = folder.index
+    if folder.legacy:
+        cls = folder.component_class("model")
+        match = [r for r in pipelines.values() if r.legacy_model_class == cls]
+        if not match:
+            raise ValueError(f"{folder.path} holds a {cls or 'model of unknown class'}, which no Kinema pipeline drives")
+        return match[0]
+    if index.purpose != "generation":
+        raise ValueError(f"{folder.name} is an {index.purpose}-only model ({folder.summary[:80] or 'see its card'}): it does not generate video")
+    if index.pipeline not in pipelines:
+        raise ValueError(f"{folder.where} names pipeline {index.pipeline!r}, which this Kinema does not have "
+                         f"(it has {', '.join(sorted(pipelines))}); a newer Kinema may")
+    return pipelines[index.pipeline]
+
+
+def contract_of(folder: ModelFolder):
+    """What an opened model folder's pipeline takes, read from its configs and settings (no weights loaded)."""
+    from kinema.models.base import model_class_named
+
+    pipeline = registration_for(folder).pipeline
+    names = list(pipeline.components)
+    configs = {}
+    for name in folder.index.components:
+        cls = model_class_named(folder.component_class(name))
+        configs[names[0] if folder.legacy else name] = cls.read_config(folder.component(name))
+    settings = pipeline.settings_class.from_dict(folder.index.settings, f"{folder.where} settings")
+    return pipeline.declare(configs, settings)
+
+
+def describe_model(folder: ModelFolder) -> tuple[str, str, list[str]]:
+    """(kind, what it takes, one line per option) of an opened model, for `kinema models` and the studio."""
+    if not folder.legacy and folder.index.purpose != "generation":
+        return f"{folder.index.purpose}-only", "not for generation", []
+    contract = contract_of(folder)
+    return " + ".join(contract.tasks), contract.describe(), [o.describe() for o in contract.options]
+
+
+def load_pipeline(
+    model: str | os.PathLike | None = None, device: str | torch.device | None = "auto", dtype: str | torch.dtype | None = None,
+) -> VideoPipeline:
+    """The pipeline for a built-in name (default shapes-t2v), a model folder or a training run folder.
+
+    ``device``: auto (an accelerator when there is one), cpu, cuda, cuda:N or mps. ``dtype``: auto
+    (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16.
+    """
+    from kinema.hub import open_model
+
+    folder = open_model(model)
+    registration = registration_for(folder)
+    device = resolve_device(device)
+    pipe = registration.pipeline.from_folder(folder, device=device, dtype=resolve_dtype(dtype, device))
+    pipe.source = folder.name
+    return pipe

@@ -10,25 +10,32 @@ of a few seconds of optimisation and a first frame that is as close as the gener
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, ClassVar, Sequence
+from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 
 from kinema.models.gan import VideoGenerator
-from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, ReferencePrompts, VideoPipelineOutput, first_frame_tensor, to_uint8
+from kinema.pipelines import Registration, register
+from kinema.pipelines.common import (
+    OOD_THRESHOLD,
+    Callback,
+    Contract,
+    Option,
+    PipelineSettings,
+    ReferencePrompts,
+    VideoPipeline,
+    VideoPipelineOutput,
+    first_frame_tensor,
+    paste_first_frame,
+    resize_video,
+    to_uint8,
+)
 
 
 @dataclass
-class GANPipelineConfig(PipelineSettings):
-    """How the trained generator is driven; saved as pipeline.json beside the weights."""
-
-    family: ClassVar[str] = "GAN"
+class GANSettings(PipelineSettings):
+    """How the trained generator is driven: model_index.json's "settings" for pipeline "gan"."""
 
     output_size: int = 64  # frames are resized to this on output (bilinear) when the model runs smaller
     num_frames: int = 16  # default clip length (the motion GRU runs any length; beyond this it extrapolates)
@@ -41,136 +48,99 @@ class GANPipelineConfig(PipelineSettings):
     inversion_lr: float = 0.05
 
 
-
-@dataclass
+@dataclass(repr=False)
 class GANPipelineOutput(VideoPipelineOutput):
     inversion_error: list[float] | None = None  # image-to-video: RMS error of the fitted first frame, per clip, in [0, 255]
 
 
-
-class GANPipeline(ReferencePrompts):
+class GANPipeline(ReferencePrompts, VideoPipeline):
     """Generate clips with a VideoGenerator: one forward pass, no sampling steps.
 
     Unconditional models take no prompt (``num_videos`` clips); conditional ones need one prompt per
     clip (text, or a class name for class-conditional models) and make ``num_videos`` clips of each.
     """
 
-    def __init__(self, generator: VideoGenerator, config: GANPipelineConfig, text_encoder=None) -> None:
-        self.generator, self.config = generator.eval(), config
+    name = "gan"
+    settings_class = GANSettings
+    components = {"generator": "VideoGenerator"}
+
+    def __init__(self, generator: VideoGenerator, settings: GANSettings, text_encoder=None) -> None:
+        self.generator, self.settings = generator.eval(), settings
         self.condition = generator.config.condition
         if self.condition == "text" and text_encoder is None:
             from kinema.models.text import MiniLMEncoder
 
             text_encoder = MiniLMEncoder.from_pretrained().to(self.device)
         self.text_encoder = text_encoder
-        if self.condition == "class" and len(config.class_names) != generator.config.num_classes:
-            raise ValueError(f"pipeline.json names {len(config.class_names)} classes; the model has {generator.config.num_classes}")
+        if self.condition == "class" and len(settings.class_names) != generator.config.num_classes:
+            raise ValueError(f"the settings name {len(settings.class_names)} classes; the model has {generator.config.num_classes}")
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu", text_encoder=None) -> GANPipeline:
-        folder = Path(folder)
-        config = GANPipelineConfig.load(folder)
-        return cls(VideoGenerator.from_pretrained(folder, device=device), config, text_encoder=text_encoder)
+    def from_folder(cls, folder, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
+                    text_encoder=None) -> GANPipeline:
+        settings = GANSettings.from_dict(folder.index.settings, f"{folder.where} settings")
+        generator = VideoGenerator.from_pretrained(folder.component("model" if folder.legacy else "generator"), device=device, dtype=dtype)
+        return cls(generator, settings, text_encoder=text_encoder)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator}
 
-    def check_inputs(
-        self, prompts: list[str], num_videos: int, num_frames: int, image, negative_prompt, steps: int | None,
-        guidance: float | None, cutoff: float | None,
-    ) -> None:
-        if num_videos < 1:
-            raise ValueError(f"num_videos must be at least 1, got {num_videos}")
-        if num_frames < 1:
-            raise ValueError(f"num_frames must be at least 1, got {num_frames}")
-        if negative_prompt:
-            raise ValueError("a GAN has no negative prompt: it samples in one pass, without guidance")
-        if guidance is not None:
-            raise ValueError("a GAN has no guidance scale: it samples in one pass, without guidance")
-        if cutoff is not None:
-            raise ValueError("a GAN has no guidance cutoff: it samples in one pass, without guidance")
-        if steps is not None and image is None:
-            raise ValueError("a GAN samples in one pass: num_inference_steps only sets the first-frame fitting of image-to-video")
-        if steps is not None and steps < 1:
-            raise ValueError(f"num_inference_steps must be at least 1, got {steps}")
-        given = [p for p in prompts if p.strip()]
-        if self.condition == "none":
-            if given:
-                raise ValueError(f"this model is unconditional: it takes no prompt (got {given[0]!r}); generate without one")
-            return
-        if len(given) < len(prompts) or not prompts:
-            kind = "text-conditioned" if self.condition == "text" else f"class-conditional (classes: {', '.join(self.config.class_names)})"
-            raise ValueError(f"this model is {kind}: give a prompt")
-        if self.condition == "class":
-            for p in prompts:
-                if p.strip() not in self.config.class_names:
-                    raise ValueError(f"{p!r} is not a class of this model; the prompt must be one of: {', '.join(self.config.class_names)}")
+    @classmethod
+    def declare(cls, configs: dict[str, Any], settings: GANSettings) -> Contract:
+        s, cfg = settings, configs["generator"]
+        first = {"none": "unconditional", "class": "class-to-video", "text": "text-to-video"}[cfg.condition]
+        return Contract(
+            tasks=(first, "image-to-video"),
+            prompt="none" if cfg.condition == "none" else "required",
+            image=True,
+            prompt_choices=tuple(s.class_names) if cfg.condition == "class" else (),
+            size=(s.output_size, s.output_size),
+            options=(
+                Option("num_frames", int, s.num_frames, "frames per clip (the motion model runs past its training length)",
+                       low=1, high=16 * cfg.num_frames, alias="frames"),
+                Option("num_inference_steps", int, s.default_steps, "gradient steps fitting the first frame", low=1, high=10_000,
+                       alias="steps", needs_image=True),
+                Option("height", int, s.output_size, "frame height (resized from the model's)", low=8, high=2048),
+                Option("width", int, s.output_size, "frame width (resized from the model's)", low=8, high=2048),
+                Option("fps", float, s.fps, "frame rate of a written video", low=0, low_open=True, high=1000),
+            ),
+        )
 
     def encode_prompts(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         """The generator's condition inputs for one prompt per clip."""
         if self.condition == "class":
-            return {"labels": torch.tensor([self.config.class_names.index(p.strip()) for p in prompts], device=self.device)}
+            return {"labels": torch.tensor([self.settings.class_names.index(p.strip()) for p in prompts], device=self.device)}
         if self.condition == "text":
             text = self.text_encoder.encode(prompts)
-            return {"text_tokens": text.tokens.to(self.device), "text_mask": text.mask.to(self.device)}
+            return {"text_tokens": text.tokens.to(self.device, self.dtype), "text_mask": text.mask.to(self.device)}
         return {}
 
-    def prepare_image(self, image: np.ndarray | torch.Tensor, batch: int) -> torch.Tensor:
-        """uint8 (h, w, 3) or (b, h, w, 3) -> (b, 3, s, s) in [-1, 1] at the generator's resolution."""
-        return first_frame_tensor(image, batch, self.generator.config.resolution, self.device)
+    def sample_latents(self, num_frames: int, generators: list[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(content (b, content_dim), motion noise (b, f, noise_dim)): clip i from generators[i]."""
+        drawn = [self.generator.sample_latents(1, num_frames, g) for g in generators]
+        return torch.cat([c for c, _ in drawn]).to(self.dtype), torch.cat([n for _, n in drawn]).to(self.dtype)
 
-    @torch.no_grad()
-    def __call__(
-        self,
-        prompt: str | Sequence[str] | None = None,
-        num_videos: int | None = None,
-        image: np.ndarray | torch.Tensor | None = None,
-        num_frames: int | None = None,
-        generator: torch.Generator | None = None,
-        negative_prompt: str | Sequence[str] | None = None,
-        num_inference_steps: int | None = None,
-        guidance_scale: float | None = None,
-        guidance_cutoff: float | None = None,
-        callback: Callable[[int, int, np.ndarray | None], None] | None = None,
-    ) -> GANPipelineOutput:
-        """Generate clips: ``num_videos`` of them (default 1) for an unconditional model, ``num_videos`` per
-        prompt for a conditional one. With ``image`` (uint8 (h, w, 3), or one per clip) the clips start
-        from that frame (image-to-video; ``num_inference_steps`` sets the fitting steps).
-
-        ``negative_prompt``, ``guidance_scale`` and ``guidance_cutoff`` exist so callers written for the
-        diffusion pipeline can call this one; a GAN has none of them, and a value for them is an error. ``callback(step, total,
-        None)`` runs after each fitting step of image-to-video and once after the forward pass.
-        """
-        cfg = self.config
-        prompts = [] if prompt is None else [prompt] if isinstance(prompt, str) else list(prompt)
-        per_prompt = 1 if num_videos is None else num_videos
-        num_frames = cfg.num_frames if num_frames is None else num_frames
-        # 1. check inputs
-        if self.condition == "none" and not prompts:
-            prompts = [""]
-        self.check_inputs(prompts, per_prompt, num_frames, image, negative_prompt, num_inference_steps, guidance_scale, guidance_cutoff)
-        prompts = [p for p in prompts for _ in range(per_prompt)]
-        notes = []
-        if self.condition == "text":
-            unique = list(dict.fromkeys(prompts))
-            notes = self.far_prompt_warnings(unique)
-        b = len(prompts)
+    def _generate(self, prompts: list[str], image, generators: list[torch.Generator], options: dict[str, Any],
+                  callback: Callback | None) -> GANPipelineOutput:
+        # 1. inputs were checked against the contract; warn about prompts far from the training ones
+        notes = self.far_prompt_warnings(prompts) if self.condition == "text" else []
         # 2. encode the condition
         cond = self.encode_prompts(prompts)
         # 3. prepare latents
-        content, noise = self.generator.sample_latents(b, num_frames, generator)
-        error, steps = None, num_inference_steps or cfg.default_steps
+        content, noise = self.sample_latents(options["num_frames"], generators)
+        error, steps = None, options["num_inference_steps"]
         total = steps + 1 if image is not None else 1  # progress: fitting steps, then the forward pass
         # 4. image-to-video: fit the content and the first motion step to the given first frame
         if image is not None:
-            target = self.prepare_image(image, b)
-            content, noise, error = self.invert(target, content, noise, cond, steps, generator, callback)
-        # 5. generate and decode
-        video = self.generator(content, noise, **cond)
+            target = first_frame_tensor(image, len(prompts), self.generator.config.resolution, self.device).to(self.dtype)
+            content, noise, error = self.invert(target, content, noise, cond, steps, generators, callback)
+        # 5. generate and decode: frames at the asked size; image-to-video starts on the given image
+        video = resize_video(self.generator(content, noise, **cond).float(), (options["height"], options["width"]))
+        if image is not None:
+            video = paste_first_frame(video, image)
         if callback is not None:
             callback(total, total, None)
-        return GANPipelineOutput(frames=self._decode(video), prompts=prompts, warnings=notes, inversion_error=error)
+        return GANPipelineOutput(frames=to_uint8(video), prompts=prompts, warnings=notes, inversion_error=error)
 
     @torch.enable_grad()
     def invert(
@@ -180,8 +150,8 @@ class GANPipeline(ReferencePrompts):
         noise: torch.Tensor,
         cond: dict[str, torch.Tensor],
         steps: int,
-        generator: torch.Generator | None,
-        callback: Callable[[int, int, np.ndarray | None], None] | None = None,
+        generators: list[torch.Generator],
+        callback: Callback | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
         """Fit (content, first motion noise) so that frame 0 matches ``target`` (b, c, h, w) in [-1, 1].
 
@@ -190,34 +160,31 @@ class GANPipeline(ReferencePrompts):
         closest start. Later motion noise stays as drawn. Only the first 1 + temporal_radius frames
         are generated while fitting: frame 0 does not depend on later ones.
         """
-        cfg, gen = self.config, self.generator
-        b, r = target.shape[0], cfg.inversion_restarts
-        starts_c, starts_n = gen.sample_latents(b * (r - 1), 1, generator)
-        content0 = torch.cat([content, starts_c]).detach().requires_grad_(True)  # start 0 is the drawn latent
+        settings, gen = self.settings, self.generator
+        b, r = target.shape[0], settings.inversion_restarts
+        # restart s of clip j sits at row s * b + j; restart 0 is the clip's drawn latent
+        starts = [gen.sample_latents(r - 1, 1, g) for g in generators]  # per clip: (r-1, ...) each
+        starts_c = torch.stack([c for c, _ in starts], dim=1).flatten(0, 1).to(self.dtype)
+        starts_n = torch.stack([n for _, n in starts], dim=1).flatten(0, 1).to(self.dtype)
+        content0 = torch.cat([content, starts_c]).detach().requires_grad_(True)
         first0 = torch.cat([noise[:, :1], starts_n]).detach().requires_grad_(True)
         horizon = min(noise.shape[1], 1 + gen.temporal_radius)
         rest = noise[:, 1:horizon].repeat(r, 1, 1)
         cond_r = {k: v.repeat(r, *([1] * (v.dim() - 1))) for k, v in cond.items()}
         target_r = target.repeat(r, 1, 1, 1)
-        optimizer = torch.optim.Adam([content0, first0], lr=cfg.inversion_lr)
-        params_before = [p.requires_grad for p in gen.parameters()]
-        gen.requires_grad_(False)
-        try:
-            for step in range(steps):
-                frame = gen(content0, torch.cat([first0, rest], dim=1), **cond_r)[:, :, 0]
-                mse = (frame - target_r).pow(2).mean(dim=(1, 2, 3))
-                prior = (content0.pow(2).mean(dim=1) - 1).pow(2) + (first0.pow(2).mean(dim=(1, 2)) - 1).pow(2)
-                optimizer.zero_grad(set_to_none=True)
-                (mse.sum() + 1e-3 * prior.sum()).backward()
-                optimizer.step()
-                if callback is not None:
-                    callback(step + 1, steps + 1, None)
-            with torch.no_grad():
-                frame = gen(content0, torch.cat([first0, rest], dim=1), **cond_r)[:, :, 0]
-                mse = (frame - target_r).pow(2).mean(dim=(1, 2, 3)).view(r, b)
-        finally:
-            for p, flag in zip(gen.parameters(), params_before):
-                p.requires_grad_(flag)
+        optimizer = torch.optim.Adam([content0, first0], lr=settings.inversion_lr)
+        for step in range(steps):
+            frame = gen(content0, torch.cat([first0, rest], dim=1), **cond_r)[:, :, 0].float()
+            mse = (frame - target_r).pow(2).mean(dim=(1, 2, 3))
+            prior = (content0.float().pow(2).mean(dim=1) - 1).pow(2) + (first0.float().pow(2).mean(dim=(1, 2)) - 1).pow(2)
+            # gradients for the latents only: the shared weights are never written to (threads may share them)
+            content0.grad, first0.grad = torch.autograd.grad(mse.sum() + 1e-3 * prior.sum(), [content0, first0])
+            optimizer.step()
+            if callback is not None:
+                callback(step + 1, steps + 1, None)
+        with torch.no_grad():
+            frame = gen(content0, torch.cat([first0, rest], dim=1), **cond_r)[:, :, 0].float()
+            mse = (frame - target_r).pow(2).mean(dim=(1, 2, 3)).view(r, b)
         best = mse.argmin(dim=0)  # (b,)
         pick = best * b + torch.arange(b, device=best.device)
         content = content0.detach()[pick]
@@ -225,10 +192,20 @@ class GANPipeline(ReferencePrompts):
         rms = (mse.gather(0, best[None])[0].sqrt() * 127.5).tolist()  # [-1, 1] units -> 0..255
         return content, noise, rms
 
-    def _decode(self, video: torch.Tensor) -> np.ndarray:
-        out = self.config.output_size
-        if out != video.shape[-1]:
-            f = video.shape[2]
-            frames = F.interpolate(rearrange(video, "b c f h w -> (b f) c h w"), size=(out, out), mode="bilinear", align_corners=False)
-            video = rearrange(frames, "(b f) c h w -> b c f h w", f=f)
-        return to_uint8(video)
+
+def tiny_pipeline(text_encoder=None, condition: str = "none") -> GANPipeline:
+    """A random 16x16 generator of 4 frames (output 32x32), for tests and the conformance suite."""
+    from kinema.models.gan import GeneratorConfig
+
+    torch.manual_seed(0)
+    generator = VideoGenerator(GeneratorConfig(
+        resolution=16, num_frames=4, content_dim=8, noise_dim=4, motion_dim=8, base_channels=16, min_channels=8,
+        temporal_levels=1, condition=condition, num_classes=2 if condition == "class" else 0,
+    ))
+    settings = GANSettings(output_size=32, num_frames=4, default_steps=3, inversion_restarts=2,
+                           class_names=["left", "right"] if condition == "class" else [],
+                           reference_prompts=["a small red circle moving left slowly"] if condition == "text" else [])
+    return GANPipeline(generator, settings, text_encoder=text_encoder if condition == "text" else None)
+
+
+register(Registration(name="gan", pipeline=GANPipeline, legacy_model_class="VideoGenerator", tiny=tiny_pipeline))

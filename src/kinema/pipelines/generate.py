@@ -1,53 +1,67 @@
-"""`kinema generate`: load a model once, generate clips, write them with a provenance record."""
+"""`kinema generate` and `kinema.generate`: load a model once, generate clips, write them with a provenance record.
+
+Seed rule: clip i of a batch made with seed S uses seed S + i; a prompts file's line i (counting from
+0, blank lines included) uses S + i. So `kinema generate --prompts F --seed S`, `kinema generate "<line
+i>" --seed S+i` and `kinema evaluate --model M --prompts F --seed S` give the same frames for line i,
+whatever the batch size.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
 
-from kinema.hub import DEFAULT_MODEL, model_class, resolve_model
+from kinema.hub import DEFAULT_MODEL
 from kinema.io import Provenance, write_video
 from kinema.io.image import read_image
+from kinema.pipelines import load_pipeline
+from kinema.pipelines.common import Callback, VideoPipeline
 
 FORMATS = ("mp4", "webm", "gif", "png")
 
 
 @dataclass
 class GenerateResult:
-    path: Path
+    """One generated clip: its frames, how it was made, and where it was written (if it was)."""
+
     frames: np.ndarray  # uint8 (f, h, w, 3)
-    seconds: float  # sampling time, without model loading
+    prompt: str
+    seed: int
+    model: str
+    options: dict[str, Any] = field(default_factory=dict)  # every pipeline option as used
+    image: str | None = None  # the first frame's file, for image-to-video from a file
+    seconds: float = 0.0  # sampling time, without model loading
+    path: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def provenance(self) -> Provenance:
+        extra = {k: v for k, v in self.options.items() if k != "preview_every"}
+        if self.image is not None:
+            extra["image"] = self.image
+        return Provenance(model=self.model, seed=self.seed, prompt=self.prompt or None, extra=extra)
 
-def load_pipeline(model: str | os.PathLike | None = None, device: str = "cpu", scheduler: str | None = None):
-    """The pipeline for a built-in name, a model folder or a training run folder."""
-    folder = resolve_model(model)
-    cls = model_class(folder)
-    if cls == "VideoUNet":
-        from kinema.pipelines.text2video import Text2VideoPipeline
+    def save(self, path: str | os.PathLike, format: Literal["mp4", "webm", "gif", "png"] | None = None, overwrite: bool = False) -> Path:
+        """Write the clip (mp4, webm, gif or a folder of PNGs) with its provenance record; returns the path."""
+        target, fmt = output_path(path, format)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} already exists (pass overwrite to replace it)")
+        self.path = write_video(target, self.frames, fps=self.options.get("fps", 8.0), provenance=self.provenance,
+                                overwrite=overwrite, format=fmt)
+        return self.path
 
-        return Text2VideoPipeline.from_pretrained(folder, device=device, scheduler=scheduler)
-    if cls == "VideoGenerator":
-        if scheduler is not None:
-            raise ValueError(f"{folder} holds a GAN, which samples in one pass: it takes no scheduler")
-        from kinema.pipelines.gan import GANPipeline
-
-        return GANPipeline.from_pretrained(folder, device=device)
-    raise ValueError(f"{folder} holds a {cls or 'model of unknown class'}, which `kinema generate` cannot drive yet")
-
-
-def needs_prompt(model: str | os.PathLike | None = None) -> bool:
-    """Whether the model needs a prompt (or a first frame) to generate: False only for unconditional GANs."""
-    config = json.loads((resolve_model(model) / "config.json").read_text())
-    return not (config.get("model_class") == "VideoGenerator" and config.get("condition", "none") == "none")
+    def __repr__(self) -> str:
+        f, h, w, _ = self.frames.shape
+        where = f", path='{self.path}'" if self.path else ""
+        return f"GenerateResult({f} frames at {w}x{h}, prompt={self.prompt!r}, seed={self.seed}, model={self.model!r}{where}, {self.seconds:.2f} s)"
 
 
 def output_path(out: str | os.PathLike, fmt: str | None) -> tuple[Path, str]:
@@ -61,45 +75,71 @@ def output_path(out: str | os.PathLike, fmt: str | None) -> tuple[Path, str]:
     return out, fmt
 
 
+@contextlib.contextmanager
+def terminal_progress(show: bool | None = None, label: str = "sampling") -> Iterator[Callback | None]:
+    """A step callback drawing a progress bar (step/total, elapsed, ETA) on stderr, when stderr is a
+    terminal (or ``show`` is True); None otherwise. The bar redraws on its own clock, so it moves on a
+    slow machine too, and disappears when done."""
+    if show is None:
+        show = sys.stderr.isatty()
+    if not show:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(SpinnerColumn(), TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("steps"), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda step, total, _preview: bar.update(task, completed=step, total=total)
+
+
+def _image_input(image: str | os.PathLike | np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image), str(image)
+    return image, None
+
+
 def generate(
     prompt: str = "",
-    out: str | os.PathLike = "video.mp4",
+    out: str | os.PathLike | None = None,
     *,
-    image: str | os.PathLike | np.ndarray | None = None,
-    negative: str | None = None,
-    seed: int = 0,
-    steps: int | None = None,
-    guidance: float | None = None,
-    guidance_cutoff: float | None = None,
-    frames: int | None = None,
-    fps: float | None = None,
-    format: Literal["mp4", "webm", "gif", "png"] | None = None,
     model: str | os.PathLike | None = None,
-    pipeline=None,
+    pipeline: VideoPipeline | None = None,
+    image: str | os.PathLike | np.ndarray | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    dtype: str | None = None,
+    format: Literal["mp4", "webm", "gif", "png"] | None = None,
     overwrite: bool = False,
-    progress: Callable[[int, int, np.ndarray | None], None] | None = None,
+    progress: bool | Callback | None = None,
+    **options: Any,
 ) -> GenerateResult:
-    """Generate one clip and write it to ``out`` (a folder of PNGs for format png)."""
-    path, fmt = output_path(out, format)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
-    pipe = pipeline or load_pipeline(model)
-    first = read_image(image) if isinstance(image, (str, os.PathLike)) else image
-    start = time.perf_counter()
-    result = pipe(
-        prompt, negative_prompt=negative, image=first, num_frames=frames, num_inference_steps=steps,
-        guidance_scale=guidance, guidance_cutoff=guidance_cutoff, generator=torch.Generator().manual_seed(seed), callback=progress,
-    )
-    seconds = time.perf_counter() - start
-    clip = result.frames[0]
-    provenance = Provenance(
-        model=str(model or DEFAULT_MODEL), seed=seed, prompt=prompt or None,
-        extra={k: v for k, v in {"negative_prompt": negative, "steps": steps, "guidance": guidance,
-                                 "guidance_cutoff": guidance_cutoff,
-                                 "image": str(image) if isinstance(image, (str, os.PathLike)) else None}.items() if v is not None},
-    )
-    write_video(path, clip, fps=fps or pipe.config.fps, provenance=provenance, overwrite=overwrite, format=fmt)
-    return GenerateResult(path=path, frames=clip, seconds=seconds, warnings=result.warnings)
+    """Generate one clip; write it to ``out`` when given (a folder of PNGs for format png).
+
+    ``model``: a built-in name (default shapes-t2v), a model folder or a training run folder, or a
+    loaded ``pipeline``. ``image``: a first frame (a file or uint8 (h, w, 3)). ``options``: what the
+    model's pipeline declares (``kinema models`` lists them), e.g. num_inference_steps (or steps),
+    guidance_scale (or guidance), num_frames (or frames), fps. ``progress``: a step callback, True or
+    False for a terminal progress bar (default: when stderr is a terminal).
+    """
+    path = fmt = None
+    if out is not None:
+        path, fmt = output_path(out, format)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
+    pipe = pipeline or load_pipeline(model, device=device, dtype=dtype)
+    first, image_name = _image_input(image)
+    with contextlib.ExitStack() as stack:
+        callback = progress if callable(progress) else stack.enter_context(terminal_progress(progress))
+        start = time.perf_counter()
+        out_ = pipe(prompt, image=first, seed=seed, callback=callback, **options)
+        seconds = time.perf_counter() - start
+    result = GenerateResult(frames=out_.frames[0], prompt=prompt, seed=seed, model=str(model or DEFAULT_MODEL), options=out_.options,
+                            image=image_name, seconds=seconds, warnings=out_.warnings)
+    if path is not None:
+        result.save(path, fmt, overwrite=overwrite)
+    return result
 
 
 def read_prompts(path: str | os.PathLike) -> list[tuple[int, str]]:
@@ -125,9 +165,14 @@ def generate_batch(
     seed: int = 0,
     format: Literal["mp4", "webm", "gif", "png"] = "mp4",
     model: str | os.PathLike | None = None,
+    pipeline: VideoPipeline | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+    image: str | os.PathLike | np.ndarray | None = None,
     overwrite: bool = False,
     on_done: Callable[[GenerateResult], None] | None = None,
-    **options,
+    progress: bool | None = None,
+    **options: Any,
 ) -> list[GenerateResult]:
     """One clip per prompt line, named by its line index (0000.mp4, ...; 0000/ of PNG frames for png)
     with seed ``seed + index``. Without a prompts file, ``count`` clips of ``prompt`` (by default none:
@@ -144,14 +189,18 @@ def generate_batch(
     else:
         items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(prompts)
     rank, world = this_process()
-    pipe = load_pipeline(model)
+    pipe = pipeline or load_pipeline(model, device=device, dtype=dtype)
+    first, image_name = _image_input(image)
     results = []
-    for index, text in items[rank::world]:
-        name = Path(out_dir) / (f"{index:04d}" if format == "png" else f"{index:04d}.{format}")
-        result = generate(text, name, seed=seed + index, format=format, model=model, pipeline=pipe, overwrite=overwrite, **options)
-        results.append(result)
-        if on_done:
-            on_done(result)
+    with terminal_progress(progress) as callback:
+        for index, text in items[rank::world]:
+            name = Path(out_dir) / (f"{index:04d}" if format == "png" else f"{index:04d}.{format}")
+            result = generate(text, name, seed=seed + index, format=format, model=model, pipeline=pipe, image=first,
+                              overwrite=overwrite, progress=callback or False, **options)
+            result.image = image_name
+            results.append(result)
+            if on_done:
+                on_done(result)
     return results
 
 
@@ -161,19 +210,25 @@ def generate_clips(
     *,
     seed: int = 0,
     batch_size: int = 8,
-    **options,
+    pipeline: VideoPipeline | None = None,
+    device: str = "auto",
+    dtype: str | None = None,
+    **options: Any,
 ) -> tuple[list[np.ndarray], list[str]]:
-    """Clips in memory for a prompts file or list (seed + index each, batched): (frames, prompts).
+    """Clips in memory for a prompts file (line i: seed + i) or a list (item i: seed + i): (frames, prompts).
 
-    For evaluating a model on the fly, without writing (and lossily encoding) videos first.
+    For evaluating a model on the fly, without writing (and lossily encoding) videos first. The frames
+    are those `kinema generate --prompts` writes for the same file and seed, whatever ``batch_size``.
     """
-    texts = [p for _, p in read_prompts(prompts)] if isinstance(prompts, (str, os.PathLike)) else list(prompts)
-    if not texts:
+    items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(enumerate(prompts))
+    if not items:
         raise ValueError("no prompts to generate from")
-    pipe = load_pipeline(model)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    pipe = pipeline or load_pipeline(model, device=device, dtype=dtype)
     clips = []
-    for start in range(0, len(texts), batch_size):
-        chunk = texts[start : start + batch_size]
-        out = pipe(chunk, generator=torch.Generator().manual_seed(seed + start), **options)
-        clips.extend(out.frames)
-    return clips, texts
+    for start in range(0, len(items), batch_size):
+        chunk = items[start : start + batch_size]
+        generators = [torch.Generator().manual_seed(seed + index) for index, _ in chunk]
+        clips.extend(pipe([text for _, text in chunk], generator=generators, **options).frames)
+    return clips, [text for _, text in items]

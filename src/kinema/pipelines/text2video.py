@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from einops import rearrange
 
 from kinema.models.text import MiniLMEncoder
 from kinema.models.unet3d import VideoUNet
-from kinema.pipelines.common import OOD_THRESHOLD, PipelineSettings, ReferencePrompts, VideoPipelineOutput, first_frame_tensor, to_uint8
+from kinema.pipelines import Registration, register
+from kinema.pipelines.common import (
+    OOD_THRESHOLD,
+    Callback,
+    Contract,
+    Option,
+    PipelineSettings,
+    ReferencePrompts,
+    VideoPipeline,
+    VideoPipelineOutput,
+    first_frame_tensor,
+    paste_first_frame,
+    randn_per_clip,
+    resize_video,
+    to_uint8,
+)
 
 SCHEDULERS = ("dpm++", "ddim", "unipc", "euler")
 
 
 @dataclass
-class PipelineConfig(PipelineSettings):
-    """How the trained denoiser is driven; saved as pipeline.json beside the weights."""
-
-    family: ClassVar[str] = "diffusion"
+class DiffusionSettings(PipelineSettings):
+    """How the trained denoiser is driven: model_index.json's "settings" for pipeline "diffusion"."""
 
     scheduler: dict[str, Any] = field(default_factory=dict)  # the diffusers training scheduler's config
     sample_size: int = 32  # resolution the network runs at
@@ -39,8 +48,6 @@ class PipelineConfig(PipelineSettings):
     # prompts the model was trained on, to warn when a prompt is far from all of them
     reference_prompts: list[str] = field(default_factory=list)
     ood_threshold: float = OOD_THRESHOLD  # MiniLM cosine to the nearest reference prompt below this warns
-
-
 
 
 def make_scheduler(name: str, train_config: dict[str, Any]):
@@ -64,138 +71,123 @@ def make_scheduler(name: str, train_config: dict[str, Any]):
     raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
 
 
+class Text2VideoPipeline(ReferencePrompts, VideoPipeline):
+    """Generate clips from prompts and, when the model was trained with image conditioning, from a first frame.
 
-class Text2VideoPipeline(ReferencePrompts):
-    """Generate clips from prompts (and, in Image2VideoPipeline, from a first frame).
-
-    ``unet`` predicts v; ``scheduler`` is any diffusers scheduler configured like the training one.
+    ``unet`` predicts v; the sampler is any diffusers scheduler configured like the training one, built
+    fresh for every call (a scheduler holds per-call state, so sharing one would break threads).
     """
 
-    def __init__(self, unet: VideoUNet, text_encoder: MiniLMEncoder, config: PipelineConfig, scheduler: str | None = None) -> None:
-        self.unet, self.text_encoder, self.config = unet.eval(), text_encoder, config
-        self.scheduler = make_scheduler(scheduler or config.default_scheduler, config.scheduler)
+    name = "diffusion"
+    settings_class = DiffusionSettings
+    components = {"denoiser": "VideoUNet"}
+
+    def __init__(self, unet: VideoUNet, text_encoder: MiniLMEncoder, settings: DiffusionSettings) -> None:
+        self.unet, self.text_encoder, self.settings = unet.eval(), text_encoder, settings
 
     @classmethod
-    def from_pretrained(
-        cls, folder: str | os.PathLike, device: str | torch.device = "cpu", text_encoder: MiniLMEncoder | None = None,
-        scheduler: str | None = None,
-    ) -> Text2VideoPipeline:
-        folder = Path(folder)
-        config = PipelineConfig.load(folder)
-        unet = VideoUNet.from_pretrained(folder, device=device)
-        return cls(unet, text_encoder or MiniLMEncoder.from_pretrained().to(device), config, scheduler=scheduler)
+    def from_folder(cls, folder, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
+                    text_encoder: MiniLMEncoder | None = None) -> Text2VideoPipeline:
+        settings = DiffusionSettings.from_dict(folder.index.settings, f"{folder.where} settings")
+        unet = VideoUNet.from_pretrained(folder.component("model" if folder.legacy else "denoiser"), device=device, dtype=dtype)
+        return cls(unet, text_encoder or MiniLMEncoder.from_pretrained().to(device), settings)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.unet.parameters()).device
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"denoiser": self.unet}
 
-    def check_inputs(
-        self, prompts: list[str], image: torch.Tensor | None, num_frames: int, steps: int, guidance: float, cutoff: float
-    ) -> None:
-        cfg = self.unet.config
-        if not any(p.strip() for p in prompts) and image is None:
-            raise ValueError("give a prompt, a first-frame image, or both")
-        if not 2 <= num_frames <= cfg.num_frames:
-            raise ValueError(f"num_frames must be between 2 and {cfg.num_frames} for this model, got {num_frames}")
-        if steps < 1:
-            raise ValueError(f"num_inference_steps must be at least 1, got {steps}")
-        if guidance < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {guidance}")
-        if not 0.0 <= cutoff <= 1.0:
-            raise ValueError(f"guidance_cutoff must be a fraction of the steps in [0, 1], got {cutoff}")
-        if image is not None and not cfg.image_conditioning:
-            raise ValueError("this model was trained without image conditioning: it cannot animate an image")
+    @classmethod
+    def declare(cls, configs: dict[str, Any], settings: DiffusionSettings) -> Contract:
+        s, cfg = settings, configs["denoiser"]
+        size = s.output_size
+        return Contract(
+            tasks=("text-to-video", "image-to-video") if cfg.image_conditioning else ("text-to-video",),
+            prompt="optional" if cfg.image_conditioning else "required",
+            image=cfg.image_conditioning,
+            size=(size, size),
+            options=(
+                Option("num_frames", int, s.num_frames, "frames per clip", low=2, high=cfg.num_frames, alias="frames"),
+                Option("num_inference_steps", int, s.default_steps, "denoising steps", low=1, high=1000, alias="steps"),
+                Option("guidance_scale", float, s.default_guidance, "classifier-free guidance (1: none)", low=0, high=100, alias="guidance"),
+                Option("guidance_cutoff", float, s.default_guidance_cutoff, "guide only this first fraction of the steps", low=0, high=1),
+                Option("negative_prompt", str, "", "what guidance steers away from", alias="negative"),
+                Option("scheduler", str, s.default_scheduler, "sampler", choices=SCHEDULERS),
+                Option("height", int, size, "frame height (resized from the model's)", low=8, high=2048),
+                Option("width", int, size, "frame width (resized from the model's)", low=8, high=2048),
+                Option("fps", float, s.fps, "frame rate of a written video", low=0, low_open=True, high=1000),
+                Option("preview_every", int, 0, "hand the callback a decoded preview every N steps (0: never)", low=0),
+            ),
+        )
 
-    def prepare_image(self, image: np.ndarray | torch.Tensor | None, batch: int) -> torch.Tensor | None:
-        """uint8 (h, w, 3) or (b, h, w, 3) -> (b, 3, s, s) in [-1, 1] at the network's size."""
-        if image is None:
-            return None
-        return first_frame_tensor(image, batch, self.config.sample_size, self.device)
-
-    @torch.no_grad()
-    def __call__(
-        self,
-        prompt: str | Sequence[str] = "",
-        negative_prompt: str | Sequence[str] | None = None,
-        image: np.ndarray | torch.Tensor | None = None,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-        guidance_scale: float | None = None,
-        guidance_cutoff: float | None = None,
-        generator: torch.Generator | None = None,
-        callback: Callable[[int, int, np.ndarray | None], None] | None = None,
-        preview_every: int = 0,
-    ) -> VideoPipelineOutput:
-        """Generate one clip per prompt.
-
-        ``callback(step, total, preview)`` runs after every step; every ``preview_every`` steps
-        (0: never) ``preview`` is the current estimate of the clean video, decoded to uint8.
-        ``guidance_cutoff``: classifier-free guidance applies to this first fraction of the steps only;
-        the rest run the conditional branch alone (and cost half).
-        """
-        cfg = self.config
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        num_frames = num_frames or cfg.num_frames
-        steps = num_inference_steps or cfg.default_steps
-        guidance = cfg.default_guidance if guidance_scale is None else guidance_scale
-        cutoff = cfg.default_guidance_cutoff if guidance_cutoff is None else guidance_cutoff
-        # 1. check inputs
-        self.check_inputs(prompts, image, num_frames, steps, guidance, cutoff)
-        notes = self.far_prompt_warnings(prompts)
+    def _generate(self, prompts: list[str], image: np.ndarray | torch.Tensor | None, generators: list[torch.Generator],
+                  options: dict[str, Any], callback: Callback | None) -> VideoPipelineOutput:
+        s, device, dtype = self.settings, self.device, self.dtype
+        steps, guidance, cutoff = options["num_inference_steps"], options["guidance_scale"], options["guidance_cutoff"]
+        size, out_size = s.sample_size, (options["height"], options["width"])
         b = len(prompts)
+        # 1. inputs were checked against the contract; warn about prompts far from the training ones
+        notes = self.far_prompt_warnings(prompts)
         # 2. encode prompts (the unconditional branch is the negative prompt, default "")
-        negatives = [negative_prompt] * b if isinstance(negative_prompt, str) or negative_prompt is None else list(negative_prompt)
         use_cfg = guidance != 1.0 and cutoff > 0.0
         guided_steps = round(cutoff * steps) if use_cfg else 0
-        text = self.text_encoder.encode(prompts + ([n or "" for n in negatives] if use_cfg else []))
-        tokens, mask = text.tokens.to(self.device), text.mask.to(self.device)
+        text = self.text_encoder.encode(prompts + ([options["negative_prompt"]] * b if use_cfg else []))
+        tokens, mask = text.tokens.to(device, dtype), text.mask.to(device)
         # 3. prepare latents and conditioning
-        first = self.prepare_image(image, b)
-        size = cfg.sample_size
-        shape = (b, self.unet.config.in_channels, num_frames, size, size)
-        x = torch.randn(shape, generator=generator, dtype=torch.float32).to(self.device)
-        self.scheduler.set_timesteps(steps, device=self.device)
-        x = x * self.scheduler.init_noise_sigma
-        given = torch.ones(b, device=self.device) if first is not None else None
-        if use_cfg:
-            first = None if first is None else torch.cat([first, first])
-            given = None if given is None else torch.cat([given, given])
+        scheduler = make_scheduler(options["scheduler"], s.scheduler)
+        scheduler.set_timesteps(steps, device=device)
+        x = randn_per_clip((self.unet.config.in_channels, options["num_frames"], size, size), generators, device)
+        x = x * scheduler.init_noise_sigma
+        first = None if image is None else first_frame_tensor(image, b, size, device).to(dtype)
+        given = None if image is None else torch.ones(b, device=device, dtype=dtype)
+        if use_cfg and first is not None:
+            first, given = torch.cat([first, first]), torch.cat([given, given])
         # 4. denoise
-        for i, t in enumerate(self.scheduler.timesteps):
+        for i, t in enumerate(scheduler.timesteps):
             guided = i < guided_steps
             if use_cfg and i == guided_steps:  # guidance is over: keep the conditional half only
                 tokens, mask = tokens[:b], mask[:b]
                 first = None if first is None else first[:b]
                 given = None if given is None else given[:b]
-            model_in = self.scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
-            out = self.unet(model_in, t.expand(model_in.shape[0]).to(self.device), tokens, mask, first, given).float()
+            model_in = scheduler.scale_model_input(torch.cat([x, x]) if guided else x, t)
+            out = self.unet(model_in.to(dtype), t.expand(model_in.shape[0]).to(device), tokens, mask, first, given).float()
             if guided:
                 cond, uncond = out.chunk(2)
                 out = uncond + guidance * (cond - uncond)
-            step = self.scheduler.step(out, t, x)
+            step = scheduler.step(out, t, x)
             x = step.prev_sample
             if callback is not None:
                 preview = None
-                if preview_every and (i + 1) % preview_every == 0:
+                if options["preview_every"] and (i + 1) % options["preview_every"] == 0:
                     estimate = getattr(step, "pred_original_sample", None)
-                    preview = self._decode(estimate if estimate is not None else x)
+                    preview = self._decode(estimate if estimate is not None else x, out_size, image)
                 callback(i + 1, steps, preview)
-        # 5. decode
-        return VideoPipelineOutput(frames=self._decode(x), prompts=prompts, warnings=notes)
+        # 5. decode: frames at the asked size; image-to-video starts on the given image
+        return VideoPipelineOutput(frames=self._decode(x, out_size, image), prompts=prompts, warnings=notes)
 
-    def _decode(self, x: torch.Tensor) -> np.ndarray:
-        out = self.config.output_size
-        if out != x.shape[-1]:
-            b, c, f, h, w = x.shape
-            x = rearrange(F.interpolate(rearrange(x, "b c f h w -> (b f) c h w"), size=(out, out), mode="bilinear", align_corners=False), "(b f) c h w -> b c f h w", f=f)
-        return to_uint8(x)
+    def _decode(self, x: torch.Tensor, size: tuple[int, int], image: np.ndarray | torch.Tensor | None) -> np.ndarray:
+        video = resize_video(x, size)
+        return to_uint8(video if image is None else paste_first_frame(video, image))
 
 
-class Image2VideoPipeline(Text2VideoPipeline):
-    """Animate a first frame: the same network, with the clean first frame as conditioning."""
+def tiny_pipeline(text_encoder: MiniLMEncoder | None = None, image_conditioning: bool = True) -> Text2VideoPipeline:
+    """A random two-level denoiser at 16x16x4 (output 32x32), for tests and the conformance suite."""
+    from diffusers import DDPMScheduler
 
-    @torch.no_grad()
-    def __call__(self, image: np.ndarray | torch.Tensor, prompt: str | Sequence[str] = "", **kwargs: Any) -> VideoPipelineOutput:
-        if image is None:
-            raise ValueError("Image2VideoPipeline needs an image (the first frame)")
-        return super().__call__(prompt=prompt, image=image, **kwargs)
+    from kinema.models.unet3d import VideoUNetConfig
+
+    generator = torch.Generator().manual_seed(0)
+    unet = VideoUNet(VideoUNetConfig(
+        sample_size=16, num_frames=4, patch_size=2, channels=(16, 32), blocks_per_level=1, attention_levels=(1,),
+        attention_head_dim=16, text_queries=2, groups=4, image_conditioning=image_conditioning,
+    ))
+    with torch.no_grad():
+        for p in unet.parameters():  # zero-initialised outputs would make every sample the same: randomise
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.05)
+    scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False)
+    settings = DiffusionSettings(
+        scheduler=dict(scheduler.config), sample_size=16, output_size=32, num_frames=4, default_steps=2,
+        reference_prompts=["a small red circle moving left slowly", "a large blue square moving up quickly"],
+    )
+    return Text2VideoPipeline(unet, text_encoder or MiniLMEncoder.from_pretrained(), settings)
+
+
+register(Registration(name="diffusion", pipeline=Text2VideoPipeline, legacy_model_class="VideoUNet", tiny=tiny_pipeline))

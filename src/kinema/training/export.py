@@ -1,8 +1,7 @@
-"""Export a model folder (config.json + model.safetensors + extras) from any checkpoint of a run."""
+"""Export a model folder (docs/model_format.md) from any checkpoint of a run."""
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -11,7 +10,9 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from kinema.hub import ModelIndex
 from kinema.io.atomic import atomic_dir
+from kinema.models.base import CONFIG_NAME, WEIGHTS_NAME
 from kinema.training.checkpoint import CorruptCheckpoint, load_checkpoint, load_latest
 from kinema.training.config import build_run_config
 from kinema.training.objectives import Objective, get_family
@@ -50,31 +51,33 @@ def export_checkpoint(
     return write_model_folder(objective, out, training, overwrite=overwrite, sampling_only=sampling_only)
 
 
-def fine_tuning_file(folder: Path, name: str) -> Path:
-    """Where a model folder keeps module NAME for fine-tuning (written by write_model_folder, read by train.init_from)."""
-    return folder / f"{name}.safetensors"
-
-
 def write_model_folder(
     objective: Objective, target: str | os.PathLike, training: dict[str, Any], overwrite: bool = True, sampling_only: bool = False
 ) -> Path:
-    """The objective's export model as TARGET/config.json + model.safetensors + its extras, written whole.
+    """The objective's model as a model folder (docs/model_format.md), written whole: one subfolder per
+    component (config.json + model.safetensors) and model_index.json naming the pipeline and its settings.
 
-    ``training`` is recorded under config.json's "_kinema_training" (keys starting with "_" are
-    metadata that from_pretrained ignores). Unless ``sampling_only``, the modules a fine-tune starts
-    from go beside it as NAME.safetensors in float16 (half the bytes; train.init_from loads them).
+    ``training`` is recorded under model_index.json's "training". Unless ``sampling_only``, the modules a
+    fine-tune starts from go beside them as NAME.safetensors in float16 (half the bytes; train.init_from
+    loads them).
     """
+    components = objective.export_components()
+    pipeline = objective.export_pipeline()
+    fine_tuning = {} if sampling_only else objective.fine_tuning_modules()
     with atomic_dir(target, overwrite=overwrite) as tmp:
-        model = objective.export_model()
-        model.save_pretrained(tmp)
-        files = {p.name for p in tmp.iterdir()}
-        if not {"config.json", "model.safetensors"} <= files:
-            raise RuntimeError(f"{type(model).__name__}.save_pretrained must write config.json and model.safetensors, wrote {sorted(files)}")
-        objective.export_extras(tmp)
-        if not sampling_only:
-            for name, module in objective.fine_tuning_modules().items():
-                save_file({k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}, str(fine_tuning_file(tmp, name)))
-        meta = json.loads((tmp / "config.json").read_text())
-        meta["_kinema_training"] = training
-        (tmp / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
+        for name, module in components.items():
+            module.save_pretrained(tmp / name)
+            files = {p.name for p in (tmp / name).iterdir()}
+            if not {CONFIG_NAME, WEIGHTS_NAME} <= files:
+                raise RuntimeError(f"{type(module).__name__}.save_pretrained must write {CONFIG_NAME} and {WEIGHTS_NAME}, wrote {sorted(files)}")
+        for name, module in fine_tuning.items():
+            save_file({k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}, str(tmp / f"{name}.safetensors"))
+        ModelIndex(
+            pipeline=pipeline[0] if pipeline else None,
+            purpose="generation" if pipeline else "test",
+            components={name: name for name in components},
+            settings=pipeline[1].to_dict() if pipeline else {},
+            training=training,
+            fine_tuning={name: f"{name}.safetensors" for name in fine_tuning},
+        ).write(tmp)
     return Path(target)

@@ -31,7 +31,7 @@ from kinema.training.config import (
     flatten,
     load_config,
 )
-from kinema.training.export import fine_tuning_file, write_model_folder
+from kinema.training.export import write_model_folder
 from kinema.training.logging import RunLogger
 from kinema.training.objectives import Objective, get_family
 from kinema.training.sampler import DataPosition, GlobalBatchSampler
@@ -471,7 +471,7 @@ class Trainer:
         self.logger.video(self.step, clips)
 
     def _export(self) -> Path:
-        """Write run/model/ (config.json + model.safetensors + the objective's extras), replacing an older export whole."""
+        """Write run/model/ (a model folder, docs/model_format.md), replacing an older export whole."""
         target = self.run_dir / "model"
         self.accelerator.wait_for_everyone()
         if self.fsdp:
@@ -665,21 +665,28 @@ class Trainer:
         else:
             from safetensors.torch import load_file
 
-            from kinema.hub import model_class, resolve_model
+            from kinema.hub import open_model
 
             try:
-                folder = resolve_model(source)
-            except FileNotFoundError as error:
-                raise FileNotFoundError(f"train.init_from: {error}") from None
-            cls = model_class(folder)
-            names = [n for n, m in self.raw.items() if type(m).__name__ == cls]
-            if not names:
+                folder = open_model(source)
+            except (FileNotFoundError, ValueError) as error:
+                raise type(error)(f"train.init_from: {error}") from None
+            path, weights = folder.path, {}
+            # each component goes to this run's module of the same class
+            for component in folder.index.components:
+                cls = folder.component_class(component)
+                names = [n for n, m in self.raw.items() if type(m).__name__ == cls and n not in weights]
+                if names:
+                    weights[names[0]] = load_file(str(folder.component(component) / "model.safetensors"))
+            if not weights:
+                held = ", ".join(folder.component_class(c) or "model of unknown class" for c in folder.index.components)
                 kinds = ", ".join(f"{n} ({type(m).__name__})" for n, m in self.raw.items())
-                raise ValueError(f"train.init_from: {folder} holds a {cls or 'model of unknown class'}; this run trains {kinds}")
-            path, weights = folder, {names[0]: load_file(str(folder / "model.safetensors"))}
+                raise ValueError(f"train.init_from: {folder.path} holds {held or 'no network'}; this run trains {kinds}")
             # what the export wrote for fine-tuning (a GAN's discriminator, float16; loading casts it)
-            extra = {n: fine_tuning_file(folder, n) for n in self.raw if n not in weights}
-            weights |= {n: load_file(str(f)) for n, f in extra.items() if f.is_file()}
+            for name in self.raw:
+                extra = folder.fine_tuning_file(name)
+                if name not in weights and extra is not None and extra.is_file():
+                    weights[name] = load_file(str(extra))
         for name, state_dict in weights.items():
             if name not in self.raw:
                 continue

@@ -10,7 +10,6 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -36,9 +35,10 @@ class Objective:
       run it under torch.no_grad()).
     - `training_step(...)` returns a dict of scalar tensors; "loss" is backpropagated, all are logged.
     - `sample(num, generator)` (optional) returns uint8 clips (b, f, h, w, c) for previews.
-    - `export_model()` returns the module whose `save_pretrained(dir)` writes config.json +
-      model.safetensors at the end of the run (from EMA weights when EMA is on);
-      `export_extras(dir)` (optional) adds files beside them, e.g. a pipeline's sampling defaults;
+    - `export_components()` names the networks of the exported model folder (docs/model_format.md),
+      each written by its `save_pretrained(dir)` as dir/config.json + model.safetensors at the end of
+      the run (from EMA weights when EMA is on); `export_pipeline()` gives the registered pipeline
+      that drives them and its sampling settings (None: not a generator);
       `fine_tuning_modules()` (optional) names the other modules a fine-tune should start from (a
       GAN's discriminator): exported as NAME.safetensors (float16) and loaded by train.init_from.
     """
@@ -60,11 +60,13 @@ class Objective:
     def sample(self, num: int, generator: torch.Generator) -> torch.Tensor:
         raise NotImplementedError
 
-    def export_model(self) -> nn.Module:
-        return self.modules["model"]
+    def export_components(self) -> dict[str, nn.Module]:
+        """The networks of the exported model folder by component name (a subfolder each)."""
+        return {"model": self.modules["model"]}
 
-    def export_extras(self, directory: Path) -> None:
-        """Write any files the exported folder needs beyond config.json + model.safetensors."""
+    def export_pipeline(self) -> tuple[str, Any] | None:
+        """(registered pipeline name, its settings dataclass) for model_index.json; None: not a generator."""
+        return None
 
     def fine_tuning_modules(self) -> dict[str, nn.Module]:
         """Modules beyond the exported model that fine-tuning should not start from scratch."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Optional
 
 import torch
@@ -127,13 +126,13 @@ class DiffusionObjective(Objective):
     def pipeline(self, unet: VideoUNet):
         from kinema.pipelines.text2video import Text2VideoPipeline
 
-        return Text2VideoPipeline(unet, self.text_encoder.to(next(unet.parameters()).device), self.pipeline_config())
+        return Text2VideoPipeline(unet, self.text_encoder.to(next(unet.parameters()).device), self.pipeline_settings())
 
-    def pipeline_config(self):
-        from kinema.pipelines.text2video import PipelineConfig
+    def pipeline_settings(self):
+        from kinema.pipelines.text2video import DiffusionSettings
 
         obj, data = self.config.objective, self.config.data
-        return PipelineConfig(
+        return DiffusionSettings(
             scheduler=dict(self.noise_scheduler.config),
             sample_size=data.resolution,
             output_size=obj.output_size,
@@ -150,9 +149,12 @@ class DiffusionObjective(Objective):
         out = self.pipeline(self.modules["model"])(prompts, generator=generator)
         return torch.from_numpy(out.frames)
 
-    def export_extras(self, folder: Path) -> None:
-        """Beside config.json + model.safetensors: pipeline.json (scheduler and sampling defaults)."""
-        self.pipeline_config().save(Path(folder))
+    def export_components(self) -> dict[str, torch.nn.Module]:
+        return {"denoiser": self.modules["model"]}
+
+    def export_pipeline(self) -> tuple[str, Any]:
+        """The "diffusion" pipeline with the training scheduler and the sampling defaults."""
+        return "diffusion", self.pipeline_settings()
 
 
 def shifted_betas(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:

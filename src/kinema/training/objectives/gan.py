@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -318,13 +317,13 @@ class GANObjective(Objective):
     def pipeline(self, generator: VideoGenerator):
         from kinema.pipelines.gan import GANPipeline
 
-        return GANPipeline(generator, self.pipeline_config(), text_encoder=self.text_encoder)
+        return GANPipeline(generator, self.pipeline_settings(), text_encoder=self.text_encoder)
 
-    def pipeline_config(self):
-        from kinema.pipelines.gan import GANPipelineConfig
+    def pipeline_settings(self):
+        from kinema.pipelines.gan import GANSettings
 
         obj, data, model = self.config.objective, self.config.data, self.config.model
-        return GANPipelineConfig(
+        return GANSettings(
             output_size=obj.output_size or data.resolution,
             num_frames=data.num_frames,
             fps=obj.fps,
@@ -347,12 +346,12 @@ class GANObjective(Objective):
             out = pipe(num_videos=num, generator=generator)
         return torch.from_numpy(out.frames)
 
-    def export_model(self) -> nn.Module:
-        return self.modules["generator"]
+    def export_components(self) -> dict[str, nn.Module]:
+        return {"generator": self.modules["generator"]}
 
-    def export_extras(self, folder: Path) -> None:
-        """Beside config.json + model.safetensors: pipeline.json (output size, fps, class names, reference prompts)."""
-        self.pipeline_config().save(Path(folder))
+    def export_pipeline(self) -> tuple[str, Any]:
+        """The "gan" pipeline with output size, fps, class names and reference prompts."""
+        return "gan", self.pipeline_settings()
 
     def fine_tuning_modules(self) -> dict[str, nn.Module]:
         """A GAN fine-tuned against a fresh discriminator first unlearns what the random D tells it."""

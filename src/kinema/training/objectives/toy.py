@@ -73,10 +73,12 @@ class ToyDenoiser(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> ToyDenoiser:
-        """Load from a folder holding config.json + model.safetensors, or from a run folder (its model/)."""
+        """Load from a component folder (config.json + model.safetensors), a model folder or a run folder."""
         directory = Path(directory)
-        if not (directory / "config.json").is_file() and (directory / "model" / "config.json").is_file():
-            directory = directory / "model"
+        if not (directory / "config.json").is_file():
+            from kinema.hub import open_model
+
+            directory = open_model(directory).component("denoiser")
         raw = json.loads((directory / "config.json").read_text())
         # keys starting with "_" are metadata (class name, training provenance), not config
         config = from_dict(ToyDenoiserConfig, {k: v for k, v in raw.items() if not k.startswith("_")}, "config.json")
@@ -132,6 +134,9 @@ class ToyObjective(Objective):
     def training_step(self, batch: dict[str, torch.Tensor], step: int, phase: str) -> dict[str, torch.Tensor]:
         denoised = self.modules["model"](batch["noisy"])
         return {"loss": F.mse_loss(denoised.float(), batch["clean"])}
+
+    def export_components(self) -> dict[str, nn.Module]:
+        return {"denoiser": self.modules["model"]}
 
     @torch.no_grad()
     def sample(self, num: int, generator: torch.Generator) -> torch.Tensor:
