@@ -125,10 +125,11 @@ def models(name: Optional[str] = typer.Argument(None, help="Show this model's ki
         found = builtin_models()
         table = Table(title="Built-in models")
         for column in ("name", "kind", "takes", "size", "about"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column in ("name", "kind", "size"))
         for folder in found:
             kind, takes, _ = describe_model(folder)
-            table.add_row(folder.name, kind, takes, f"{folder.size_bytes / 1e6:.1f} MB", folder.summary)
+            first_sentence = folder.summary.split(". ")[0].rstrip(".") + "."
+            table.add_row(folder.name, kind.replace(" + ", "\n"), takes, f"{folder.size_bytes / 1e6:.1f} MB", first_sentence)
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(1)

@@ -97,17 +97,19 @@ def describe_model(folder: ModelFolder) -> tuple[str, str, list[str]]:
 
 def load_pipeline(
     model: str | os.PathLike | None = None, device: str | torch.device | None = "auto", dtype: str | torch.dtype | None = None,
+    **components,
 ) -> VideoPipeline:
     """The pipeline for a built-in name (default shapes-t2v), a model folder or a training run folder.
 
     ``device``: auto (an accelerator when there is one), cpu, cuda, cuda:N or mps. ``dtype``: auto
-    (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16.
+    (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16. ``components``: objects to
+    share instead of loading them again, e.g. ``text_encoder=`` an already loaded MiniLMEncoder.
     """
     from kinema.hub import open_model
 
     folder = open_model(model)
     registration = registration_for(folder)
     device = resolve_device(device)
-    pipe = registration.pipeline.from_folder(folder, device=device, dtype=resolve_dtype(dtype, device))
+    pipe = registration.pipeline.from_folder(folder, device=device, dtype=resolve_dtype(dtype, device), **components)
     pipe.source = folder.name
     return pipe

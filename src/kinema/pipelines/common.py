@@ -210,8 +210,10 @@ def paste_first_frame(video: torch.Tensor, image: np.ndarray | torch.Tensor) -> 
     output starts exactly on the picture it was given, whatever the model drew there."""
     h, w = video.shape[-2:]
     first = image_tensor(image, video.shape[0])
-    if first.shape[-2:] != (h, w):
-        first = F.interpolate(first, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    if first.shape[-2] >= h and first.shape[-1] >= w:
+        first = F.interpolate(first, size=(h, w), mode="area")  # the mean of each output pixel's area: exact for 2x, 4x
+    else:
+        first = F.interpolate(first, size=(h, w), mode="bilinear", align_corners=False)
     video = video.clone()
     video[:, :, 0] = first.to(video.device, video.dtype)
     return video
@@ -358,7 +360,9 @@ class VideoPipeline:
         values = contract.resolve(options, image is not None, self.source)
         prompts = [p for p in prompts for _ in range(num_videos)]
         generators, seeds = clip_generators(len(prompts), seed, generator)
-        out = self._generate(prompts, image, generators, values, callback)
+        # weights stored in bfloat16 / float16: autocast runs the float32 inputs (noise, embeddings) in that type
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+            out = self._generate(prompts, image, generators, values, callback)
         out.seeds, out.options = seeds, values
         return out
 

@@ -1,0 +1,199 @@
+"""The model folder format (docs/model_format.md), resolving models, devices, the seed rule across commands
+and the top-level Python API."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import kinema
+from kinema.cli import app
+from kinema.hub import BUILTIN_DIR, INDEX_NAME, ModelFormatError, builtin_models, open_model
+from kinema.io import read_video
+from kinema.models.base import UnknownKeyError
+from kinema.pipelines import describe_model, load_pipeline, registration_for
+from kinema.pipelines.generate import generate_clips
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = "a small red circle moving left slowly"
+runner = CliRunner()
+
+
+@pytest.fixture
+def model_dir(tiny_model_dir, tmp_path):
+    """A copy of the tiny diffusion model folder that a test may edit."""
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "m"))
+
+
+def frames(model, text_encoder, **kwargs):
+    return load_pipeline(model, device="cpu", text_encoder=text_encoder)(PROMPT, **kwargs).frames
+
+
+def test_every_builtin_is_format_1_and_says_what_it_is():
+    found = {m.name: m for m in builtin_models()}
+    assert {"shapes-t2v", "shapes-gan", "shape-motion-gan", "shapes-classifier"} <= set(found)
+    for name, model in found.items():
+        index = json.loads((BUILTIN_DIR / name / INDEX_NAME).read_text())
+        assert index["format"] == 1 and index["_kinema_version"] and not model.legacy
+        for component in index["components"]:
+            assert {p.name for p in (BUILTIN_DIR / name / component).iterdir()} == {"config.json", "model.safetensors"}
+    assert describe_model(found["shapes-t2v"])[0] == "text-to-video + image-to-video"
+    assert describe_model(found["shape-motion-gan"])[:2] == ("unconditional + image-to-video", "no prompt, optionally an image (first frame)")
+    assert describe_model(found["shapes-classifier"])[0] == "evaluation-only"
+    with pytest.raises(ValueError, match="shapes-classifier is an evaluation-only model.*does not generate video"):
+        load_pipeline("shapes-classifier")
+
+
+def test_models_command_lists_kind_takes_and_size():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    for text in ("shapes-t2v", "text-to-video", "evaluation-only", "unconditional", " MB"):
+        assert text in result.output, text
+    result = runner.invoke(app, ["models", "shape-motion-gan"])
+    assert result.exit_code == 0 and "num_inference_steps (--steps)" in result.output and "with --image only" in result.output
+
+
+@pytest.mark.parametrize("where", ["index", "component", "settings"])
+def test_a_misspelt_key_is_named_with_its_file_and_the_likely_key(model_dir, where, text_encoder):
+    if where == "index":
+        path, edit = model_dir / INDEX_NAME, lambda d: d.update(componets=d["components"])
+        expected = f"{model_dir / INDEX_NAME}: unknown key 'componets'; did you mean 'components'?"
+    elif where == "component":
+        path, edit = model_dir / "denoiser" / "config.json", lambda d: d.update(atention_levels=[1])
+        expected = "unknown key 'atention_levels'; did you mean 'attention_levels'?"
+    else:
+        path, edit = model_dir / INDEX_NAME, lambda d: d["settings"].update(default_step=3)
+        expected = f"{model_dir / INDEX_NAME} settings: unknown key 'default_step'; did you mean 'default_steps'?"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(UnknownKeyError) as error:
+        load_pipeline(model_dir, device="cpu", text_encoder=text_encoder)
+    assert expected in str(error.value) and str(path.parent.name) in str(error.value)
+
+
+def test_metadata_keys_pass_and_a_newer_format_is_refused(model_dir, text_encoder):
+    index = json.loads((model_dir / INDEX_NAME).read_text())
+    (model_dir / INDEX_NAME).write_text(json.dumps({**index, "_written_by": "a newer tool"}))
+    assert frames(model_dir, text_encoder, seed=0).shape[0] == 1
+    (model_dir / INDEX_NAME).write_text(json.dumps({**index, "format": 2}))
+    with pytest.raises(ModelFormatError, match="is model format 2; this Kinema reads format 1"):
+        load_pipeline(model_dir, text_encoder=text_encoder)
+
+
+def test_format_0_folders_still_load(model_dir, tmp_path, text_encoder):
+    """One network beside pipeline.json (Kinema 0.1): the registry finds the pipeline from its model class."""
+    old = tmp_path / "old"
+    shutil.copytree(model_dir / "denoiser", old)
+    index = json.loads((model_dir / INDEX_NAME).read_text())
+    (old / "pipeline.json").write_text(json.dumps(index["settings"]))
+    config = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**config, "_kinema_training": {"step": 7}}))
+    assert open_model(old).legacy and registration_for(open_model(old)).name == "diffusion"
+    assert np.array_equal(frames(old, text_encoder, seed=4), frames(model_dir, text_encoder, seed=4))
+
+
+def test_a_frozen_component_can_be_referenced_instead_of_copied(model_dir, tmp_path, text_encoder):
+    slim = tmp_path / "slim"
+    slim.mkdir()
+    index = json.loads((model_dir / INDEX_NAME).read_text())
+    index["components"]["denoiser"] = {"model": str(model_dir), "component": "denoiser"}
+    index["settings"]["default_steps"] = 3
+    (slim / INDEX_NAME).write_text(json.dumps(index))
+    out = load_pipeline(slim, device="cpu", text_encoder=text_encoder)(PROMPT, seed=1)
+    assert out.options["num_inference_steps"] == 3  # its own settings, the other folder's weights
+    assert np.array_equal(out.frames, load_pipeline(model_dir, device="cpu", text_encoder=text_encoder)(PROMPT, seed=1, steps=3).frames)
+    index["components"]["denoiser"] = {"model": str(tmp_path / "gone"), "component": "denoiser"}
+    (slim / INDEX_NAME).write_text(json.dumps(index))
+    with pytest.raises(FileNotFoundError, match="gone"):
+        load_pipeline(slim, text_encoder=text_encoder)
+
+
+def test_model_names_that_are_not_models(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model 'shapes-t2x'.*built-ins: shape-motion-gan"):
+        open_model("shapes-t2x")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither a model folder"):
+        open_model(tmp_path / "empty")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / INDEX_NAME).write_text(json.dumps({"_class_name": "CogVideoXPipeline", "_diffusers_version": "0.42.1"}))
+    with pytest.raises(ModelFormatError, match="diffusers pipeline folder.*planned"):
+        open_model(tmp_path / "d")
+
+
+def test_a_run_folder_gives_its_newest_checkpoint_before_it_finishes(tmp_path, text_encoder):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(ROOT / "configs" / "diffusion" / "tiny.yaml"), "--out", str(run), "--until-step", "3"])
+    assert result.exit_code == 0, result.output
+    assert not (run / "model").exists()
+    opened = open_model(run)
+    assert opened.run == run and opened.index.training["step"] == 3 and opened.index.training["weights"] == "ema"
+    runner.invoke(app, ["export", str(run), "--out", str(tmp_path / "exported")])
+    assert np.array_equal(frames(run, text_encoder, seed=2), frames(tmp_path / "exported", text_encoder, seed=2))
+
+
+def test_devices_and_dtypes(tiny_model_dir, text_encoder):
+    from kinema.device import resolve_device, resolve_dtype
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="device cuda:1 asked for, but this machine has no CUDA GPU"):
+            resolve_device("cuda:1")
+    with pytest.raises(ValueError, match="device must be auto, cpu, cuda, cuda:N or mps, got 'gpu0'"):
+        resolve_device("gpu0")
+    with pytest.raises(ValueError, match="dtype must be auto or one of float32, bfloat16, float16, got 'fp8'"):
+        resolve_dtype("fp8", torch.device("cpu"))
+    assert resolve_dtype("auto", torch.device("cpu")) == torch.float32
+    full = load_pipeline(tiny_model_dir, device="cpu", text_encoder=text_encoder)
+    half = load_pipeline(tiny_model_dir, device="cpu", dtype="bfloat16", text_encoder=text_encoder)
+    assert half.dtype == torch.bfloat16 and full.dtype == torch.float32
+    a, b = full(PROMPT, seed=0).frames.astype(int), half(PROMPT, seed=0).frames.astype(int)
+    assert a.shape == b.shape and np.abs(a - b).mean() < 12  # the same clip, drawn in bfloat16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gives_the_cpu_frames(tiny_model_dir, text_encoder):
+    cpu = load_pipeline(tiny_model_dir, device="cpu", text_encoder=text_encoder)(PROMPT, seed=0).frames.astype(int)
+    gpu = load_pipeline(tiny_model_dir, device="cuda", dtype="float32", text_encoder=text_encoder.to("cuda"))(PROMPT, seed=0).frames.astype(int)
+    assert np.abs(cpu - gpu).max() <= 2
+
+
+def test_seed_rule_holds_across_the_commands(tiny_model_dir, tmp_path):
+    """Line i of `generate --prompts F --seed S` == `generate "<line i>" --seed S+i` == `evaluate --model`'s clip i."""
+    lines = [PROMPT, "", "a large blue square moving up quickly", "a big yellow triangle drifting right"]
+    (tmp_path / "p.txt").write_text("\n".join(lines) + "\n")
+    model = ["--model", str(tiny_model_dir)]
+    result = runner.invoke(app, ["generate", "--prompts", str(tmp_path / "p.txt"), "--out-dir", str(tmp_path / "batch"), "--seed", "5",
+                                 "--format", "png", *model])
+    assert result.exit_code == 0, result.output
+    clips, texts = generate_clips(tmp_path / "p.txt", tiny_model_dir, seed=5, device="cpu")
+    assert texts == [line for line in lines if line]
+    for clip, (i, line) in zip(clips, [(i, line) for i, line in enumerate(lines) if line]):
+        result = runner.invoke(app, ["generate", line, "--seed", str(5 + i), "-o", str(tmp_path / f"one{i}"), "--format", "png", *model])
+        assert result.exit_code == 0, result.output
+        single = read_video(tmp_path / f"one{i}").frames
+        assert np.array_equal(read_video(tmp_path / "batch" / f"{i:04d}").frames, single), i
+        assert np.array_equal(clip, single), i
+
+
+def test_python_api_at_the_top_level(tiny_model_dir, tmp_path, text_encoder):
+    pipe = kinema.load_pipeline(tiny_model_dir, device="cpu", text_encoder=text_encoder)
+    steps = []
+    video = kinema.generate(PROMPT, pipeline=pipe, seed=3, steps=3, progress=lambda s, n, _: steps.append((s, n)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert repr(video).startswith(f"GenerateResult(4 frames at 32x32, prompt={PROMPT!r}, seed=3") and "array" not in repr(video)
+    assert video.path is None and video.options["num_inference_steps"] == 3
+    path = video.save(tmp_path / "clip.mp4")
+    from kinema.io import probe
+
+    provenance = probe(path).provenance
+    assert provenance.seed == 3 and provenance.extra["num_inference_steps"] == 3 and provenance.extra["guidance_scale"] == 4.0
+    with pytest.raises(FileExistsError, match="clip.mp4 already exists"):
+        video.save(path)
+    with pytest.raises(ValueError, match="does not take temperature; it takes: num_frames"):
+        kinema.generate(PROMPT, pipeline=pipe, temperature=0.7)

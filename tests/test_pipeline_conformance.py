@@ -1,0 +1,173 @@
+"""The conformance suite: what every registered pipeline guarantees, run on each one's tiny random model.
+
+A new family gets these tests by registering its pipeline with a ``tiny`` factory
+(kinema.pipelines.Registration); a registration without one fails here.
+"""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from kinema.pipelines import load_pipeline, registered
+
+PIPELINES = sorted(registered())
+PROMPT = "a small red circle moving left slowly"
+
+
+@pytest.fixture(scope="module", params=PIPELINES)
+def pipe(request, text_encoder):
+    registration = registered()[request.param]
+    assert registration.tiny is not None, f"pipeline {request.param!r} registers no tiny factory for the conformance suite"
+    torch.set_num_threads(1)
+    return registration.tiny(text_encoder=text_encoder)
+
+
+def prompts_for(pipe, count: int) -> list[str] | None:
+    contract = pipe.contract()
+    if contract.prompt == "none":
+        return None
+    if contract.prompt_choices:
+        return [contract.prompt_choices[i % len(contract.prompt_choices)] for i in range(count)]
+    return [PROMPT, "a large blue square moving up quickly", "a big yellow triangle drifting right"][:count]
+
+
+def call(pipe, count: int = 1, **kwargs):
+    prompts = prompts_for(pipe, count)
+    if prompts is None:
+        return pipe(num_videos=count, **kwargs)
+    return pipe(prompts, **kwargs)
+
+
+def a_valid_value(option):
+    """A value the option allows, other than its default where there is one."""
+    if option.choices:
+        return option.choices[-1]
+    if option.type is str:
+        return "blue"
+    low = option.low if option.low is not None else 0
+    high = option.high if option.high is not None else low + 10
+    value = min(high, max(low, (option.default or 0) + 1)) if option.type is int else (low + high) / 2
+    return option.type(value)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def test_output_shape_dtype_and_range(pipe):
+    contract = pipe.contract()
+    out = call(pipe, 2, seed=0)
+    frames = contract.option("num_frames").default
+    assert out.frames.shape == (2, frames, *contract.size, 3) and out.frames.dtype == np.uint8
+    assert out.frames.std() > 0, "a random model still draws something"
+    assert len(out.prompts) == 2 and out.seeds == [0, 1]
+    assert set(out.options) == {o.name for o in contract.options}  # every option, as used
+    assert "2 clips" in repr(out) and "array" not in repr(out)
+
+
+def test_save_load_gives_the_same_frames(pipe, tmp_path, text_encoder):
+    pipe.save_pretrained(tmp_path / "m")
+    loaded = load_pipeline(tmp_path / "m", device="cpu", text_encoder=text_encoder)
+    assert type(loaded) is type(pipe) and loaded.contract() == pipe.contract()
+    assert np.array_equal(call(loaded, 2, seed=3).frames, call(pipe, 2, seed=3).frames)
+
+
+def test_seed_rule_clip_i_uses_seed_plus_i(pipe):
+    batch = call(pipe, 3, seed=10)
+    prompts = prompts_for(pipe, 3)
+    for i in range(3):
+        single = pipe(num_videos=1, seed=10 + i) if prompts is None else pipe(prompts[i], seed=10 + i)
+        # the same noise; batched float math may move a value by one grey level, never more
+        diff = np.abs(single.frames[0].astype(int) - batch.frames[i])
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (i, diff.max(), (diff > 0).mean())
+    assert not np.array_equal(batch.frames[0], batch.frames[1])
+    assert not np.array_equal(call(pipe, 1, seed=11).frames, call(pipe, 1, seed=12).frames)
+
+
+def test_declared_options_are_taken_and_recorded(pipe):
+    contract = pipe.contract()
+    image = np.full((*contract.size, 3), 128, np.uint8)
+    for option in contract.options:
+        value = a_valid_value(option)
+        out = call(pipe, 1, seed=0, image=image if option.needs_image else None, **{option.name: value})
+        assert out.options[option.name] == value, option.name
+        if option.alias:  # the short name (the CLI flag) is the same option
+            assert call(pipe, 1, seed=0, image=image if option.needs_image else None, **{option.alias: value}).options[option.name] == value
+    out = call(pipe, 1, seed=0, num_frames=3, height=24, width=40)
+    assert out.frames.shape[1:] == (3, 24, 40, 3)
+
+
+def test_undeclared_options_are_refused_by_name(pipe):
+    contract = pipe.contract()
+    taken = {o.name for o in contract.options}
+    for name in ["sampling_temperature", *({"guidance_scale", "negative_prompt", "scheduler"} - taken)]:
+        with pytest.raises(ValueError, match=f"does not take {name}; it takes: num_frames"):
+            call(pipe, 1, **{name: 1})
+
+
+def test_bad_values_are_refused_before_any_work(pipe):
+    contract = pipe.contract()
+    calls = []
+    hook = [m.register_forward_hook(lambda *a: calls.append(1)) for m in pipe.modules().values()]
+    try:
+        for option in contract.options:
+            if option.type is str:
+                continue
+            bad = [math.nan, math.inf] if option.type is float else [1.5]
+            if option.low is not None:
+                bad.append(option.low - 1)
+            if option.high is not None:
+                bad.append(option.high + 1)
+            for value in bad:
+                with pytest.raises(ValueError, match=option.name):
+                    call(pipe, 1, **{option.name: value})
+        for seed in (-1, 2**64, 1.5):
+            with pytest.raises(ValueError, match="seed must be a whole number"):
+                call(pipe, 1, seed=seed)
+    finally:
+        for h in hook:
+            h.remove()
+    assert not calls, "a network ran before the inputs were checked"
+
+
+def test_one_pipeline_serves_two_threads(pipe):
+    prompts = prompts_for(pipe, 2)
+    args = [((None if prompts is None else prompts[i]), 20 + i) for i in range(2)]
+    expected = [pipe(p, seed=s).frames for p, s in args]
+    results, errors = [None, None], []
+
+    def work(i):
+        try:
+            for _ in range(3):
+                frames = pipe(args[i][0], seed=args[i][1]).frames
+                assert results[i] is None or np.array_equal(results[i], frames)
+                results[i] = frames
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert all(np.array_equal(r, e) for r, e in zip(results, expected))
+
+
+def test_image_to_video_starts_on_the_given_image(pipe):
+    contract = pipe.contract()
+    if not contract.image:
+        pytest.skip("this pipeline does not take an image")
+    h, w = contract.size
+    yy, xx = np.mgrid[0:h, 0:w]
+    image = np.stack([(xx * 255 // w), (yy * 255 // h), ((xx + yy) % 7) * 36], axis=-1).astype(np.uint8)  # texture, not a flat field
+    out = call(pipe, 2, seed=0, image=image)
+    for clip in out.frames:
+        assert psnr(clip[0], image) >= 30
+    # a larger picture is resized to the output size first
+    big = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    assert psnr(call(pipe, 1, seed=0, image=big).frames[0, 0], image) >= 30
