@@ -49,13 +49,13 @@ COLOR_RADIUS = 48.0  # RGB units: 256 real test colours cover 99% of the trainin
 
 
 def generated_videos(model: str, count: int, seed: int, batch: int) -> tuple[list[np.ndarray], float]:
-    from kinema.pipelines.generate import load_pipeline
+    from kinema.pipelines import load_pipeline
 
     pipe = load_pipeline(model)
     start = time.perf_counter()
     videos = []
     for first in range(0, count, batch):
-        out = pipe(num_videos=min(batch, count - first), generator=torch.Generator().manual_seed(seed + first))
+        out = pipe(num_videos=min(batch, count - first), seed=seed + first)
         videos.extend(out.frames)
     return videos, (time.perf_counter() - start) / count
 

@@ -7,7 +7,11 @@ size. Targets (issue 4): >= 20x faster per clip than the peer, <= 1 s per warm c
 `kinema generate` under 10 s; training >= 5x the peer's samples/s at equal parameters; model
 FLOP utilisation reported against the measured bf16 matmul peak.
 
-    python benchmarks/generate_speed.py [--model shapes-t2v] [--threads 2]
+    python benchmarks/generate_speed.py [--model shapes-t2v] [--threads 2] [--against HEAD~1]
+
+--against REF also times warm generation with the Kinema of git commit REF (checked out into a
+temporary worktree, run in its own process), alternating with this tree's, in the same run: the
+check that a change costs no speed.
 
 Prints a table and writes benchmarks/results/generate_speed.json.
 """
@@ -60,6 +64,47 @@ def cold_generate(model: str, threads: int) -> float:
     return seconds
 
 
+WARM_SCRIPT = """
+import sys, time, warnings, torch
+warnings.simplefilter("ignore")
+torch.set_num_threads(int(sys.argv[2]))
+from kinema.pipelines.generate import load_pipeline
+pipe = load_pipeline(sys.argv[1])
+run = lambda: pipe("a small red circle moving left slowly", generator=torch.Generator().manual_seed(0))
+run()
+times = []
+for _ in range(int(sys.argv[3])):
+    start = time.perf_counter(); run(); times.append(time.perf_counter() - start)
+print(min(times))
+"""
+
+
+def warm_seconds_in(tree: Path, model: str, threads: int, repeats: int) -> float:
+    """Best warm seconds per clip with the kinema package of ``tree`` (its src/ first on the path), in a fresh process."""
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run([sys.executable, "-c", WARM_SCRIPT, model, str(threads), str(repeats)], check=True, env=env,
+                         capture_output=True, text=True, cwd=tree)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def against_commit(ref: str, model: str, threads: int, rounds: int = 3, repeats: int = 5) -> dict:
+    """Warm seconds per clip here and at git commit ``ref``, alternating in one run; best of each."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        worktree = Path(tmp) / "ref"
+        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), ref], cwd=root, check=True, capture_output=True)
+        try:
+            here, there = [], []
+            for _ in range(rounds):
+                here.append(warm_seconds_in(root, model, threads, repeats))
+                there.append(warm_seconds_in(worktree, model, threads, repeats))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=root, check=True, capture_output=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", ref], cwd=root, check=True, capture_output=True, text=True).stdout.strip()
+    return {"ref": ref, "commit": commit, "here_s_per_clip": min(here), "ref_s_per_clip": min(there),
+            "ratio": min(here) / min(there), "rounds": [here, there]}
+
+
 def peer_unet(params_target: int):
     """UNet3DConditionModel sized to about ``params_target`` parameters (RGB in and out, MiniLM-width text)."""
     from diffusers import UNet3DConditionModel
@@ -83,13 +128,14 @@ def main() -> None:
     parser.add_argument("--model", default="shapes-t2v")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "generate_speed.json")
+    parser.add_argument("--against", default=None, help="a git commit to compare warm generation with (e.g. HEAD~1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from kinema.pipelines.generate import load_pipeline
+    from kinema.pipelines import load_pipeline
 
-    pipe = load_pipeline(args.model)
-    unet, cfg = pipe.unet, pipe.config
+    pipe = load_pipeline(args.model, device="cpu")
+    unet, cfg = pipe.unet, pipe.settings
     ours_params = sum(p.numel() for p in unet.parameters())
     frames, size, steps = cfg.num_frames, cfg.sample_size, cfg.default_steps
     r = {"threads": args.threads, "frames": frames, "size": size, "kinema_params": ours_params, "kinema_steps": steps}
@@ -153,6 +199,10 @@ def main() -> None:
     print(f"{'training samples/s (bf16)':28}{r['kinema_train_samples_per_s']:12.1f}{r['peer_train_samples_per_s']:12.1f}{r['train_speedup']:9.1f}x   (target >= 5x)")
     print(f"model FLOP utilisation: {r['mfu']:.1%} of {r['matmul_peak_gflops_bf16']:.0f} GFLOP/s bf16 matmul peak "
           f"({r['kinema_train_gflop_per_sample']:.2f} GFLOP per training sample)")
+    if args.against:
+        r["against"] = against = against_commit(args.against, args.model, args.threads)
+        print(f"warm seconds per clip, this tree {against['here_s_per_clip']:.3f} vs {args.against} ({against['commit']}) "
+              f"{against['ref_s_per_clip']:.3f}: ratio {against['ratio']:.3f} (target <= 1.03)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(r, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from kinema.data.shapes import CaptionedShapes
 from kinema.evaluation.metrics import color_diversity, psnr_frames, ssim_frames
 from kinema.evaluation.shapes_checker import ATTRIBUTES, check_videos, read_shapes
 from kinema.io.grid import frame_grid
 from kinema.io.image import write_image
-from kinema.pipelines.generate import load_pipeline
+from kinema.pipelines import load_pipeline
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -37,8 +36,7 @@ RESULTS = Path(__file__).parent / "results"
 def generate_all(pipe, prompts: list[str], seed: int, batch: int, **kwargs) -> np.ndarray:
     clips = []
     for start in range(0, len(prompts), batch):
-        g = torch.Generator().manual_seed(seed + start)
-        clips.append(pipe(prompts[start : start + batch], generator=g, **kwargs).frames)
+        clips.append(pipe(prompts[start : start + batch], seed=seed + start, **kwargs).frames)  # clip i: seed + i
     return np.concatenate(clips)
 
 
@@ -59,13 +57,12 @@ def training_colors(count: int = 256) -> np.ndarray:
 
 
 def image_to_video(pipe, count: int, seed: int, batch: int, steps: int | None, guidance: float | None) -> dict:
-    ds = CaptionedShapes("test", num_samples=count, resolution=pipe.config.output_size, num_frames=pipe.config.num_frames, seed=4321)
+    ds = CaptionedShapes("test", num_samples=count, resolution=pipe.settings.output_size, num_frames=pipe.settings.num_frames, seed=4321)
     truth = np.stack([ds.render(i) for i in range(count)])
     generated = []
     for start in range(0, count, batch):
         idx = range(start, min(start + batch, count))
-        g = torch.Generator().manual_seed(seed + start)
-        out = pipe([ds.caption(i) for i in idx], image=truth[list(idx), 0], generator=g, num_inference_steps=steps, guidance_scale=guidance)
+        out = pipe([ds.caption(i) for i in idx], image=truth[list(idx), 0], seed=seed + start, num_inference_steps=steps, guidance_scale=guidance)
         generated.append(out.frames)
     generated = np.concatenate(generated)
     copy = np.repeat(truth[:, :1], truth.shape[1], axis=1)
@@ -93,8 +90,8 @@ def main() -> None:
     args = parser.parse_args()
 
     pipe = load_pipeline(args.model)
-    result: dict = {"model": str(args.model), "steps": args.steps or pipe.config.default_steps,
-                    "guidance": getattr(pipe.config, "default_guidance", None) if args.guidance is None else args.guidance}
+    result: dict = {"model": str(args.model), "steps": args.steps or pipe.settings.default_steps,
+                    "guidance": getattr(pipe.settings, "default_guidance", None) if args.guidance is None else args.guidance}
     grids, reference_colors = [], training_colors()
     for split, count in (("test", args.num_test), ("heldout", args.num_heldout)):
         if count <= 0:

@@ -5,7 +5,7 @@ guidance 4 rounded small squares into circles (shape 79%) and split objects (one
 where guidance 2 gave 92% / 98%. The benchmark (benchmarks/shapes_t2v.py) judges the test and
 heldout splits, so the choice is made here, on a fresh draw of training-split captions, with
 the same Shapes checker. The winner (best worst-attribute accuracy, ties broken by the one-blob
-rate) becomes the model folder's default with --write (pipeline.json: default_guidance,
+rate) becomes the model folder's default with --write (model_index.json settings: default_guidance,
 default_guidance_cutoff); the training config's `objective.guidance_scale` records it for later runs.
 
     python scripts/tune_guidance.py --model shapes-t2v --guidance 1.5 2 3 4 --write
@@ -30,8 +30,8 @@ from shapes_t2v import generate_all  # noqa: E402
 
 from kinema.data.shapes import CaptionedShapes  # noqa: E402
 from kinema.evaluation.shapes_checker import ATTRIBUTES, check_videos  # noqa: E402
-from kinema.hub import resolve_model  # noqa: E402
-from kinema.pipelines.generate import load_pipeline  # noqa: E402
+from kinema.hub import open_model  # noqa: E402
+from kinema.pipelines import load_pipeline  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "guidance.json"
 
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=96, help="training-split prompts per setting")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--write", action="store_true", help="make the winner the model folder's default (pipeline.json)")
+    parser.add_argument("--write", action="store_true", help="make the winner the model folder's default (model_index.json settings)")
     args = parser.parse_args()
 
     pipe = load_pipeline(args.model)
@@ -61,10 +61,10 @@ def main() -> None:
     best = max(rows, key=lambda r: (min(r["accuracy"].values()), r["single_blob_rate"]))
     print(f"best: guidance {best['guidance']}, cutoff {best['cutoff']} (objective.guidance_scale / objective.guidance_cutoff)")
     if args.write:
-        pipe.config.default_guidance, pipe.config.default_guidance_cutoff = best["guidance"], best["cutoff"]
-        folder = resolve_model(args.model)
-        pipe.config.save(folder)
-        print(f"wrote the defaults into {folder / 'pipeline.json'}")
+        folder = open_model(args.model)
+        folder.index.settings.update(default_guidance=best["guidance"], default_guidance_cutoff=best["cutoff"])
+        folder.index.write(folder.path)
+        print(f"wrote the defaults into {folder.where}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"model": str(args.model), "num_prompts": args.num, "split": "train", "rows": rows, "best": best}, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -17,7 +17,7 @@ Built-ins ship --sampling-only (the generator; a discriminator would break the 1
 A run that started from another model (train.init_from: shape-motion-gan is stage 2 of two) names its
 config with --config and the first stage's steps and hours with --first-stage-*; the card gives both.
 Reads the run's config.yaml and metrics.jsonl (training wall time: the sum of the logged intervals),
-the model folder's config.json (the step it was exported at) and benchmarks/results/
+the model folder's model_index.json (the step it was exported at) and benchmarks/results/
 {gan_shape_motion, shapes_gan, shapes_t2v}.json.
 """
 
@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 from write_model_card import ATTRIBUTES, cpu_name
 
+from kinema.hub import open_model
 from kinema.training.logging import training_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,11 +97,11 @@ def main() -> None:
     model_dir = args.model or BUILTIN / args.name
 
     config = yaml.safe_load((args.run / "config.yaml").read_text())
-    meta = json.loads((model_dir / "config.json").read_text())
-    sampling = json.loads((model_dir / "pipeline.json").read_text())
-    step = meta["_kinema_training"]["step"]
+    model = open_model(model_dir)
+    sampling = model.index.settings
+    step = model.index.training["step"]
     hours = training_seconds(args.run / "metrics.jsonl", upto_step=step) / 3600
-    size_mb = (model_dir / "model.safetensors").stat().st_size / 1e6
+    size_mb = model.size_bytes / 1e6
     m, d, o, t = config["model"], config["data"], config["objective"], config["train"]
     disc = o["discriminator"]
     first_config = Path("configs/gan") / ("shape_motion.yaml" if args.name == "shape-motion-gan" else "shapes_text.yaml")

@@ -9,8 +9,8 @@ The shipping sequence (each step's numbers come from the one before):
     python scripts/write_model_card.py --run runs/shapes-t2v
 
 Reads the run's config.yaml and metrics.jsonl (training wall time: the sum of the logged
-intervals, so pauses between sessions do not count), the model folder's config.json (the step it
-was exported at), its pipeline.json (sampling defaults) and benchmarks/results/{shapes_t2v,generate_speed,
+intervals, so pauses between sessions do not count), the model folder's model_index.json (the step it
+was exported at, the sampling settings) and benchmarks/results/{shapes_t2v,generate_speed,
 guidance}.json.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from kinema.hub import open_model
 from kinema.training.logging import training_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,13 +71,13 @@ def main() -> None:
     args = parser.parse_args()
 
     config = yaml.safe_load((args.run / "config.yaml").read_text())
-    meta = json.loads((args.model / "config.json").read_text())
-    step = meta["_kinema_training"]["step"]
+    model = open_model(args.model)
+    step = model.index.training["step"]
     hours = training_seconds(args.run / "metrics.jsonl", upto_step=step) / 3600
     quality = json.loads((RESULTS / "shapes_t2v.json").read_text())
     speed = json.loads((RESULTS / "generate_speed.json").read_text())
-    size_mb = (args.model / "model.safetensors").stat().st_size / 1e6
-    sampling = json.loads((args.model / "pipeline.json").read_text())
+    size_mb = model.size_bytes / 1e6
+    sampling = model.index.settings
     tuning = json.loads((RESULTS / "guidance.json").read_text()) if (RESULTS / "guidance.json").exists() else None
     m, d, o, t = config["model"], config["data"], config["objective"], config["train"]
     i2v = quality.get("image_to_video")

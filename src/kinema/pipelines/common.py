@@ -138,13 +138,13 @@ class Contract:
         """Every declared option with its value for this call (given or default), checked; refuses others."""
         given: dict[str, Any] = {}
         for key, value in options.items():
+            if value is None:  # not given: the default
+                continue
             option = self.option(key)
             if option is None:
                 raise ValueError(f"{who} does not take {key}; it takes: {self.takes()}")
             if option.name in given:
                 raise ValueError(f"{option.name} given twice (as {option.name} and {option.alias})")
-            if value is None:
-                continue
             if option.needs_image and not has_image:
                 raise ValueError(f"{who}: {option.name} ({option.flag}) applies to image-to-video only; give an image or leave it out")
             given[option.name] = option.check(value)

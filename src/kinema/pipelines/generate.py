@@ -94,6 +94,17 @@ def terminal_progress(show: bool | None = None, label: str = "sampling") -> Iter
         yield lambda step, total, _preview: bar.update(task, completed=step, total=total)
 
 
+def _load(model: str | os.PathLike | None, device: str, dtype: str | None, progress: bool | Callback | None) -> VideoPipeline:
+    """load_pipeline, with a spinner naming the model on a terminal (loading takes seconds on a slow machine)."""
+    show = sys.stderr.isatty() if progress is None else progress is True
+    if not show:
+        return load_pipeline(model, device=device, dtype=dtype)
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"loading {model or DEFAULT_MODEL}"):
+        return load_pipeline(model, device=device, dtype=dtype)
+
+
 def _image_input(image: str | os.PathLike | np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
     if isinstance(image, (str, os.PathLike)):
         return read_image(image), str(image)
@@ -128,7 +139,7 @@ def generate(
         path, fmt = output_path(out, format)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
-    pipe = pipeline or load_pipeline(model, device=device, dtype=dtype)
+    pipe = pipeline or _load(model, device, dtype, progress)
     first, image_name = _image_input(image)
     with contextlib.ExitStack() as stack:
         callback = progress if callable(progress) else stack.enter_context(terminal_progress(progress))
@@ -189,7 +200,7 @@ def generate_batch(
     else:
         items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(prompts)
     rank, world = this_process()
-    pipe = pipeline or load_pipeline(model, device=device, dtype=dtype)
+    pipe = pipeline or _load(model, device, dtype, progress)
     first, image_name = _image_input(image)
     results = []
     with terminal_progress(progress) as callback:
