@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/kinema demo --out demo_output
+	$(BIN)/kinema demo --out demo_output --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -73,7 +73,7 @@ def test_info_on_a_broken_file_names_it(tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video at all")
     result = runner.invoke(app, ["info", str(bad)])
-    assert result.exit_code == 1 and "broken.mp4" in result.output
+    assert result.exit_code == 2 and "broken.mp4" in result.output
 
 
 def test_generate_without_model_uses_the_shipped_default(tmp_path):
@@ -101,4 +101,4 @@ def test_evaluate_writes_a_report_and_names_missing_weights(tmp_path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["metrics"]["shapes"]
     result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "real"), "--metrics", "fvd"])
-    assert result.exit_code == 1 and "i3d" in result.output.lower()
+    assert result.exit_code == 2 and "i3d" in result.output.lower()

@@ -69,9 +69,9 @@ def test_export_a_checkpoint_mid_run(tmp_path):
     assert result.exit_code == 0, result.output
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["export", str(tmp_path / "empty"), "--out", str(tmp_path / "m2")])
-    assert result.exit_code == 1 and "no usable checkpoint" in result.output
+    assert result.exit_code == 2 and "no usable checkpoint" in result.output
     result = runner.invoke(app, ["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m2")])
-    assert result.exit_code == 1 and "does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist" in result.output
 
 
 def test_noise_shift_divides_the_snr_and_reaches_the_exported_samplers(tmp_path):

@@ -430,7 +430,7 @@ def test_cli_generates_unconditional_batches_and_asks_conditional_models_for_a_p
     result = runner.invoke(app, ["generate", "--model", str(run), "-o", str(tmp_path / "one.mp4")])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["generate", "--model", str(text_run), "--count", "2", "--out-dir", str(tmp_path / "t")])
-    assert result.exit_code == 1 and "give a prompt" in result.output.replace("\n", " ")
+    assert result.exit_code == 2 and "give a prompt" in result.output.replace("\n", " ")
 
 
 def test_init_partial_grows_a_model_that_starts_as_the_source(run, tmp_path, capsys):

@@ -122,13 +122,13 @@ def test_cli_generate_writes_the_clip_with_provenance(tiny_model_dir, tmp_path):
 
 def test_cli_generate_errors(tiny_model_dir, tmp_path):
     result = runner.invoke(app, ["generate", "--model", str(tiny_model_dir)])
-    assert result.exit_code == 1 and "give a prompt, a first-frame image, or both" in result.output
+    assert result.exit_code == 2 and "give a prompt, a first-frame image, or both" in result.output
     bad = tmp_path / "bad.png"
     bad.write_text("not an image")
     result = runner.invoke(app, ["generate", "x", "--image", str(bad), "--model", str(tiny_model_dir), "-o", str(tmp_path / "a.mp4")])
-    assert result.exit_code == 1 and "bad.png" in result.output
+    assert result.exit_code == 2 and "bad.png" in result.output
     result = runner.invoke(app, ["generate", "x", "--model", str(tmp_path / "nowhere")])
-    assert result.exit_code == 1 and "nowhere" in result.output
+    assert result.exit_code == 2 and "nowhere" in result.output
 
 
 def test_cli_batch_mode(tiny_model_dir, tmp_path):
@@ -150,7 +150,7 @@ def test_cli_evaluate_generates_on_the_fly(tiny_model_dir, tmp_path):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["metrics"]["shapes"]
     result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real"), "--model", str(tiny_model_dir)])
-    assert result.exit_code == 1 and "--prompts" in result.output
+    assert result.exit_code == 2 and "--prompts" in result.output
 
 
 def test_cli_demo_generates_with_a_model_and_checks_each_clip_against_its_prompt(tiny_model_dir, tmp_path):

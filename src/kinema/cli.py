@@ -1,15 +1,26 @@
-"""The `kinema` command line: each command parses options and calls one function of the package."""
+"""The `kinema` command line: each command parses options and calls one function of the package.
+
+Every command reports a wrong input as one line naming it (exit 2) and a failure as one line (exit 1),
+never a traceback unless asked (--debug or KINEMA_DEBUG=1); an interrupt exits with 130.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import os
 import time
+import traceback
 import warnings
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, NoReturn, Optional
 
+import click
 import typer
+import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import kinema
@@ -21,6 +32,72 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 console = Console(soft_wrap=True)  # long paths in messages stay whole, copy-pasteable
+DEBUG_ENV = "KINEMA_DEBUG"
+MAX_SEED = 2**63 - 1 - 100_000  # seed + clip index stays a valid torch seed
+_debug = False
+
+
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the input is wrong (exit 2); anything else is a failure (exit 1)."""
+    from kinema.training.checkpoint import CorruptCheckpoint
+
+    return (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, OverflowError,
+            yaml.YAMLError, CorruptCheckpoint)
+
+
+def _fail(error: BaseException, code: int) -> NoReturn:
+    message = " ".join(str(error).split()) or type(error).__name__  # one line, whatever the message held
+    console.print(f"[red]error:[/red] {escape(message)}")
+    if _debug or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        console.print(escape("".join(traceback.format_exception(error))))
+    elif code == 1:  # a failure, not a wrong input: the traceback may help a bug report
+        console.print(f"[dim](--debug or {DEBUG_ENV}=1 shows the traceback)[/dim]")
+    raise typer.Exit(code)
+
+
+def command(group: typer.Typer, *args, **kwargs) -> Callable:
+    """``group.command(...)`` whose errors become one line and an exit code instead of a traceback."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run(*a, **k):
+            try:
+                return fn(*a, **k)
+            except (typer.Exit, click.exceptions.ClickException, click.exceptions.Abort):
+                raise
+            except KeyboardInterrupt as error:
+                console.print(f"[yellow]interrupted:[/yellow] {escape(str(error)) or 'stopped by the user'}")
+                raise typer.Exit(130)
+            except _usage_errors() as error:
+                _fail(error, 2)
+            except Exception as error:  # noqa: BLE001 - a failure is reported in one line; --debug shows the rest
+                _fail(error, 1)
+
+        group.command(*args, **kwargs)(run)
+        return run
+
+    return decorate
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be a finite number > 0, got {value}")
+    return value
+
+
+def _threads_option():
+    return typer.Option(None, "--threads", min=1, max=4096,
+                        help="CPU threads (default: $KINEMA_THREADS, else $OMP_NUM_THREADS, else the cores idle right now).")
+
+
+def _seed_option(help: str = "Random seed: the same seed gives the same frames; clip i of a batch uses seed + i."):
+    return typer.Option(0, "--seed", min=0, max=MAX_SEED, help=help)
+
+
+def _threads(threads: int | None) -> None:
+    from kinema.threads import configure_threads
+
+    configure_threads(threads)
 
 
 def _version(value: bool) -> None:
@@ -32,17 +109,20 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help=f"Show the traceback of an error (also {DEBUG_ENV}=1)."),
 ) -> None:
     """Kinema: generate, train and evaluate video models."""
+    global _debug
+    _debug = debug
 
 
-@app.command()
+@command(app)
 def generate(
     prompt: Optional[str] = typer.Argument(None, help="What the clip shows, e.g. 'a small red circle moving left slowly'."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (a folder for --format png). Default: video.<format>."),
     image: Optional[Path] = typer.Option(None, "--image", help="First frame to animate (image-to-video)."),
     negative: Optional[str] = typer.Option(None, "--negative", help="Negative prompt: what to steer away from."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same frames; clip i of a batch uses seed + i."),
+    seed: int = _seed_option(),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampling steps (default: the model's)."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale (default: the model's)."),
     guidance_cutoff: Optional[float] = typer.Option(
@@ -56,9 +136,11 @@ def generate(
     model: Optional[str] = typer.Option(None, "--model", help="Built-in name (see `kinema models`), model folder or training run folder."),
     device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16."),
+    threads: Optional[int] = _threads_option(),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="Batch mode: a file with one prompt per line."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Batch mode: folder for 0000.mp4, 0001.mp4, ..."),
-    count: Optional[int] = typer.Option(None, "--count", help="Batch mode without a prompts file: N clips (of PROMPT, or of none for unconditional models) into --out-dir."),
+    count: Optional[int] = typer.Option(None, "--count", min=1, help="Batch mode without a prompts file: N clips (of PROMPT, or of none for unconditional models) into --out-dir."),
+    skip_existing: bool = typer.Option(False, "--skip-existing", help="Batch mode: keep clips already in --out-dir (continue an interrupted batch)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
 ) -> None:
     """Generate a video from a prompt and/or a first frame. Options a model does not take are refused,
@@ -66,45 +148,45 @@ def generate(
 
     Example: `kinema generate "a small red circle moving left slowly" -o clip.mp4`
 
-    Batch: `kinema generate --prompts prompts.txt --out-dir clips/ --seed 0`
+    Batch: `kinema generate --prompts prompts.txt --out-dir clips/ --seed 0` (again with `--skip-existing` to finish an interrupted one)
 
     Unconditional models (no prompt): `kinema generate --model shape-motion-gan --count 16 --out-dir clips/`
     """
     from kinema.pipelines import generate as gen
 
+    _threads(threads)
     start = time.perf_counter()
     given = dict(negative_prompt=negative, num_inference_steps=steps, guidance_scale=guidance, guidance_cutoff=guidance_cutoff,
                  scheduler=scheduler, num_frames=frames, height=height, width=width, fps=fps)
     options = {k: v for k, v in given.items() if v is not None}  # the model's defaults for the rest
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
-            if prompts is not None or count is not None:
-                if out_dir is None:
-                    raise ValueError("--prompts and --count need --out-dir")
-                if prompts is not None and (count is not None or prompt):
-                    raise ValueError("--prompts takes its prompts from the file: give no PROMPT or --count with it")
-                results = gen.generate_batch(
-                    prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt or "mp4", model=model, image=image,
-                    device=device, dtype=dtype, overwrite=overwrite, on_done=lambda r: console.print(f"{r.path}  ({r.seconds:.2f} s)"),
-                    **options,
-                )
-                console.print(f"wrote {len(results)} videos to {out_dir} in {time.perf_counter() - start:.1f} s")
-                return
-            result = gen.generate(
-                prompt or "", out or Path(f"video.{fmt or 'mp4'}"), model=model, image=image, seed=seed, device=device, dtype=dtype,
-                format=fmt, overwrite=overwrite, **options,
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
+        if prompts is not None or count is not None:
+            if out_dir is None:
+                raise ValueError("--prompts and --count need --out-dir")
+            if prompts is not None and (count is not None or prompt):
+                raise ValueError("--prompts takes its prompts from the file: give no PROMPT or --count with it")
+            results = gen.generate_batch(
+                prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt or "mp4", model=model, image=image,
+                device=device, dtype=dtype, overwrite=overwrite, skip_existing=skip_existing,
+                on_done=lambda r: console.print(f"{r.path}  " + (f"({r.seconds:.2f} s)" if r.seconds else "(kept: it was there)")),
+                **options,
             )
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1)
+            console.print(f"wrote {sum(1 for r in results if r.seconds)} videos to {out_dir} in {time.perf_counter() - start:.1f} s")
+            return
+        if skip_existing:
+            raise ValueError("--skip-existing is for batch mode (--prompts or --count)")
+        result = gen.generate(
+            prompt or "", out or Path(f"video.{fmt or 'mp4'}"), model=model, image=image, seed=seed, device=device, dtype=dtype,
+            format=fmt, overwrite=overwrite, **options,
+        )
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     console.print(f"wrote {result.path}")
     console.print(f"sampling {result.seconds:.2f} s, total {time.perf_counter() - start:.2f} s")
 
 
-@app.command()
+@command(app)
 def models(name: Optional[str] = typer.Argument(None, help="Show this model's kind, options and full card (a built-in name or a model folder).")) -> None:
     """List the built-in models: kind, what each takes, size and card summary.
 
@@ -113,36 +195,33 @@ def models(name: Optional[str] = typer.Argument(None, help="Show this model's ki
     from kinema.hub import builtin_models, open_model
     from kinema.pipelines import describe_model
 
-    try:
-        if name:
-            folder = open_model(name)
-            kind, takes, options = describe_model(folder)
-            console.print(f"[bold]{folder.name}[/bold]: {kind}; takes {takes}; {folder.size_bytes / 1e6:.1f} MB")
-            for line in options:
-                console.print(f"  {line}")
-            console.print(folder.card)
-            return
-        found = builtin_models()
-        table = Table(title="Built-in models")
-        for column in ("name", "kind", "takes", "size", "about"):
-            table.add_column(column, no_wrap=column in ("name", "kind", "size"))
-        for folder in found:
-            kind, takes, _ = describe_model(folder)
-            first_sentence = folder.summary.split(". ")[0].rstrip(".") + "."
-            table.add_row(folder.name, kind.replace(" + ", "\n"), takes, f"{folder.size_bytes / 1e6:.1f} MB", first_sentence)
-    except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1)
+    if name:
+        folder = open_model(name)
+        kind, takes, options = describe_model(folder)
+        console.print(f"[bold]{escape(folder.name)}[/bold]: {kind}; takes {takes}; {folder.size_bytes / 1e6:.1f} MB")
+        for line in options:
+            console.print(f"  {escape(line)}")
+        console.print(folder.card)
+        return
+    found = builtin_models()
+    table = Table(title="Built-in models")
+    for column in ("name", "kind", "takes", "size", "about"):
+        table.add_column(column, no_wrap=column in ("name", "kind", "size"))
+    for folder in found:
+        kind, takes, _ = describe_model(folder)
+        first_sentence = folder.summary.split(". ")[0].rstrip(".") + "."
+        table.add_row(folder.name, kind.replace(" + ", "\n"), takes, f"{folder.size_bytes / 1e6:.1f} MB", escape(first_sentence))
     console.print(table if found else "no built-in models shipped yet")
 
 
-@app.command()
+@command(app)
 def export(
     run: Path = typer.Argument(..., help="A training run folder (its newest valid checkpoint) or one checkpoint file."),
-    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (config.json + model.safetensors + extras)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (docs/model_format.md)."),
     raw: bool = typer.Option(False, "--raw", help="Export the raw weights instead of the EMA ones."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
     sampling_only: bool = typer.Option(False, "--sampling-only", help="Leave out what only fine-tuning needs (a GAN's discriminator)."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
     """Export a model folder from a run's checkpoint, e.g. to sample a run mid-way.
 
@@ -150,39 +229,34 @@ def export(
     """
     from kinema.training.export import export_checkpoint
 
-    try:
-        folder = export_checkpoint(run, out, overwrite=overwrite, ema=not raw, sampling_only=sampling_only)
-    except (FileNotFoundError, FileExistsError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1)
+    _threads(threads)
+    folder = export_checkpoint(run, out, overwrite=overwrite, ema=not raw, sampling_only=sampling_only)
     console.print(f"wrote {folder}")
 
 
-@app.command()
+@command(app)
 def train(
     config: Path = typer.Argument(..., help="YAML config, e.g. configs/diffusion/tiny.yaml."),
     set_: List[str] = typer.Option([], "--set", help="Override a config value: key.sub=value (repeatable)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="'auto' (latest checkpoint in the run folder) or a checkpoint path."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/<config name>)."),
-    until_step: Optional[int] = typer.Option(None, "--until-step", help="Stop with a checkpoint at this step; the schedule stays that of train.max_steps."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Stop with a checkpoint after this many minutes."),
+    until_step: Optional[int] = typer.Option(None, "--until-step", min=0, help="Stop with a checkpoint at this step; the schedule stays that of train.max_steps."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", callback=_positive, help="Stop with a checkpoint after this many minutes."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
-    """Train or fine-tune a model from a config.
+    """Train or fine-tune a model from a config. Ctrl-C or SIGTERM stops after a checkpoint (exit 130);
+    `--resume auto` continues bit for bit.
 
     Example: `kinema train configs/diffusion/tiny.yaml --set train.max_steps=20 --out runs/tiny`
     """
     from kinema.training import train as run_training
-    from kinema.training.config import ConfigError
 
-    try:
-        run_training(config, overrides=set_, resume=resume, out=out, until_step=until_step, time_limit=time_limit)
-    except (ConfigError, FileExistsError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2)
+    _threads(threads)
+    run_training(config, overrides=set_, resume=resume, out=out, until_step=until_step, time_limit=time_limit)
 
 
 def _report_table(report, title: str) -> Table:
-    table = Table(title=title)
+    table = Table(title=escape(title))
     table.add_column("measure")
     table.add_column("value", justify="right")
     for name, acc in report.accuracy.items():
@@ -194,20 +268,16 @@ def _report_table(report, title: str) -> Table:
     return table
 
 
-@app.command()
+@command(app)
 def info(file: Path = typer.Argument(..., help="A video file or a folder of PNG frames.")) -> None:
     """Show a video's container, codec, size, fps, frames, duration, audio and provenance.
 
     Example: `kinema info clip.mp4`
     """
-    from kinema.io import VideoReadError, probe
+    from kinema.io import probe
 
-    try:
-        meta = probe(file)
-    except VideoReadError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1)
-    table = Table(title=str(file), show_header=False)
+    meta = probe(file)
+    table = Table(title=escape(str(file)), show_header=False)
     table.add_row("container", str(meta.container))
     table.add_row("codec", str(meta.codec))
     table.add_row("size", f"{meta.width}x{meta.height}")
@@ -217,7 +287,7 @@ def info(file: Path = typer.Argument(..., help="A video file or a folder of PNG 
     audio = meta.audio
     table.add_row("audio", f"{audio.codec}, {audio.sample_rate} Hz, {audio.channels} ch, {audio.duration:.3f} s" if audio else "none")
     prov = meta.provenance
-    table.add_row("provenance", json.dumps(prov.to_dict(), ensure_ascii=False) if prov else "none")
+    table.add_row("provenance", escape(json.dumps(prov.to_dict(), ensure_ascii=False)) if prov else "none")
     console.print(table)
 
 
@@ -225,16 +295,17 @@ dataset_app = typer.Typer(help="Render the procedural datasets.", no_args_is_hel
 app.add_typer(dataset_app, name="dataset")
 
 
-@dataset_app.command("render")
+@command(dataset_app, "render")
 def dataset_render(
     kind: str = typer.Argument(..., help="shapes (Captioned Shapes) or shape-motion (MoCoGAN's Shape Motion)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the videos, manifest.jsonl and preview.png."),
     split: str = typer.Option("train", help="train, test or heldout (heldout: shapes only)."),
-    count: int = typer.Option(16, help="Number of videos."),
+    count: int = typer.Option(16, min=1, max=10_000_000, help="Number of videos."),
     resolution: int = typer.Option(64, help="64 (canonical) or 32."),
-    seed: int = typer.Option(0, help="Base seed: the same seed renders the same videos."),
+    seed: int = typer.Option(0, min=0, max=2**32 - 1, help="Base seed: the same seed renders the same videos."),
     captions: str = typer.Option("canonical", help="canonical or varied phrasing (shapes only)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier render in OUT."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
     """Render a Shapes dataset as mp4 files plus a manifest and a preview grid.
 
@@ -244,6 +315,7 @@ def dataset_render(
 
     from kinema.data.render import render_dataset
 
+    _threads(threads)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"rendering {kind}", total=count)
         result = render_dataset(
@@ -253,40 +325,45 @@ def dataset_render(
     console.print(f"wrote {len(result.files)} videos, {result.manifest} and {result.preview}")
 
 
-@app.command()
+@command(app)
 def check(
-    path: Path = typer.Argument(..., help="A folder with manifest.jsonl, or one video file."),
-    caption: Optional[str] = typer.Option(None, help="For one file: the caption to check against (default: its provenance prompt)."),
+    path: Path = typer.Argument(..., help="A video, a PNG-frame folder, or a folder Kinema wrote (a dataset render, `generate --prompts`, `demo`)."),
+    caption: Optional[str] = typer.Option(None, help="The caption to check against (default: each clip's manifest row, provenance prompt or prompts.txt line)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
-    """Read shape, colour, size, direction and speed off Shapes videos and score them.
+    """Read shape, colour, size, direction and speed off Shapes videos and score them against their captions.
 
-    Example: `kinema check shapes_test/`   or   `kinema check clip.mp4 --caption "a small red circle moving left slowly"`
+    Example: `kinema check shapes_test/`   or   `kinema check demo_output/`   or   `kinema check clip.mp4 --caption "a small red circle moving left slowly"`
     """
-    from kinema.evaluation.shapes_checker import check_folder, check_videos
-    from kinema.io import probe, read_video
+    from kinema.evaluation.shapes_checker import ATTRIBUTES, check_path, expected_attributes
 
-    if path.is_dir() and (path / "manifest.jsonl").exists():
-        report = check_folder(path)
-    else:
-        if caption is None:
-            prov = probe(path).provenance
-            caption = prov.prompt if prov else None
-        if caption is None:
-            console.print(f"[red]error:[/red] {path} has no prompt in its provenance; pass --caption")
-            raise typer.Exit(1)
-        report = check_videos([read_video(path).frames], [caption])
+    _threads(threads)
+    result = check_path(path, caption=caption)
     if as_json:
-        console.print_json(json.dumps(report.to_dict(with_readings=True)))
-    else:
-        console.print(_report_table(report, f"Shapes check: {path} ({report.num_videos} videos)"))
+        clips = [{"file": c.file, "caption": c.caption, "caption_from": c.source, "skipped": c.skipped} for c in result.clips]
+        console.print_json(json.dumps({**result.report.to_dict(with_readings=True), "clips": clips}))
+        return
+    for clip in result.clips:
+        name = escape(Path(clip.file).name)
+        if clip.skipped:
+            console.print(f"[yellow]{name}[/yellow]  skipped: {escape(clip.skipped)}")
+            continue
+        want = expected_attributes(clip.caption)
+        got = [getattr(clip.reading, a) or "?" for a in ATTRIBUTES if a in want]
+        wrong = [f"{a} {getattr(clip.reading, a) or 'none'} (wanted {want[a]})" for a in ATTRIBUTES if a in want and getattr(clip.reading, a) != want[a]]
+        verdict = "[green]ok[/green]" if not wrong else "[red]" + escape("; ".join(wrong)) + "[/red]"
+        console.print(f"{name}  {escape(str(clip.caption))!s} ({clip.source})  read: {escape(' '.join(got))}  {verdict}")
+    console.print(_report_table(result.report, f"Shapes check: {path} ({result.report.num_videos} of {len(result.clips)} clips)"))
 
 
-@app.command()
+@command(app)
 def demo(
     out: Path = typer.Option(Path("demo_output"), "--out", "-o", help="Output folder."),
     model: str = typer.Option("shapes-t2v", "--model", help="Text-to-video model: built-in name, model or run folder."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the first clip (the others: seed + index)."),
+    seed: int = _seed_option("Seed of the first clip (the others: seed + index)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo's files in OUT."),
+    threads: Optional[int] = _threads_option(),
 ) -> None:
     """The main job end to end (what `make demo` runs): eight prompts -> eight clips with the
     default model, tiled into grid.gif, each judged by the Shapes checker against its prompt.
@@ -295,28 +372,30 @@ def demo(
     """
     from kinema.demo import run_demo
 
+    _threads(threads)
     start = time.perf_counter()
-    result = run_demo(out, model=model, seed=seed)
+    result = run_demo(out, model=model, seed=seed, overwrite=overwrite)
     console.print(_report_table(result.report, f"Shapes check of the clips generated by {result.model}"))
     console.print(f"wrote {len(result.files)} clips and their prompts to {out}/, animated grid {result.grid}")
     console.print(f"{result.seconds_per_clip:.2f} s per clip, done in {time.perf_counter() - start:.1f} s")
 
 
-@app.command("evaluate")
+@command(app, "evaluate")
 def evaluate_command(
     real: Path = typer.Option(..., "--real", help="Real videos: a folder (manifest.jsonl order, else natural file order), a manifest.jsonl or one video."),
     fake: Optional[Path] = typer.Option(None, "--fake", help="Generated videos, same kinds; paired with --real by file name, else by order."),
     model: Optional[str] = typer.Option(None, "--model", help="Instead of --fake: generate from this model (built-in name, model or run folder)..."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="...one clip per line of this file (seed + line index), checked against the line."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --model generation."),
+    seed: int = _seed_option("Seed for --model generation: line i uses seed + i, as `kinema generate --prompts` does."),
     metrics: str = typer.Option("psnr,ssim,flicker,acd", "--metrics", help="Comma-separated: fvd, fd_shapes, psnr, ssim, flicker, acd, shapes."),
     i3d: Optional[Path] = typer.Option(None, "--i3d", help="I3D weights for fvd: i3d_pretrained_400.pt or rgb_imagenet.pt (see docs/evaluation.md)."),
     i3d_port: str = typer.Option("videogpt", "--i3d-port", help="Port the I3D weights come from: videogpt (i3d_pretrained_400.pt) or piergiaj (rgb_imagenet.pt)."),
-    classifier: Optional[Path] = typer.Option(None, "--classifier", help="Shapes classifier folder (config.json + model.safetensors) for fd_shapes."),
+    classifier: Optional[Path] = typer.Option(None, "--classifier", help="Shapes classifier model folder for fd_shapes (default: the built-in shapes-classifier)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for report.json, report.html and grid.png."),
     device: str = typer.Option("auto", "--device", help="Where the networks run: auto (a GPU when there is one), cpu, cuda, cuda:N or mps."),
     dtype: str = typer.Option("auto", "--dtype", help="--model generation precision: auto (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16, float16."),
-    batch_size: int = typer.Option(8, help="Videos per network batch."),
+    batch_size: int = typer.Option(8, min=1, max=4096, help="Videos per network batch."),
+    threads: Optional[int] = _threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in OUT."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
 ) -> None:
@@ -327,34 +406,31 @@ def evaluate_command(
     On the fly: `kinema evaluate --real shapes_test/ --model shapes-t2v --prompts prompts.txt --metrics shapes,flicker`
     """
     from kinema.device import resolve_device
-    from kinema.evaluation.evaluate import MissingWeightsError, evaluate
+    from kinema.evaluation.evaluate import evaluate
     from kinema.evaluation.report import shapes_rows, summary_rows, to_json
 
-    try:
-        device = str(resolve_device(device))
-        if (fake is None) == (model is None):
-            raise ValueError("give --fake VIDEOS, or --model with --prompts to generate them")
-        if model is not None:
-            from kinema.evaluation.evaluate import VideoSet
-            from kinema.pipelines.generate import generate_clips
+    _threads(threads)
+    device = str(resolve_device(device))
+    if (fake is None) == (model is None):
+        raise ValueError("give --fake VIDEOS, or --model with --prompts to generate them")
+    if model is not None:
+        from kinema.evaluation.evaluate import VideoSet
+        from kinema.pipelines.generate import generate_clips
 
-            if prompts is None:
-                raise ValueError("--model needs --prompts FILE (one prompt per line)")
-            clips, texts = generate_clips(prompts, model, seed=seed, device=device, dtype=dtype)
-            fake = VideoSet.from_frames(clips, labels=texts, source=f"{model}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the result lists them; printed below
-            result = evaluate(
-                real, fake, metrics, i3d=i3d, classifier=classifier, out=out, i3d_port=i3d_port, device=device,
-                batch_size=batch_size, overwrite=overwrite, progress=lambda line: console.print(f"[dim]{line}[/dim]"),
-            )
-    except (MissingWeightsError, FileNotFoundError, FileExistsError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1)
+        if prompts is None:
+            raise ValueError("--model needs --prompts FILE (one prompt per line)")
+        clips, texts = generate_clips(prompts, model, seed=seed, device=device, dtype=dtype)
+        fake = VideoSet.from_frames(clips, labels=texts, source=f"{model}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the result lists them; printed below
+        result = evaluate(
+            real, fake, metrics, i3d=i3d, classifier=classifier, out=out, i3d_port=i3d_port, device=device,
+            batch_size=batch_size, overwrite=overwrite, progress=lambda line: console.print(f"[dim]{escape(line)}[/dim]"),
+        )
     if as_json:
         console.print_json(to_json(result))
     else:
-        table = Table(title=f"{model or fake} against {real}")
+        table = Table(title=escape(f"{model or fake} against {real}"))
         for column in ("metric", "generated", "real", "note"):
             table.add_column(column, justify="right" if column in ("generated", "real") else "left")
         for row in summary_rows(result):
@@ -364,7 +440,7 @@ def evaluate_command(
                 table.add_row(f"Shapes: {measure}", generated, reference, "")
         console.print(table)
     for warning in result["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if out is not None:
         console.print(f"wrote {out / 'report.json'} and {out / 'report.html'}")
 

@@ -40,15 +40,25 @@ class DemoResult:
 
 
 def run_demo(out: str | os.PathLike = "demo_output", model: str | os.PathLike = DEFAULT_MODEL, seed: int = 0,
-             prompts: tuple[str, ...] | list[str] = DEMO_PROMPTS) -> DemoResult:
-    """Generate one clip per prompt with ``model`` into ``out`` (0000.mp4, ...), tile and check them."""
+             prompts: tuple[str, ...] | list[str] = DEMO_PROMPTS, overwrite: bool = False) -> DemoResult:
+    """Generate one clip per prompt with ``model`` into ``out`` (0000.mp4, ...), tile and check them.
+
+    Files already in ``out`` under those names are only replaced with ``overwrite`` (checked before any work).
+    """
     from kinema.pipelines.generate import generate_batch
 
     out = Path(out)
-    results = generate_batch(list(enumerate(prompts)), out, seed=seed, model=model, overwrite=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; the demo writes a folder")
+    names = [f"{i:04d}.mp4" for i in range(len(prompts))] + ["grid.gif", "prompts.txt"]
+    taken = [name for name in names if os.path.lexists(out / name)]
+    if taken and not overwrite:
+        raise FileExistsError(f"{out / taken[0]} already exists ({len(taken)} of the demo's files are in {out}); "
+                              "pass --overwrite to replace them, or choose another --out")
+    results = generate_batch(list(enumerate(prompts)), out, seed=seed, model=model, overwrite=overwrite)
     videos = [r.frames for r in results]
-    grid = write_video(out / "grid.gif", video_grid(videos), fps=8, provenance=Provenance(model=str(model), seed=seed), overwrite=True)
-    with atomic_path(out / "prompts.txt", overwrite=True) as tmp:
+    grid = write_video(out / "grid.gif", video_grid(videos), fps=8, provenance=Provenance(model=str(model), seed=seed), overwrite=overwrite)
+    with atomic_path(out / "prompts.txt", overwrite=overwrite) as tmp:
         tmp.write_text("\n".join(prompts) + "\n")
     return DemoResult(
         files=[r.path for r in results], grid=Path(grid), report=check_videos(videos, list(prompts)), model=str(model),

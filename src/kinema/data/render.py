@@ -55,8 +55,13 @@ def render_dataset(
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; a render is a folder")
     if (out / MANIFEST).exists() and not overwrite:
         raise FileExistsError(f"{out} already holds a rendered dataset (pass overwrite to replace it)")
+    taken = [name for name in [f"{i:04d}.mp4" for i in range(count)] + [PREVIEW] if os.path.lexists(out / name)]
+    if taken and not overwrite:
+        raise FileExistsError(f"{out / taken[0]} already exists; pass overwrite to replace it, or render into another folder")
     if kind == "shapes":
         dataset = CaptionedShapes(split, num_samples=count, resolution=resolution, captions=captions, seed=seed)
     else:

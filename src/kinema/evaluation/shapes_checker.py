@@ -222,14 +222,113 @@ def check_videos(videos: Iterable[np.ndarray], labels: Iterable[str | Mapping[st
     )
 
 
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".mov", ".avi", ".mkv")
+PROMPTS_FILE = "prompts.txt"  # what `kinema demo` writes beside its clips
+
+
+@dataclass
+class CheckedClip:
+    """One clip `check_path` found: where its caption came from, and why it was skipped if it was."""
+
+    file: str
+    caption: str | Mapping[str, Any] | None
+    source: str  # "manifest", "provenance", "prompts.txt", "--caption" or "" (none found)
+    skipped: str | None = None  # the reason this clip could not be checked
+    reading: ShapesReading | None = None
+
+
+@dataclass
+class PathCheck:
+    """What `check_path` read: every clip it found, and the report over those it could check."""
+
+    clips: list[CheckedClip]
+    report: ShapesReport
+
+    @property
+    def checked(self) -> list[CheckedClip]:
+        return [c for c in self.clips if c.skipped is None]
+
+
+def _is_frame_folder(path: Path) -> bool:
+    """A folder of PNG frames (one clip, as `write_video(..., format="png")` writes it)."""
+    return path.is_dir() and any(path.glob("*.png")) and not any(p.suffix.lower() in VIDEO_SUFFIXES for p in path.iterdir())
+
+
+def _clips_in(folder: Path) -> list[Path]:
+    found = [p for p in folder.iterdir() if not p.name.startswith(".")
+             and ((p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES) or _is_frame_folder(p))]
+    return sorted(found, key=lambda p: p.name)
+
+
+def _provenance_prompt(path: Path) -> str | None:
+    from kinema.io import probe
+
+    provenance = probe(path).provenance
+    return provenance.prompt if provenance and provenance.prompt else None
+
+
+def check_path(path: str | os.PathLike, caption: str | None = None) -> PathCheck:
+    """Check one clip, or every clip of a folder Kinema wrote, against its caption.
+
+    ``path``: a video file, a PNG-frame folder, a folder with manifest.jsonl (`kinema dataset render`),
+    or a folder of clips (`kinema generate --prompts`, `kinema demo`) whose captions come from each
+    clip's provenance record, else from prompts.txt (line i for clip i), unless ``caption`` is given.
+    A clip that cannot be read or has no caption is skipped with the reason; none checkable is an error.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    clips: list[CheckedClip] = []
+    if path.is_file() or _is_frame_folder(path):
+        clips.append(CheckedClip(str(path), caption, "--caption" if caption else ""))
+    elif (path / "manifest.jsonl").is_file():
+        manifest = path / "manifest.jsonl"
+        for number, line in enumerate(manifest.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                file = path / row["file"]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(f"{manifest} line {number} is not a JSON object with a \"file\"") from None
+            label = caption or row.get("caption") or row.get("prompt") or row.get("labels")
+            clips.append(CheckedClip(str(file), label, "--caption" if caption else "manifest" if label else ""))
+    else:
+        files = _clips_in(path)
+        if not files:
+            raise ValueError(f"{path} holds no videos ({', '.join(VIDEO_SUFFIXES)} files or PNG-frame folders)")
+        prompts = (path / PROMPTS_FILE).read_text(errors="replace").splitlines() if (path / PROMPTS_FILE).is_file() else []
+        for file in files:
+            index = int(file.stem) if file.stem.isdigit() else None
+            line = prompts[index].strip() if index is not None and index < len(prompts) else ""
+            clips.append(CheckedClip(str(file), caption or line or None, "--caption" if caption else "prompts.txt" if line else ""))
+    videos, labels = [], []
+    for clip in clips:
+        try:
+            if clip.caption is None:
+                clip.caption = _provenance_prompt(Path(clip.file))
+                clip.source = "provenance" if clip.caption else ""
+            if clip.caption is None:
+                clip.skipped = "no caption: not in its provenance record, a manifest or prompts.txt (pass --caption)"
+                continue
+            frames = read_video(clip.file).frames
+        except (ValueError, OSError) as error:  # VideoReadError is a ValueError: it names the file and the reason
+            clip.skipped = f"unreadable: {error}"
+            continue
+        videos.append(frames)
+        labels.append(clip.caption)
+    if not videos:
+        reasons = "; ".join(f"{Path(c.file).name}: {c.skipped}" for c in clips[:3])
+        raise ValueError(f"nothing in {path} could be checked ({reasons})")
+    result = PathCheck(clips=clips, report=check_videos(videos, labels))
+    for clip, reading in zip(result.checked, result.report.readings):
+        clip.reading = reading
+    return result
+
+
 def check_folder(folder: str | os.PathLike) -> ShapesReport:
     """Check every video listed in FOLDER/manifest.jsonl against its caption (or labels)."""
     folder = Path(folder)
-    manifest = folder / "manifest.jsonl"
-    if not manifest.exists():
+    if not (folder / "manifest.jsonl").exists():
         raise FileNotFoundError(f"{folder} has no manifest.jsonl listing the videos and their captions")
-    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    labels = [row.get("caption") or row.get("labels") or row.get("prompt") for row in rows]
-    if any(label is None for label in labels):
-        raise ValueError(f"{manifest}: every row needs a caption, prompt or labels to check against")
-    return check_videos((read_video(folder / row["file"]).frames for row in rows), labels)
+    return check_path(folder).report

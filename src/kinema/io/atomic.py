@@ -32,7 +32,7 @@ def _umask() -> int:
 
 
 def _check_target(target: Path, overwrite: bool) -> None:
-    if target.exists() and not overwrite:
+    if os.path.lexists(target) and not overwrite:  # a dangling symlink is something the user made too
         raise FileExistsError(f"{target} already exists (pass overwrite=True to replace it)")
     target.parent.mkdir(parents=True, exist_ok=True)
 
@@ -56,9 +56,9 @@ def atomic_path(target: str | os.PathLike, overwrite: bool = False) -> Iterator[
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the user expects an ordinary file
-        if not overwrite and target.exists():
+        if not overwrite and os.path.lexists(target):
             raise FileExistsError(f"{target} appeared while writing; not replacing it")
-        os.replace(tmp, target)
+        os.replace(tmp, target)  # a symlink at target is replaced itself: never written through
         fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -89,7 +89,7 @@ def atomic_dir(target: str | os.PathLike, overwrite: bool = False) -> Iterator[P
 
 
 def _replace_dir(tmp: Path, target: Path, overwrite: bool) -> None:
-    if not target.exists():
+    if not os.path.lexists(target):
         os.replace(tmp, target)
     elif not overwrite:
         raise FileExistsError(f"{target} appeared while writing; not replacing it")
@@ -98,5 +98,5 @@ def _replace_dir(tmp: Path, target: Path, overwrite: bool) -> None:
         old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
         os.replace(target, old)
         os.replace(tmp, target)
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+        shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
     fsync_dir(target.parent)

@@ -96,8 +96,8 @@ def describe_model(folder: ModelFolder) -> tuple[str, str, list[str]]:
 
 
 def load_pipeline(
-    model: str | os.PathLike | None = None, device: str | torch.device | None = "auto", dtype: str | torch.dtype | None = None,
-    **components,
+    model: str | os.PathLike | ModelFolder | None = None, device: str | torch.device | None = "auto",
+    dtype: str | torch.dtype | None = None, **components,
 ) -> VideoPipeline:
     """The pipeline for a built-in name (default shapes-t2v), a model folder or a training run folder.
 
@@ -105,9 +105,9 @@ def load_pipeline(
     (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16. ``components``: objects to
     share instead of loading them again, e.g. ``text_encoder=`` an already loaded MiniLMEncoder.
     """
-    from kinema.hub import open_model
+    from kinema.hub import ModelFolder, open_model
 
-    folder = open_model(model)
+    folder = model if isinstance(model, ModelFolder) else open_model(model)
     registration = registration_for(folder)
     device = resolve_device(device)
     pipe = registration.pipeline.from_folder(folder, device=device, dtype=resolve_dtype(dtype, device), **components)

@@ -134,6 +134,28 @@ class Contract:
     def takes(self) -> str:
         return "; ".join(o.describe() for o in self.options)
 
+    def check_prompts(self, prompts: list[str], has_image: bool, who: str) -> None:
+        """Refuse prompts (and an image) this model does not take, saying what it does take."""
+        given = [p for p in prompts if p.strip()]
+        if self.prompt == "none" and given:
+            raise ValueError(f"{who} is unconditional: it takes no prompt (got {given[0]!r}); generate without one")
+        if self.prompt == "required" and (len(given) < len(prompts) or not prompts):
+            choices = f", one of: {', '.join(self.prompt_choices)}" if self.prompt_choices else ""
+            raise ValueError(f"{who} is a {self.tasks[0]} model: give a prompt{choices}")
+        if self.prompt == "optional" and not given and not has_image:
+            raise ValueError("give a prompt, a first-frame image, or both")
+        if self.prompt_choices:
+            for p in prompts:
+                if p.strip() not in self.prompt_choices:
+                    raise ValueError(f"{p!r} is not a class of this model; the prompt must be one of: {', '.join(self.prompt_choices)}")
+        if has_image and not self.image:
+            raise ValueError(f"{who} cannot animate an image (it was trained without image conditioning)")
+
+    def check_call(self, prompts: list[str], has_image: bool, options: dict[str, Any], who: str) -> dict[str, Any]:
+        """Check a whole call (prompts, image, options) before any work; every option's value as it will be used."""
+        self.check_prompts(prompts, has_image, who)
+        return self.resolve(options, has_image, who)
+
     def resolve(self, options: dict[str, Any], has_image: bool, who: str) -> dict[str, Any]:
         """Every declared option with its value for this call (given or default), checked; refuses others."""
         given: dict[str, Any] = {}
@@ -313,22 +335,6 @@ class VideoPipeline:
                        training=training or {}).write(tmp)
         return Path(folder)
 
-    def check_prompts(self, prompts: list[str], has_image: bool, contract: Contract) -> None:
-        given = [p for p in prompts if p.strip()]
-        if contract.prompt == "none" and given:
-            raise ValueError(f"{self.source} is unconditional: it takes no prompt (got {given[0]!r}); generate without one")
-        if contract.prompt == "required" and (len(given) < len(prompts) or not prompts):
-            choices = f", one of: {', '.join(contract.prompt_choices)}" if contract.prompt_choices else ""
-            raise ValueError(f"{self.source} is a {contract.tasks[0]} model: give a prompt{choices}")
-        if contract.prompt == "optional" and not given and not has_image:
-            raise ValueError("give a prompt, a first-frame image, or both")
-        if contract.prompt_choices:
-            for p in prompts:
-                if p.strip() not in contract.prompt_choices:
-                    raise ValueError(f"{p!r} is not a class of this model; the prompt must be one of: {', '.join(contract.prompt_choices)}")
-        if has_image and not contract.image:
-            raise ValueError("this model cannot animate an image (it was trained without image conditioning)")
-
     @torch.no_grad()
     def __call__(
         self,
@@ -356,8 +362,7 @@ class VideoPipeline:
             raise ValueError(f"num_videos must be a whole number >= 1, got {num_videos!r}")
         if not prompts and contract.prompt != "required":
             prompts = [""]
-        self.check_prompts(prompts, image is not None, contract)
-        values = contract.resolve(options, image is not None, self.source)
+        values = contract.check_call(prompts, image is not None, options, self.source)
         prompts = [p for p in prompts for _ in range(num_videos)]
         generators, seeds = clip_generators(len(prompts), seed, generator)
         # weights stored in bfloat16 / float16: autocast runs the float32 inputs (noise, embeddings) in that type

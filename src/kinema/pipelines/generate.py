@@ -19,10 +19,11 @@ from typing import Any, Callable, Iterator, Literal, Sequence
 import numpy as np
 import torch
 
-from kinema.hub import DEFAULT_MODEL
-from kinema.io import Provenance, write_video
+from kinema.device import resolve_device, resolve_dtype
+from kinema.hub import DEFAULT_MODEL, open_model
+from kinema.io import Provenance, read_video, write_video
 from kinema.io.image import read_image
-from kinema.pipelines import load_pipeline
+from kinema.pipelines import contract_of, load_pipeline
 from kinema.pipelines.common import Callback, VideoPipeline
 
 FORMATS = ("mp4", "webm", "gif", "png")
@@ -94,15 +95,24 @@ def terminal_progress(show: bool | None = None, label: str = "sampling") -> Iter
         yield lambda step, total, _preview: bar.update(task, completed=step, total=total)
 
 
-def _load(model: str | os.PathLike | None, device: str, dtype: str | None, progress: bool | Callback | None) -> VideoPipeline:
-    """load_pipeline, with a spinner naming the model on a terminal (loading takes seconds on a slow machine)."""
+def _load(model: str | os.PathLike | None, device: str, dtype: str | None, progress: bool | Callback | None,
+          check: tuple[list[str], bool, dict[str, Any]] | None = None) -> VideoPipeline:
+    """load_pipeline, with a spinner naming the model on a terminal (loading takes seconds on a slow machine).
+
+    ``check`` (prompts, whether an image is given, options) is checked against the model's contract
+    first, from its configs alone: a wrong call fails before the weights (and the text encoder) load.
+    """
+    folder = open_model(model)
+    resolve_dtype(dtype, resolve_device(device))  # a wrong --device or --dtype fails here, before loading too
+    if check is not None:
+        contract_of(folder).check_call(*check, folder.name)
     show = sys.stderr.isatty() if progress is None else progress is True
     if not show:
-        return load_pipeline(model, device=device, dtype=dtype)
+        return load_pipeline(folder, device=device, dtype=dtype)
     from rich.console import Console
 
-    with Console(stderr=True).status(f"loading {model or DEFAULT_MODEL}"):
-        return load_pipeline(model, device=device, dtype=dtype)
+    with Console(stderr=True).status(f"loading {folder.name}"):
+        return load_pipeline(folder, device=device, dtype=dtype)
 
 
 def _image_input(image: str | os.PathLike | np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
@@ -139,8 +149,8 @@ def generate(
         path, fmt = output_path(out, format)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
-    pipe = pipeline or _load(model, device, dtype, progress)
     first, image_name = _image_input(image)
+    pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options))
     with contextlib.ExitStack() as stack:
         callback = progress if callable(progress) else stack.enter_context(terminal_progress(progress))
         start = time.perf_counter()
@@ -154,8 +164,19 @@ def generate(
 
 
 def read_prompts(path: str | os.PathLike) -> list[tuple[int, str]]:
-    """(zero-based line index, prompt) for every non-empty line of a prompts file."""
-    lines = Path(path).read_text().splitlines()
+    """(zero-based line index, prompt) for every non-empty line of a prompts file (UTF-8 text)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"prompts file {path} is a folder; give a text file with one prompt per line")
+    if not path.is_file():
+        raise FileNotFoundError(f"prompts file {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"prompts file {path} is not UTF-8 text (one prompt per line); is it a binary file?") from None
+    if "\x00" in text:
+        raise ValueError(f"prompts file {path} holds NUL bytes: a binary file, not one prompt per line")
+    lines = text.splitlines()
     prompts = [(i, line.strip()) for i, line in enumerate(lines) if line.strip()]
     if not prompts:
         raise ValueError(f"{path} has no prompts (one per line)")
@@ -181,6 +202,7 @@ def generate_batch(
     dtype: str | None = None,
     image: str | os.PathLike | np.ndarray | None = None,
     overwrite: bool = False,
+    skip_existing: bool = False,
     on_done: Callable[[GenerateResult], None] | None = None,
     progress: bool | None = None,
     **options: Any,
@@ -190,7 +212,11 @@ def generate_batch(
     unconditional models), 0000 to count - 1.
 
     The model is loaded once. Under several processes each takes every world-size-th line.
+    ``skip_existing``: a clip already in ``out_dir`` is kept (read back, not regenerated), so an
+    interrupted batch continues where it stopped; each clip is written whole or not at all.
     """
+    if skip_existing and overwrite:
+        raise ValueError("give --skip-existing (keep the clips there) or --overwrite (replace them), not both")
     if (prompts is None) == (count is None):
         raise ValueError("give a prompts file or a count, not both" if prompts is not None else "give a prompts file or a count")
     if count is not None:
@@ -200,12 +226,18 @@ def generate_batch(
     else:
         items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(prompts)
     rank, world = this_process()
-    pipe = pipeline or _load(model, device, dtype, progress)
     first, image_name = _image_input(image)
+    pipe = pipeline or _load(model, device, dtype, progress, check=([text for _, text in items] or [""], first is not None, options))
     results = []
     with terminal_progress(progress) as callback:
         for index, text in items[rank::world]:
             name = Path(out_dir) / (f"{index:04d}" if format == "png" else f"{index:04d}.{format}")
+            if skip_existing and name.exists():
+                result = GenerateResult(frames=read_video(name).frames, prompt=text, seed=seed + index, model=str(model or DEFAULT_MODEL), path=name)
+                results.append(result)
+                if on_done:
+                    on_done(result)
+                continue
             result = generate(text, name, seed=seed + index, format=format, model=model, pipeline=pipe, image=first,
                               overwrite=overwrite, progress=callback or False, **options)
             result.image = image_name
@@ -238,7 +270,7 @@ def generate_clips(
         raise ValueError("no prompts to generate from")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    pipe = pipeline or load_pipeline(model, device=device, dtype=dtype)
+    pipe = pipeline or _load(model, device, dtype, False, check=([text for _, text in items], False, options))
     clips = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]

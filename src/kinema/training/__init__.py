@@ -8,7 +8,7 @@ from kinema.training.config import (
     load_config,
 )
 from kinema.training.objectives import Family, Objective, get_family, register_family
-from kinema.training.trainer import Trainer, train
+from kinema.training.trainer import Trainer, TrainingInterrupted, train
 
 __all__ = [
     "ConfigError",
@@ -17,6 +17,7 @@ __all__ = [
     "RunConfig",
     "TrainConfig",
     "Trainer",
+    "TrainingInterrupted",
     "from_dict",
     "get_family",
     "load_config",

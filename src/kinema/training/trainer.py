@@ -37,6 +37,14 @@ from kinema.training.objectives import Objective, get_family
 from kinema.training.sampler import DataPosition, GlobalBatchSampler
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT / SIGTERM after saving a checkpoint; ``--resume auto`` continues it."""
+
+    def __init__(self, signal_name: str, run_dir: Path, step: int) -> None:
+        super().__init__(f"{signal_name} received: stopped at step {step} with a checkpoint in {run_dir}; continue with --resume auto")
+        self.signal_name, self.run_dir, self.step = signal_name, run_dir, step
+
+
 def train(
     config: str | Path | RunConfig,
     overrides: Sequence[str] = (),
@@ -55,6 +63,8 @@ def train(
     out: the run folder; default runs/<config stem>.
     until_step / time_limit (minutes): stop early with a checkpoint; the LR schedule stays that of
         train.max_steps, so `resume="auto"` later continues as if the run had never stopped.
+
+    Raises TrainingInterrupted (a KeyboardInterrupt) after the checkpoint when SIGINT or SIGTERM stopped it.
     """
     if isinstance(config, RunConfig):
         if overrides:
@@ -74,6 +84,8 @@ def train(
         trainer.fit(resume=resume, until_step=until_step, time_limit=time_limit)
     finally:
         trainer.close()
+    if trainer.stop_signal:
+        raise TrainingInterrupted(trainer.stop_signal, run_dir, trainer.step)
     return run_dir
 
 
@@ -210,6 +222,11 @@ class Trainer:
         self._stop_signal: str | None = None
 
     # ------------------------------------------------------------------ the loop
+
+    @property
+    def stop_signal(self) -> str | None:
+        """The signal that stopped the run (SIGINT, SIGTERM), or None."""
+        return self._stop_signal
 
     def fit(self, resume: str | Path | None = None, until_step: int | None = None, time_limit: float | None = None) -> None:
         t = self.train_config
@@ -587,7 +604,7 @@ class Trainer:
                 return None
             found = ckpt.load_latest(ckpt_dir, warn)
             if found is None:
-                raise RuntimeError(f"every checkpoint in {ckpt_dir} is corrupt; nothing to resume from")
+                raise ValueError(f"every checkpoint in {ckpt_dir} is corrupt; nothing to resume from (start a new run with another --out)")
             return found
         path = Path(resume)
         if not path.exists():
@@ -606,7 +623,7 @@ class Trainer:
         try:
             return path, ckpt.load_checkpoint(path)
         except ckpt.CorruptCheckpoint as error:
-            raise RuntimeError(f"checkpoint {path} {error}") from None
+            raise ValueError(f"checkpoint {path} {error}") from None
 
     def _load_state(self, state: dict, path: Path, messages: list[str]) -> dict | None:
         """Restore everything but the RNG from a checkpoint; return this process's RNG state (or None)."""
@@ -655,7 +672,7 @@ class Trainer:
         if path.is_file() or (path / "checkpoints").is_dir():
             try:
                 path, state = self._checkpoint_at(path, messages.append)
-            except (FileNotFoundError, RuntimeError) as error:
+            except (FileNotFoundError, ValueError) as error:
                 raise type(error)(f"train.init_from: {error}") from None
             # the EMA weights where there are some (they are the better model), the raw ones otherwise
             weights = {**state["modules"], **state.get("ema", {})}
