@@ -234,6 +234,7 @@ class CheckedClip:
     caption: str | Mapping[str, Any] | None
     source: str  # "manifest", "provenance", "prompts.txt", "--caption" or "" (none found)
     skipped: str | None = None  # the reason this clip could not be checked
+    fallback: str | None = None  # prompts.txt's line for this clip, used when its provenance names no prompt
     reading: ShapesReading | None = None
 
 
@@ -301,13 +302,15 @@ def check_path(path: str | os.PathLike, caption: str | None = None) -> PathCheck
         for file in files:
             index = int(file.stem) if file.stem.isdigit() else None
             line = prompts[index].strip() if index is not None and index < len(prompts) else ""
-            clips.append(CheckedClip(str(file), caption or line or None, "--caption" if caption else "prompts.txt" if line else ""))
+            clips.append(CheckedClip(str(file), caption, "--caption" if caption else "", fallback=line or None))
     videos, labels = [], []
     for clip in clips:
         try:
             if clip.caption is None:
                 clip.caption = _provenance_prompt(Path(clip.file))
                 clip.source = "provenance" if clip.caption else ""
+            if clip.caption is None and clip.fallback:
+                clip.caption, clip.source = clip.fallback, PROMPTS_FILE
             if clip.caption is None:
                 clip.skipped = "no caption: not in its provenance record, a manifest or prompts.txt (pass --caption)"
                 continue

@@ -1,0 +1,159 @@
+"""How many small, realistic bugs does the test suite catch? Plant each one in a copy of the tree, run the
+tests that cover that module, and count the runs that fail.
+
+Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
+each now guarded by tests/test_mutation_guards.py) and "fresh" (others of the same kind, written
+after those tests, in io, training, pipelines, evaluation and the Shapes code). The copy lives in a
+temporary folder, so the working tree is never touched.
+
+    python scripts/mutation_check.py [--set fresh] [--only ID]
+
+Prints a table and writes benchmarks/results/mutation_check.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "mutation_check.json"
+
+# (id, set, file, original text, mutated text, test files that cover it)
+MUTATIONS = [
+    ("cfg-formula", "issue-15", "src/kinema/pipelines/text2video.py",
+     "out = uncond + guidance * (cond - uncond)", "out = cond + guidance * (cond - uncond)", ["tests/test_mutation_guards.py", "tests/test_text2video.py"]),
+    ("fvd-top-left-crop", "issue-15", "src/kinema/evaluation/fvd.py",
+     "top, left = (size[0] - resolution) // 2, (size[1] - resolution) // 2", "top, left = 0, 0", ["tests/test_mutation_guards.py", "tests/test_evaluation_fvd.py"]),
+    ("fvd-last-frames", "issue-15", "src/kinema/evaluation/fvd.py",
+     "videos[:, :num_frames]", "videos[:, -num_frames:]", ["tests/test_mutation_guards.py", "tests/test_evaluation_fvd.py"]),
+    ("no-fsync-before-rename", "issue-15", "src/kinema/io/atomic.py",
+     "        with open(tmp, \"rb+\") as f:\n            os.fsync(f.fileno())\n", "", ["tests/test_mutation_guards.py", "tests/test_atomic.py"]),
+    ("last-packet-missing-read-whole", "issue-15", "src/kinema/io/video.py",
+     "if source.count is not None and seen < source.count:", "if source.count is not None and seen < source.count - 1:", ["tests/test_mutation_guards.py", "tests/test_io_video.py"]),
+    ("ntsc-rate-rounded", "issue-15", "src/kinema/io/video.py",
+     "rate=Fraction(fps).limit_denominator(1001)", "rate=Fraction(fps).limit_denominator(100)", ["tests/test_mutation_guards.py", "tests/test_io_video.py"]),
+    ("preview-restores-torch-only", "issue-15", "src/kinema/training/trainer.py",
+     "            ckpt.restore_rng(rng)\n        self.logger.video", "            torch.set_rng_state(rng[\"torch\"])\n        self.logger.video",
+     ["tests/test_mutation_guards.py", "tests/test_training.py"]),
+    ("tuple-length-unchecked", "issue-15", "src/kinema/training/config.py",
+     "            if len(value) != len(args):", "            if len(value) < len(args):", ["tests/test_mutation_guards.py", "tests/test_training_config.py"]),
+    ("speck-threshold-10x-lower", "issue-15", "src/kinema/evaluation/shapes_checker.py",
+     "_MIN_BLOB_FRACTION = 0.15", "_MIN_BLOB_FRACTION = 0.015", ["tests/test_mutation_guards.py", "tests/test_shapes_checker.py"]),
+    ("set-aside-the-resumed-checkpoint", "issue-15", "src/kinema/training/trainer.py",
+     "            if newer_step > step:", "            if newer_step >= step:", ["tests/test_mutation_guards.py", "tests/test_training.py"]),
+    # ---- fresh: written after the guards above
+    ("ema-decay-warmup-off", "fresh", "src/kinema/training/trainer.py",
+     "decay = min(self.decay, (1 + num_updates) / (10 + num_updates))", "decay = self.decay", ["tests/test_training.py"]),
+    ("ema-lerp-wrong-way", "fresh", "src/kinema/training/trainer.py",
+     "torch._foreach_lerp_(ema, model, 1 - decay)", "torch._foreach_lerp_(ema, model, decay)", ["tests/test_training.py"]),
+    ("warmup-off-by-one", "fresh", "src/kinema/training/trainer.py",
+     "return (step + 1) / train.warmup_steps", "return step / train.warmup_steps", ["tests/test_training.py", "tests/test_training_config.py"]),
+    ("cosine-floor-ignored", "fresh", "src/kinema/training/trainer.py",
+     "return train.min_lr_ratio + (1 - train.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))",
+     "return 0.5 * (1 + math.cos(math.pi * progress))", ["tests/test_training.py", "tests/test_training_config.py"]),
+    ("prune-keeps-one-less", "fresh", "src/kinema/training/checkpoint.py",
+     "old = [path for _, path in list_checkpoints(directory)[:-keep]]", "old = [path for _, path in list_checkpoints(directory)[:-keep + 1]]",
+     ["tests/test_training.py"]),
+    ("psnr-no-square", "fresh", "src/kinema/evaluation/metrics.py",
+     "return 10.0 * np.log10(DATA_RANGE**2 / mse)", "return 10.0 * np.log10(DATA_RANGE / mse)", ["tests/test_evaluation_metrics.py"]),
+    ("psnr-mean-over-one-axis", "fresh", "src/kinema/evaluation/metrics.py",
+     "mse = np.mean(diff**2, axis=(1, 2, 3))", "mse = np.mean(diff**2, axis=(1, 2))[:, 0]", ["tests/test_evaluation_metrics.py"]),
+    ("acd-median", "fresh", "src/kinema/evaluation/metrics.py",
+     "return float(pdist(colors).mean())", "return float(np.median(pdist(colors)))", ["tests/test_evaluation_metrics.py", "tests/test_evaluation.py"]),
+    ("flicker-absolute-dropped", "fresh", "src/kinema/evaluation/metrics.py",
+     "mad = np.abs(x[1:] - x[:-1]).mean(axis=(1, 2, 3))", "mad = (x[1:] - x[:-1]).mean(axis=(1, 2, 3))", ["tests/test_evaluation_metrics.py", "tests/test_evaluation.py"]),
+    ("seed-rule-off-by-one", "fresh", "src/kinema/pipelines/common.py",
+     "seeds = [int(seed) + i for i in range(count)]", "seeds = [int(seed) + i + 1 for i in range(count)]",
+     ["tests/test_pipeline_conformance.py", "tests/test_model_format.py"]),
+    ("paste-first-frame-forgotten", "fresh", "src/kinema/pipelines/common.py",
+     "    video[:, :, 0] = first.to(video.device, video.dtype)\n", "", ["tests/test_pipeline_conformance.py"]),
+    ("nan-guidance-accepted", "fresh", "src/kinema/pipelines/common.py",
+     "            if not math.isfinite(value):", "            if math.isinf(value):", ["tests/test_pipeline_conformance.py", "tests/test_hostile_inputs.py"]),
+    ("unknown-option-ignored", "fresh", "src/kinema/pipelines/common.py",
+     "            if option is None:\n                raise", "            if option is None:\n                continue\n                raise",
+     ["tests/test_pipeline_conformance.py", "tests/test_model_format.py"]),
+    ("negative-prompt-ignored", "fresh", "src/kinema/pipelines/text2video.py",
+     "text = self.text_encoder.encode(prompts + ([options[\"negative_prompt\"]] * b if use_cfg else []))",
+     "text = self.text_encoder.encode(prompts + ([\"\"] * b if use_cfg else []))", ["tests/test_text2video.py"]),
+    ("cutoff-rounds-up", "fresh", "src/kinema/pipelines/text2video.py",
+     "guided_steps = round(cutoff * steps) if use_cfg else 0", "guided_steps = steps if use_cfg else 0", ["tests/test_text2video.py"]),
+    ("unknown-index-key-dropped", "fresh", "src/kinema/models/base.py",
+     "        if key.startswith(\"_\") or key in known:", "        if True:", ["tests/test_model_format.py"]),
+    ("shapes-speed-halved", "fresh", "src/kinema/data/shapes.py",
+     "SPEEDS: dict[str, float] = {\"slowly\": 1.0, \"quickly\": 2.0}", "SPEEDS: dict[str, float] = {\"slowly\": 1.0, \"quickly\": 1.0}",
+     ["tests/test_shapes.py", "tests/test_shapes_checker.py"]),
+    ("shapes-up-is-down", "fresh", "src/kinema/data/shapes.py",
+     "\"up\": (0, -1), \"down\": (0, 1)}", "\"up\": (0, 1), \"down\": (0, -1)}", ["tests/test_shapes.py", "tests/test_shapes_checker.py"]),
+    ("atomic-overwrite-check-skipped", "fresh", "src/kinema/io/atomic.py",
+     "    if os.path.lexists(target) and not overwrite:", "    if False:", ["tests/test_atomic.py", "tests/test_hostile_inputs.py"]),
+    ("dangling-symlink-replaced", "fresh", "src/kinema/io/atomic.py",
+     "    if os.path.lexists(target) and not overwrite:", "    if target.exists() and not overwrite:", ["tests/test_atomic.py", "tests/test_hostile_inputs.py"]),
+    ("prompt-line-index-shifted", "fresh", "src/kinema/pipelines/generate.py",
+     "prompts = [(i, line.strip()) for i, line in enumerate(lines) if line.strip()]",
+     "prompts = list(enumerate(line.strip() for line in lines if line.strip()))", ["tests/test_model_format.py", "tests/test_text2video.py"]),
+    ("checkpoint-digest-unchecked", "fresh", "src/kinema/training/checkpoint.py",
+     "    if digest(state) != expected:", "    if False:", ["tests/test_training.py"]),
+]
+
+
+def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
+    ident, group, file, old, new, tests = mutation
+    path = tree / file
+    original = path.read_text()
+    if original.count(old) != 1:
+        return {"id": ident, "set": group, "status": f"not applied: the original text occurs {original.count(old)} times"}
+    path.write_text(original.replace(old, new))
+    env = {**os.environ, "PYTHONPATH": str(tree / "src"), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=tree, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+        caught = proc.returncode != 0
+        failed = next((line for line in proc.stdout.splitlines() if line.startswith("FAILED")), "")
+    except subprocess.TimeoutExpired:
+        caught, failed = True, "timed out"
+    finally:
+        path.write_text(original)
+    return {"id": ident, "set": group, "caught": caught, "by": failed[:160], "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", choices=["issue-15", "fresh", "all"], default="all")
+    parser.add_argument("--only", default=None, help="one mutation id")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if (args.set == "all" or m[1] == args.set) and (args.only is None or m[0] == args.only)]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "tree"
+        for part in ("src", "tests", "configs", "pyproject.toml"):
+            source = ROOT / part
+            (shutil.copytree if source.is_dir() else shutil.copy2)(source, tree / part, **({"ignore": shutil.ignore_patterns("__pycache__")} if source.is_dir() else {}))
+        for mutation in chosen:
+            result = run_one(tree, mutation, args.timeout)
+            results.append(result)
+            mark = "caught" if result.get("caught") else result.get("status", "MISSED")
+            print(f"{result['set']:9} {result['id']:34} {mark:8} {result.get('seconds', '')!s:>6}  {result.get('by', '')}", flush=True)
+    summary = {}
+    for group in sorted({r["set"] for r in results}):
+        applied = [r for r in results if r["set"] == group and "caught" in r]
+        summary[group] = {"applied": len(applied), "caught": sum(r["caught"] for r in applied),
+                          "rate": sum(r["caught"] for r in applied) / len(applied) if applied else None}
+        print(f"{group}: caught {summary[group]['caught']} of {summary[group]['applied']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"summary": summary, "results": results}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

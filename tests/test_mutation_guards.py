@@ -1,0 +1,189 @@
+"""Exact checks for bugs a round of hand-made mutations slipped past the suite (issue 15): each test
+compares against an independent computation, so the wrong formula, crop or threshold fails it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from kinema.io import probe, read_video, write_video
+from kinema.io.video import VideoReadError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------------------- pipelines
+
+
+def test_classifier_free_guidance_is_uncond_plus_scale_times_the_difference(text_encoder, monkeypatch):
+    from kinema.pipelines import text2video
+    from kinema.pipelines.text2video import tiny_pipeline
+
+    pipe = tiny_pipeline(text_encoder)
+    cond_value, uncond_value, scale = 0.3, -0.1, 3.0
+
+    class Fixed(nn.Module):
+        """The conditional half of a guided batch predicts 0.3 everywhere, the unconditional half -0.1."""
+
+        config = pipe.unet.config
+
+        def __init__(self):
+            super().__init__()
+            self.anchor = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, t, tokens, mask, first, given):
+            out = torch.full_like(x, uncond_value)
+            out[: x.shape[0] // 2 if x.shape[0] > 1 else 1] = cond_value
+            return out
+
+    seen = []
+    make = text2video.make_scheduler
+
+    def recording_scheduler(name, config):
+        scheduler = make(name, config)
+        step = scheduler.step
+        scheduler.step = lambda output, t, x, **kw: seen.append(output.clone()) or step(output, t, x, **kw)
+        return scheduler
+
+    monkeypatch.setattr(text2video, "make_scheduler", recording_scheduler)
+    pipe.unet = Fixed()
+    pipe("a small red circle moving left slowly", guidance_scale=scale, num_inference_steps=2, seed=0)
+    expected = uncond_value + scale * (cond_value - uncond_value)  # 1.1 (cond + s * (cond - uncond) would give 1.5)
+    assert len(seen) == 2 and all(torch.allclose(o, torch.full_like(o, expected)) for o in seen)
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def test_fvd_preprocessing_takes_the_first_frames_and_the_centre():
+    from kinema.evaluation.fvd import preprocess_for_i3d
+
+    f, h, w = 20, 224, 448  # short side already 224: no resize, only the crop
+    video = np.zeros((1, f, h, w, 3), np.uint8)
+    video[..., 0] = (np.arange(f) * 10)[:, None, None]  # red: the frame index
+    video[..., 1] = (np.arange(w) % 256)[None, None, :]  # green: the column
+    x = preprocess_for_i3d(video)
+    assert x.shape == (1, 3, 16, 224, 224)
+    frames = torch.tensor([i * 10 / 255 * 2 - 1 for i in range(16)])
+    assert torch.allclose(x[0, 0, :, 0, 0], frames, atol=1e-6)  # frames 0..15, not 4..19
+    columns = torch.tensor([((112 + c) % 256) / 255 * 2 - 1 for c in range(224)])  # columns 112..335, the centre
+    assert torch.allclose(x[0, 1, 0, 0, :], columns, atol=1e-6)
+
+
+def test_the_checker_ignores_specks_below_its_threshold_and_counts_blobs_above():
+    from kinema.evaluation.shapes_checker import read_shapes
+
+    def clip(extra: int) -> np.ndarray:
+        frames = np.zeros((16, 64, 64, 3), np.uint8)
+        for t in range(16):
+            frames[t, 10:22, 8 + t : 20 + t] = (255, 0, 0)  # a small square moving right
+            if extra:
+                frames[t, 50 : 50 + extra, 50 : 50 + extra] = (255, 0, 0)
+        return frames
+
+    # the smallest object (a small triangle, 72 px) times 0.15 = 10.8 px: a 3x3 speck is below it, a 5x5 blob above
+    assert read_shapes(clip(0)).single_blob_rate == 1.0
+    assert read_shapes(clip(3)).single_blob_rate == 1.0
+    assert read_shapes(clip(5)).single_blob_rate == 0.0
+
+
+# ---------------------------------------------------------------------------- io
+
+
+def test_atomic_writes_fsync_the_file_before_renaming_it(tmp_path, monkeypatch):
+    from kinema.io import atomic
+
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or fsync(fd))
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: events.append(("replace", str(a))) or replace(a, b))
+    with atomic.atomic_path(tmp_path / "out.txt") as tmp:
+        tmp.write_text("data")
+    renamed = next(i for i, e in enumerate(events) if e[0] == "replace")
+    assert ("fsync", events[renamed][1]) in events[:renamed], events  # the temp file itself reached the disk first
+
+
+def test_a_clip_missing_only_its_last_packet_is_reported(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), dtype=np.uint8)
+    write_video(tmp_path / "whole.mp4", frames, fps=8)
+    with av.open(str(tmp_path / "whole.mp4")) as container:
+        last = [p.pos for p in container.demux(container.streams.video[0]) if p.size][-1]
+    (tmp_path / "cut.mp4").write_bytes((tmp_path / "whole.mp4").read_bytes()[:last])
+    assert read_video(tmp_path / "whole.mp4").frames.shape[0] == 16
+    with pytest.raises(VideoReadError, match="truncated: it states 16 frames but only 15 decode"):
+        read_video(tmp_path / "cut.mp4")
+
+
+def test_ntsc_frame_rates_are_stored_exactly(tmp_path):
+    frames = np.zeros((4, 16, 16, 3), np.uint8)
+    write_video(tmp_path / "ntsc.mp4", frames, fps=30000 / 1001)
+    with av.open(str(tmp_path / "ntsc.mp4")) as container:
+        assert container.streams.video[0].average_rate == Fraction(30000, 1001)
+    assert probe(tmp_path / "ntsc.mp4").fps == pytest.approx(30000 / 1001, rel=0, abs=1e-9)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def test_a_preview_restores_every_random_stream_it_touched(tmp_path, monkeypatch):
+    from kinema.training import train
+    from kinema.training.logging import RunLogger
+    from kinema.training.objectives.toy import ToyObjective
+
+    entry, after = [], []
+    sample = ToyObjective.sample
+
+    def drawing_sample(self, num, generator):
+        entry.append((random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone()))
+        random.random(), np.random.rand(3), torch.rand(3)  # a sampler that draws from all three
+        return sample(self, num, generator)
+
+    video = RunLogger.video
+
+    def recording_video(self, step, clips):
+        after.append((random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state().clone()))
+        return video(self, step, clips)
+
+    monkeypatch.setattr(ToyObjective, "sample", drawing_sample)
+    monkeypatch.setattr(RunLogger, "video", recording_video)
+    train(ROOT / "configs" / "toy" / "tiny.yaml", ["train.max_steps=6", "train.sample_every=3"], out=tmp_path / "run")
+    assert len(entry) == len(after) == 2
+    for (py0, np0, t0), (py1, np1, t1) in zip(entry, after):
+        assert py0 == py1 and np.array_equal(np0, np1) and torch.equal(t0, t1)
+
+
+def test_a_two_item_option_refuses_three_items():
+    from kinema.training import ConfigError, load_config
+
+    tiny = ROOT / "configs" / "diffusion" / "tiny.yaml"
+    assert load_config(tiny, ["objective.timestep_range=[0.0, 0.3]"]).objective.timestep_range == (0.0, 0.3)
+    for bad in ("[0.0, 0.3, 0.5]", "[0.3]"):
+        with pytest.raises(ConfigError, match="timestep_range"):
+            load_config(tiny, [f"objective.timestep_range={bad}"])
+
+
+def test_resuming_past_a_corrupt_checkpoint_keeps_the_one_it_resumed_from(tmp_path):
+    from kinema.training import train
+    from kinema.training.checkpoint import checkpoint_path
+
+    toy = ROOT / "configs" / "toy" / "tiny.yaml"
+    run = tmp_path / "run"
+    train(toy, ["train.checkpoint_every=5", "train.keep_checkpoints=3"], out=run, until_step=10)
+    ckpts = run / "checkpoints"
+    resumed_from, newest = checkpoint_path(ckpts, 5), checkpoint_path(ckpts, 10)
+    newest.write_bytes(b"corrupt" * 100)
+    digest = hashlib.sha256(resumed_from.read_bytes()).hexdigest()
+    train(toy, ["train.checkpoint_every=5", "train.keep_checkpoints=3"], out=run, resume="auto", until_step=7)
+    # a second crash now must still find step 5: it stays in place, whole
+    assert resumed_from.is_file() and hashlib.sha256(resumed_from.read_bytes()).hexdigest() == digest
+    assert newest.with_name(newest.name + ".set-aside").is_file()
+    assert checkpoint_path(ckpts, 7).is_file()

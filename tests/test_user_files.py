@@ -1,0 +1,124 @@
+"""What a user made stays theirs: interrupted batches continue, symlinks are never written through,
+`kinema check` reads every folder Kinema writes, and the thread count follows the user and the machine."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kinema.cli import app
+from kinema.io import read_video, write_video
+
+runner = CliRunner()
+PROMPTS = ["a small red circle moving left slowly", "a large blue square moving up quickly", "a big yellow triangle drifting right"]
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_skip_existing_continues_an_interrupted_batch(tiny_model_dir, tmp_path):
+    (tmp_path / "p.txt").write_text("\n".join(PROMPTS) + "\n")
+    base = ["generate", "--prompts", str(tmp_path / "p.txt"), "--model", str(tiny_model_dir), "--seed", "4", "--format", "png"]
+    assert runner.invoke(app, [*base, "--out-dir", str(tmp_path / "full")]).exit_code == 0
+    # an interrupted batch: clip 0 done, clips 1 and 2 not yet
+    result = runner.invoke(app, [*base, "--out-dir", str(tmp_path / "part")])
+    assert result.exit_code == 0
+    for name in ("0001", "0002"):
+        for frame in (tmp_path / "part" / name).iterdir():
+            frame.unlink()
+        (tmp_path / "part" / name).rmdir()
+    kept = {p.name: sha(p) for p in (tmp_path / "part" / "0000").iterdir()}
+    result = runner.invoke(app, [*base, "--out-dir", str(tmp_path / "part")])
+    assert result.exit_code == 2 and "0000 already exists" in " ".join(result.output.split())
+    result = runner.invoke(app, [*base, "--out-dir", str(tmp_path / "part"), "--skip-existing"])
+    assert result.exit_code == 0, result.output
+    assert "kept" in result.output and "wrote 2 videos" in result.output
+    assert {p.name: sha(p) for p in (tmp_path / "part" / "0000").iterdir()} == kept  # untouched
+    for name in ("0000", "0001", "0002"):  # the finished batch is the batch that was never interrupted
+        assert np.array_equal(read_video(tmp_path / "part" / name).frames, read_video(tmp_path / "full" / name).frames)
+
+
+def test_overwriting_a_symlink_replaces_the_link_not_its_target(tiny_model_dir, tmp_path):
+    target = tmp_path / "precious.mp4"
+    write_video(target, np.full((4, 16, 16, 3), 99, np.uint8), fps=8)
+    before = sha(target)
+    (tmp_path / "link.mp4").symlink_to(target)
+    result = runner.invoke(app, ["generate", "x", "--model", str(tiny_model_dir), "-o", str(tmp_path / "link.mp4"), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert sha(target) == before and not (tmp_path / "link.mp4").is_symlink()
+    assert read_video(tmp_path / "link.mp4").frames.shape == (4, 32, 32, 3)
+
+
+def test_demo_refuses_to_replace_files_unless_asked(tiny_model_dir, tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "0003.mp4").write_bytes(b"the user's own video")
+    (out / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["demo", "--out", str(out), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 2 and "0003.mp4 already exists" in " ".join(result.output.split())
+    assert (out / "0003.mp4").read_bytes() == b"the user's own video" and sorted(p.name for p in out.iterdir()) == ["0003.mp4", "notes.txt"]
+    result = runner.invoke(app, ["demo", "--out", str(out), "--model", str(tiny_model_dir), "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text() == "mine" and read_video(out / "0003.mp4").frames.shape[0] == 4
+
+
+def test_check_reads_the_folders_kinema_writes(tiny_model_dir, tmp_path):
+    # a demo folder: clips, grid.gif (no prompt: skipped with the reason) and prompts.txt
+    assert runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--model", str(tiny_model_dir)]).exit_code == 0
+    result = runner.invoke(app, ["check", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "0000.mp4" in text and "a small red circle moving left slowly (provenance)" in text and "read:" in text
+    assert "grid.gif skipped: no caption" in text and "(8 of 9 clips)" in text
+    # a `generate --prompts` folder, with a blank line: 0000 and 0002
+    (tmp_path / "p.txt").write_text(f"{PROMPTS[0]}\n\n{PROMPTS[1]}\n")
+    runner.invoke(app, ["generate", "--prompts", str(tmp_path / "p.txt"), "--out-dir", str(tmp_path / "clips"), "--model", str(tiny_model_dir)])
+    result = runner.invoke(app, ["check", str(tmp_path / "clips"), "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads(result.output)
+    assert [c["caption"] for c in report["clips"]] == [PROMPTS[0], PROMPTS[1]] and report["num_videos"] == 2
+    # PNG-frame clips, and a folder with an unreadable clip among good ones
+    runner.invoke(app, ["generate", PROMPTS[2], "--model", str(tiny_model_dir), "-o", str(tmp_path / "frames"), "--format", "png"])
+    assert runner.invoke(app, ["check", str(tmp_path / "frames")]).exit_code == 0
+    (tmp_path / "clips" / "0005.mp4").write_bytes(b"garbage")
+    result = runner.invoke(app, ["check", str(tmp_path / "clips")])
+    assert result.exit_code == 0 and "0005.mp4 skipped: unreadable" in " ".join(result.output.split())
+
+
+def test_threads_follow_the_flag_then_the_environment_then_the_idle_cores(monkeypatch):
+    from kinema import threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("KINEMA_THREADS", "2")
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert threads.configure_threads(1) == 1 and torch.get_num_threads() == 1
+        assert threads.configure_threads() == 2
+        monkeypatch.delenv("KINEMA_THREADS")
+        assert threads.configure_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setattr(threads, "idle_cores", lambda probe_seconds=0.1: 3)
+        assert threads.configure_threads() == 3
+        monkeypatch.setenv("KINEMA_THREADS", "zero")
+        with pytest.raises(ValueError, match=r"\$KINEMA_THREADS must be a whole number of threads >= 1, got 'zero'"):
+            threads.configure_threads()
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_idle_cores_leaves_out_a_busy_core(monkeypatch):
+    import psutil
+
+    from kinema import threads
+
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: [97.0, 3.0, 60.0, 10.0])
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert threads.idle_cores() == 2
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: [99.0, 99.0])
+    assert threads.idle_cores() == 1  # never zero
