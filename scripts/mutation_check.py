@@ -2,8 +2,9 @@
 tests that cover that module, and count the runs that fail.
 
 Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
-each now guarded by tests/test_mutation_guards.py) and "fresh" (others of the same kind, written
-after those tests, in io, training, pipelines, evaluation and the Shapes code). The copy lives in a
+each now guarded by tests/test_mutation_guards.py), "fresh" (others of the same kind, written after
+those tests, in io, training, pipelines, evaluation and the Shapes code; its misses then got tests
+too) and "fresh-2" (written after that, run once against the suite as it stood). The copy lives in a
 temporary folder, so the working tree is never touched.
 
     python scripts/mutation_check.py [--set fresh] [--only ID]
@@ -104,8 +105,20 @@ MUTATIONS = [
 ]
 
 
+# beside each mutation's own list, the tests of the module's area and the exact guards always run
+AREA_TESTS = {
+    "src/kinema/training/": ["tests/test_training.py", "tests/test_training_config.py"],
+    "src/kinema/evaluation/": ["tests/test_evaluation.py", "tests/test_evaluation_metrics.py", "tests/test_shapes_checker.py"],
+    "src/kinema/io/": ["tests/test_io_video.py", "tests/test_atomic.py"],
+    "src/kinema/pipelines/": ["tests/test_pipeline_conformance.py", "tests/test_text2video.py"],
+    "src/kinema/data/": ["tests/test_shapes.py"],
+}
+
+
 def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
     ident, group, file, old, new, tests = mutation
+    area = next((t for prefix, t in AREA_TESTS.items() if file.startswith(prefix)), [])
+    tests = list(dict.fromkeys(["tests/test_mutation_guards.py", *tests, *area]))
     path = tree / file
     original = path.read_text()
     if original.count(old) != 1:
@@ -127,7 +140,7 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "all"], default="all")
+    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "all"], default="all")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)

@@ -187,3 +187,85 @@ def test_resuming_past_a_corrupt_checkpoint_keeps_the_one_it_resumed_from(tmp_pa
     assert resumed_from.is_file() and hashlib.sha256(resumed_from.read_bytes()).hexdigest() == digest
     assert newest.with_name(newest.name + ".set-aside").is_file()
     assert checkpoint_path(ckpts, 7).is_file()
+
+
+def test_ema_follows_its_warmed_up_decay_exactly():
+    from kinema.training.trainer import EMA
+
+    net = nn.Linear(3, 2)
+    ema = EMA({"net": net}, decay=0.9, device=torch.device("cpu"))
+    expected = [p.detach().clone() for p in net.parameters()]
+    for n in range(1, 30):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(n)))
+        ema.update(n)
+        decay = min(0.9, (1 + n) / (10 + n))  # warmed up: 0.18 at the first update, 0.9 from n = 81
+        expected = [decay * e + (1 - decay) * p.detach() for e, p in zip(expected, net.parameters())]
+        assert all(torch.allclose(c, e, atol=1e-6) for c, e in zip(ema.copies["net"].parameters(), expected)), n
+
+
+def test_learning_rate_warmup_and_cosine_floor_exactly():
+    from types import SimpleNamespace
+
+    from kinema.training.trainer import lr_factor
+
+    t = SimpleNamespace(warmup_steps=4, max_steps=24, min_lr_ratio=0.1, lr_schedule="cosine")
+    import math
+
+    for step in range(0, 25):
+        if step < 4:
+            expected = (step + 1) / 4  # the first step already trains (lr never 0)
+        else:
+            expected = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - 4) / 20))
+        assert lr_factor(step, t) == pytest.approx(expected, abs=1e-12), step
+    assert lr_factor(24, t) == pytest.approx(0.1) and lr_factor(100, t) == pytest.approx(0.1)
+    assert lr_factor(10, SimpleNamespace(warmup_steps=4, max_steps=24, min_lr_ratio=0.1, lr_schedule="constant")) == 1.0
+
+
+# ---------------------------------------------------------------------------- data and metrics, against the pixels
+
+
+def _centroid(frame: np.ndarray) -> tuple[float, float]:
+    mass = frame.astype(np.float64).max(axis=-1)
+    rows, cols = np.indices(mass.shape)
+    return float((cols * mass).sum() / mass.sum()), float((rows * mass).sum() / mass.sum())
+
+
+@pytest.mark.parametrize("resolution", [64, 32])
+def test_captioned_shapes_move_as_their_captions_say_in_pixels(resolution):
+    """Read straight off the pixels, without the dataset's own direction table: up is towards row 0."""
+    from kinema.data.shapes import CaptionedShapes
+
+    ds = CaptionedShapes("test", num_samples=48, resolution=resolution, seed=5)
+    seen = set()
+    for i in range(len(ds)):
+        labels, frames = ds.labels(i), ds.render(i)
+        (x0, y0), (x1, y1) = _centroid(frames[0]), _centroid(frames[-1])
+        per_frame = np.array([x1 - x0, y1 - y0]) / (len(frames) - 1) * 64 / resolution  # 64-px units
+        want = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}[labels.direction]
+        speed = {"slowly": 1.0, "quickly": 2.0}[labels.speed]
+        assert np.allclose(per_frame, np.array(want) * speed, atol=0.05), (labels, per_frame)
+        colour = frames[0][frames[0].max(axis=-1) == frames[0].max()][0]  # a fully covered pixel
+        assert tuple(colour) == {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0),
+                                 "cyan": (0, 255, 255), "magenta": (255, 0, 255)}[labels.color]
+        coverage = frames.max(axis=-1).astype(np.float64) / 255
+        areas = coverage.sum(axis=(1, 2)) * (64 / resolution) ** 2
+        side = {"small": 12, "large": 20}[labels.size]
+        expected = {"square": side**2, "circle": np.pi * side**2 / 4, "triangle": side**2 / 2}[labels.shape]
+        assert np.allclose(areas, expected, rtol=0.06), (labels, areas)  # in every frame: the object never leaves the frame
+        seen.add((labels.direction, labels.speed))
+    assert len(seen) == 8
+
+
+def test_acd_is_the_mean_pairwise_colour_distance():
+    from kinema.evaluation.metrics import average_content_distance, content_distance
+
+    reds = [200, 210, 230, 200]  # pairwise distances 10, 30, 0, 20, 10, 30: mean 16.67, median 15
+    frames = np.zeros((4, 32, 32, 3), np.uint8)
+    for t, red in enumerate(reds):
+        frames[t, 8:20, 8:20, 0] = red
+    assert content_distance(frames) == pytest.approx(100 / 6, abs=1e-9)
+    still = np.repeat(frames[:1], 4, axis=0)
+    result = average_content_distance([frames, still])
+    assert result["acd"] == pytest.approx(100 / 12, abs=1e-9) and result["num_measured"] == 2
