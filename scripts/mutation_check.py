@@ -4,7 +4,8 @@ tests that cover that module, and count the runs that fail.
 Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
 each now guarded by tests/test_mutation_guards.py), "fresh" (others of the same kind, written after
 those tests, in io, training, pipelines, evaluation and the Shapes code; its misses then got tests
-too) and "fresh-2" (written after that, run once against the suite as it stood). The copy lives in a
+too), "fresh-2" and "fresh-3" (each written after the misses of the one before got tests, and run
+once against the suite as it stood). The copy lives in a
 temporary folder, so the working tree is never touched.
 
     python scripts/mutation_check.py [--set fresh] [--only ID]
@@ -102,6 +103,61 @@ MUTATIONS = [
      "prompts = list(enumerate(line.strip() for line in lines if line.strip()))", ["tests/test_model_format.py", "tests/test_text2video.py"]),
     ("checkpoint-digest-unchecked", "fresh", "src/kinema/training/checkpoint.py",
      "    if digest(state) != expected:", "    if False:", ["tests/test_training.py"]),
+ # ---- fresh-2: written after the fresh set's misses got their tests
+    ("size-split-shifted", "fresh-2", "src/kinema/evaluation/shapes_checker.py",
+     '_SIZE_SPLIT = (SIZES["small"] + SIZES["large"]) / 2', '_SIZE_SPLIT = SIZES["large"] + 1', ["tests/test_shapes_checker.py"]),
+    ("speed-split-shifted", "fresh-2", "src/kinema/evaluation/shapes_checker.py",
+     '_SPEED_SPLIT = (SPEEDS["slowly"] + SPEEDS["quickly"]) / 2', '_SPEED_SPLIT = SPEEDS["quickly"] + 0.1', ["tests/test_shapes_checker.py"]),
+    ("no-object-threshold-high", "fresh-2", "src/kinema/evaluation/shapes_checker.py",
+     "_MIN_PEAK = 32.0", "_MIN_PEAK = 250.0", ["tests/test_shapes_checker.py"]),
+    ("export-always-raw", "fresh-2", "src/kinema/training/export.py",
+     'use_ema = ema and bool(state.get("ema"))', "use_ema = False", ["tests/test_diffusion_training.py"]),
+    ("grid-column-transposed", "fresh-2", "src/kinema/io/grid.py",
+     "y, x = (i // cols) * (height + gap), (i % cols) * (width + gap)", "y, x = (i % cols) * (height + gap), (i // cols) * (width + gap)",
+     ["tests/test_io_video.py", "tests/test_cli.py"]),
+    ("text-cache-evicts-newest", "fresh-2", "src/kinema/models/text.py",
+     "self._cache.popitem(last=False)", "self._cache.popitem(last=True)", ["tests/test_text_encoder.py"]),
+    ("crf-ignored", "fresh-2", "src/kinema/io/video.py",
+     'stream.options = {"crf": str(crf), "preset": preset}', 'stream.options = {"preset": preset}', ["tests/test_io_video.py"]),
+    ("override-value-as-string", "fresh-2", "src/kinema/training/config.py",
+     'node[parts[-1]] = parse_yaml(value) if value.strip() else ""', 'node[parts[-1]] = value', ["tests/test_training_config.py"]),
+    ("inversion-picks-worst-start", "fresh-2", "src/kinema/pipelines/gan.py",
+     "best = mse.argmin(dim=0)", "best = mse.argmax(dim=0)", ["tests/test_gan.py"]),
+    ("grid-gap-colour-white", "fresh-2", "src/kinema/io/grid.py",
+     "cols * (width + gap) - gap, 3), 40, np.uint8)", "cols * (width + gap) - gap, 3), 255, np.uint8)", ["tests/test_io_video.py"]),
+    ("frames-resized-nearest", "fresh-2", "src/kinema/pipelines/common.py",
+     'mode="bilinear", align_corners=False)\n    return rearrange', 'mode="nearest")\n    return rearrange', ["tests/test_text2video.py"]),
+    ("far-prompt-threshold-inverted", "fresh-2", "src/kinema/pipelines/common.py",
+     "if prompt.strip() and cos < self.settings.ood_threshold:", "if prompt.strip() and cos > self.settings.ood_threshold:", ["tests/test_text2video.py"]),
+ # ---- fresh-3: written after fresh-2's misses got their tests
+    ("pairs-by-order-under-names", "fresh-3", "src/kinema/evaluation/evaluate.py",
+     "return [(i, where[name]) for i, name in enumerate(real.names)], \"name\"", "return [(i, i) for i, name in enumerate(real.names)], \"name\"",
+     ["tests/test_evaluation.py"]),
+    ("frechet-cross-term-halved", "fresh-3", "src/kinema/evaluation/fvd.py",
+     "- 2.0 * trace_sqrt", "- trace_sqrt", ["tests/test_evaluation_fvd.py", "tests/test_evaluation_metrics.py"]),
+    ("frechet-biased-covariance", "fresh-3", "src/kinema/evaluation/fvd.py",
+     "cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)", "cov_a, cov_b = np.cov(a, rowvar=False, bias=True), np.cov(b, rowvar=False, bias=True)",
+     ["tests/test_evaluation_fvd.py", "tests/test_evaluation_metrics.py"]),
+    ("same-order-every-epoch", "fresh-3", "src/kinema/training/sampler.py",
+     "generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)", "generator = torch.Generator().manual_seed(seed * 1_000_003)",
+     ["tests/test_training.py", "tests/test_training_config.py"]),
+    ("digest-ignores-keys", "fresh-3", "src/kinema/training/checkpoint.py",
+     "            _feed(h, key)\n", "", ["tests/test_training.py", "tests/test_training_config.py"]),
+    ("provenance-drops-unknown-keys", "fresh-3", "src/kinema/io/provenance.py",
+     "        extra.update({k: v for k, v in data.items() if k not in known})\n", "", ["tests/test_io_video.py"]),
+    ("component-reference-not-relative", "fresh-3", "src/kinema/hub.py",
+     "other = open_model(self.path / base if (self.path / base).is_dir() else base)", "other = open_model(base)", ["tests/test_model_format.py"]),
+    ("skip-existing-skips-missing", "fresh-3", "src/kinema/pipelines/generate.py",
+     "if skip_existing and name.exists():", "if skip_existing:", ["tests/test_user_files.py"]),
+    ("manifest-labels-of-clip-0", "fresh-3", "src/kinema/data/render.py",
+     'labels = dataset.labels(i).to_dict() if kind == "shapes" else dataset.labels(i)',
+     'labels = dataset.labels(0).to_dict() if kind == "shapes" else dataset.labels(0)', ["tests/test_cli.py", "tests/test_shapes.py"]),
+    ("checker-farthest-colour", "fresh-3", "src/kinema/evaluation/shapes_checker.py",
+     "color = min(COLORS, key=lambda name:", "color = max(COLORS, key=lambda name:", ["tests/test_shapes_checker.py"]),
+    ("checkpoint-a-step-late", "fresh-3", "src/kinema/training/trainer.py",
+     "if self.step % t.checkpoint_every == 0:", "if (self.step - 1) % t.checkpoint_every == 0:", ["tests/test_training.py"]),
+    ("noise-not-scaled-to-sigma", "fresh-3", "src/kinema/pipelines/text2video.py",
+     "        x = x * scheduler.init_noise_sigma\n", "", ["tests/test_text2video.py"]),
 ]
 
 
@@ -140,7 +196,7 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "all"], default="all")
+    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "all"], default="all")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)

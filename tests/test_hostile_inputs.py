@@ -84,6 +84,7 @@ CASES = [
     ("train-time-limit-nan", "train {tiny_config} --out {s}/run --time-limit nan", "--time-limit"),
     ("train-until-step-negative", "train {tiny_config} --out {s}/run --until-step -1", "--until-step"),
     ("train-resume-corrupt", "train {tiny_config} --out {s}/corrupt_run --resume {s}/corrupt_run/checkpoints/step_000005.pt", "step_000005.pt"),
+    ("train-resume-auto-all-corrupt", "train {tiny_config} --out {s}/corrupt_run --resume auto", "every checkpoint in"),
     ("train-existing-run", "train {tiny_config} --out {s}/corrupt_run", "corrupt_run"),
     # info
     ("info-missing", "info {s}/nowhere.mp4", "nowhere.mp4"),

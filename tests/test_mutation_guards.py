@@ -269,3 +269,64 @@ def test_acd_is_the_mean_pairwise_colour_distance():
     still = np.repeat(frames[:1], 4, axis=0)
     result = average_content_distance([frames, still])
     assert result["acd"] == pytest.approx(100 / 12, abs=1e-9) and result["num_measured"] == 2
+
+
+# ---------------------------------------------------------------------------- grids, resizing, caches, inversion
+
+
+def test_grids_place_each_clip_and_frame_exactly():
+    from kinema.io.grid import frame_grid, video_grid
+
+    videos = [np.full((5, 3, 4, 3), 10 * (i + 1), np.uint8) for i in range(5)]
+    for i, v in enumerate(videos):
+        v[:, :, :, 1] = np.arange(5)[:, None, None]  # green: the frame index
+    grid = video_grid(videos, num_columns=3, gap=2)  # 2 rows of 3: (2 * 3 + 2) x (3 * 4 + 2 * 2)
+    assert grid.shape == (5, 8, 16, 3)
+    for i in range(5):
+        y, x = (i // 3) * 5, (i % 3) * 6
+        assert np.array_equal(grid[:, y : y + 3, x : x + 4], videos[i]), i
+    assert (grid[:, 3:5] == 40).all() and (grid[:, :, 4:6] == 40).all() and (grid[:, 5:, 12:] == 40).all()  # gaps and the empty cell
+    still = frame_grid(videos[:2], num_columns=3, gap=1)  # frames 0, 2, 4 of each clip across
+    assert still.shape == (7, 14, 3)
+    for row in range(2):
+        for col, t in enumerate((0, 2, 4)):
+            assert np.array_equal(still[row * 4 : row * 4 + 3, col * 5 : col * 5 + 4], videos[row][t]), (row, col)
+    assert (still[3] == 40).all() and (still[:, 4] == 40).all()
+
+
+def test_frames_are_resized_bilinearly():
+    from kinema.pipelines.common import resize_video
+
+    video = torch.tensor([[0.0, 1.0], [0.0, 1.0]]).expand(1, 3, 2, 2, 2)  # (b, c, f, h, w): a left-to-right step
+    out = resize_video(video, (4, 4))
+    assert torch.allclose(out[0, 0, 0, 0], torch.tensor([0.0, 0.25, 0.75, 1.0]))  # half-pixel centres, not nearest (0, 0, 1, 1)
+    assert resize_video(video, (2, 2)) is video
+
+
+def test_the_text_cache_keeps_the_most_recently_used_prompts(text_encoder):
+    from kinema.models.text import MiniLMEncoder
+
+    encoder = MiniLMEncoder(text_encoder.bert, text_encoder.tokenizer, cache_size=2)
+    fresh = encoder.encode(["a", "b"]).tokens
+    encoder.encode(["a"])  # "a" is now the most recent
+    encoder.encode(["c"])  # evicts "b", the least recently used
+    assert list(encoder._cache) == ["a", "c"]
+    assert torch.allclose(encoder.encode(["a", "b"]).tokens, fresh, atol=1e-5)  # cached or not, the same encodings
+
+
+def test_image_inversion_keeps_each_clips_closest_start():
+    from kinema.pipelines.gan import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    with torch.no_grad():
+        content, noise = pipe.generator.sample_latents(2, 4, torch.Generator().manual_seed(7))
+        target = pipe.generator(content, noise)[:, :, 0]
+    image = ((target.permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    errors = {}
+    for restarts in (1, 4):
+        pipe.settings.inversion_restarts = restarts
+        errors[restarts] = pipe(num_videos=2, image=image, num_inference_steps=5, seed=0).inversion_error
+    pipe.settings.inversion_restarts = 2
+    # start 0 (the drawn latent) is among the 4, so the best of 4 is never worse than it alone
+    assert all(four <= one + 1e-4 for four, one in zip(errors[4], errors[1])), errors
+    assert errors[4] != errors[1]

@@ -162,10 +162,6 @@ class ModelFolder:
         return sum(p.stat().st_size for p in self.path.rglob("*.safetensors"))
 
 
-def write_index(folder: str | os.PathLike, index: ModelIndex) -> None:
-    index.write(Path(folder))
-
-
 def is_model_folder(path: Path) -> bool:
     return (path / INDEX_NAME).is_file() or (path / CONFIG_NAME).is_file()
 
