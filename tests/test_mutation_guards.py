@@ -330,3 +330,88 @@ def test_image_inversion_keeps_each_clips_closest_start():
     # start 0 (the drawn latent) is among the 4, so the best of 4 is never worse than it alone
     assert all(four <= one + 1e-4 for four, one in zip(errors[4], errors[1])), errors
     assert errors[4] != errors[1]
+
+
+# ---------------------------------------------------------------------------- pairing, digests, references, manifests, samplers
+
+
+def test_paired_metrics_pair_by_name_whatever_the_order():
+    from kinema.evaluation.evaluate import VideoSet, evaluate, pair_videos
+
+    clips = [np.full((4, 16, 16, 3), 40 * (i + 1), np.uint8) for i in range(3)]
+    real = VideoSet.from_frames(clips, names=["a", "b", "c"])
+    fake = VideoSet.from_frames([clips[2], clips[0], clips[1]], names=["c", "a", "b"])
+    assert pair_videos(real, fake) == ([(0, 1), (1, 2), (2, 0)], "name")
+    assert evaluate(real, fake, "psnr")["metrics"]["psnr"]["mean"] == float("inf")  # every clip met its twin
+    unnamed = VideoSet.from_frames(clips[::-1], names=["x", "y", "z"])
+    assert pair_videos(real, unnamed) == ([(0, 0), (1, 1), (2, 2)], "order")
+
+
+def test_checkpoint_digests_cover_keys_values_dtypes_and_shapes():
+    from kinema.training.checkpoint import digest
+
+    base = {"step": 3, "weights": {"a": torch.zeros(2, 3)}}
+    assert digest(base) == digest({"step": 3, "weights": {"a": torch.zeros(2, 3)}})
+    for other in ({"step": 3, "weights": {"b": torch.zeros(2, 3)}}, {"step": 4, "weights": {"a": torch.zeros(2, 3)}},
+                  {"step": 3, "weights": {"a": torch.zeros(3, 2)}}, {"step": 3, "weights": {"a": torch.zeros(2, 3, dtype=torch.float64)}},
+                  {"step": 3, "weights": {"a": torch.zeros(2, 3).index_fill_(1, torch.tensor([2]), 1e-30)}}):
+        assert digest(other) != digest(base), other
+
+
+def test_a_component_reference_is_relative_to_the_folder(tiny_model_dir, tmp_path, text_encoder):
+    import json
+    import shutil
+
+    from kinema.pipelines import load_pipeline
+
+    shutil.copytree(tiny_model_dir, tmp_path / "base")
+    (tmp_path / "variant").mkdir()
+    index = json.loads((tmp_path / "base" / "model_index.json").read_text())
+    index["components"]["denoiser"] = {"model": "../base", "component": "denoiser"}
+    (tmp_path / "variant" / "model_index.json").write_text(json.dumps(index))
+    cwd = os.getcwd()
+    try:
+        os.chdir(ROOT)  # "../base" must not be read from the working directory
+        out = load_pipeline(tmp_path / "variant", device="cpu", text_encoder=text_encoder)("a red circle", seed=0).frames
+    finally:
+        os.chdir(cwd)
+    assert np.array_equal(out, load_pipeline(tmp_path / "base", device="cpu", text_encoder=text_encoder)("a red circle", seed=0).frames)
+
+
+def test_a_rendered_manifest_gives_each_clip_its_own_labels(tmp_path):
+    import json
+
+    from kinema.data.render import render_dataset
+    from kinema.data.shapes import CaptionedShapes, parse_caption
+
+    render_dataset("shapes", tmp_path / "r", split="test", count=6, resolution=32, seed=3)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "manifest.jsonl").read_text().splitlines()]
+    ds = CaptionedShapes("test", num_samples=6, resolution=32, seed=3)
+    assert [row["file"] for row in rows] == [f"{i:04d}.mp4" for i in range(6)]
+    for i, row in enumerate(rows):
+        assert row["labels"] == ds.labels(i).to_dict() == parse_caption(row["caption"]), i
+        assert row["caption"] == ds.caption(i) and probe(tmp_path / "r" / row["file"]).provenance.prompt == row["caption"]
+    assert len({row["caption"] for row in rows}) > 1
+
+
+def test_the_first_noise_is_scaled_to_the_samplers_starting_sigma(text_encoder, monkeypatch):
+    from kinema.pipelines import text2video
+    from kinema.pipelines.text2video import make_scheduler, tiny_pipeline
+
+    pipe = tiny_pipeline(text_encoder)
+    first_inputs = []
+    make = text2video.make_scheduler
+
+    def recording(name, config):
+        scheduler = make(name, config)
+        step = scheduler.step
+        scheduler.step = lambda output, t, x, **kw: first_inputs.append(x.clone()) or step(output, t, x, **kw)
+        return scheduler
+
+    monkeypatch.setattr(text2video, "make_scheduler", recording)
+    pipe("a red circle", scheduler="euler", num_inference_steps=3, seed=9)
+    reference = make_scheduler("euler", pipe.settings.scheduler)
+    reference.set_timesteps(3)
+    assert reference.init_noise_sigma > 1.5  # Euler starts at sigma_max, not 1
+    noise = torch.randn((3, 4, 16, 16), generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(first_inputs[0][0], noise * reference.init_noise_sigma, atol=1e-5)
