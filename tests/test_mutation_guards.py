@@ -415,3 +415,108 @@ def test_the_first_noise_is_scaled_to_the_samplers_starting_sigma(text_encoder, 
     assert reference.init_noise_sigma > 1.5  # Euler starts at sigma_max, not 1
     noise = torch.randn((3, 4, 16, 16), generator=torch.Generator().manual_seed(9))
     assert torch.allclose(first_inputs[0][0], noise * reference.init_noise_sigma, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- objectives, against hand-computed losses
+
+
+def test_gan_loss_formulas():
+    import torch.nn.functional as F
+
+    from kinema.training.objectives.gan import d_fake, d_real, g_loss
+
+    logits = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0])
+    assert d_real(logits, "hinge").item() == pytest.approx((3 + 1.5 + 1 + 0.5 + 0) / 5)
+    assert d_fake(logits, "hinge").item() == pytest.approx((0 + 0.5 + 1 + 1.5 + 3) / 5)
+    assert g_loss(logits, "hinge").item() == pytest.approx(0.0)
+    assert g_loss(logits + 1, "hinge").item() == pytest.approx(-1.0)
+    assert d_real(logits, "non_saturating").item() == pytest.approx(F.softplus(-logits).mean().item())
+    assert d_fake(logits, "non_saturating").item() == pytest.approx(np.log1p(np.exp(logits.numpy())).mean())
+    assert g_loss(logits, "non_saturating").item() == pytest.approx(np.log1p(np.exp(-logits.numpy())).mean())
+
+
+class _FixedCritic(nn.Module):
+    """Image logits 0.5 on real clips and -0.25 on fakes; video logits 2 * those; ``score`` reads the pixels linearly."""
+
+    def __init__(self, score: float = 0.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.tensor(score))
+
+    def forward(self, videos, frame_index, **cond):
+        b = videos.shape[0] // 2
+        base = torch.cat([torch.full((b,), 0.5), torch.full((b,), -0.25)]) + self.weight * videos.sum(dim=(1, 2, 3, 4))
+        return base, 2 * base
+
+
+def test_gan_discriminator_and_generator_losses_are_weighted_sums():
+    from kinema.training import load_config
+    from kinema.training.objectives import get_family
+
+    config = load_config(ROOT / "configs" / "gan" / "tiny.yaml", ["objective.image_weight=0.3", "objective.video_weight=2.0"])
+    objective, dataset = get_family("gan").objective(config), get_family("gan").dataset(config)
+    objective.modules["discriminator"] = _FixedCritic()
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    out = objective.training_step(batch, 1, "discriminator")
+    image = (1 - 0.5) + (1 - 0.25)  # hinge: relu(1 - 0.5) + relu(1 + (-0.25))
+    video = max(0, 1 - 1.0) + (1 - 0.5)
+    assert out["image"].item() == pytest.approx(image) and out["video"].item() == pytest.approx(video)
+    assert out["loss"].item() == pytest.approx(0.3 * image + 2.0 * video)
+
+
+def test_r1_penalty_is_the_squared_gradient_norm_on_real_clips():
+    from kinema.training import load_config
+    from kinema.training.objectives import get_family
+
+    overrides = ["objective.r1_gamma=2.0", "objective.r1_every=4", "objective.image_weight=1.0", "objective.video_weight=1.0"]
+    config = load_config(ROOT / "configs" / "gan" / "tiny.yaml", overrides)
+    objective, dataset = get_family("gan").objective(config), get_family("gan").dataset(config)
+    objective.modules["discriminator"] = _FixedCritic(score=0.01)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+
+    def step(n):
+        torch.manual_seed(0)  # the same fakes in both calls
+        return objective.training_step(batch, n, "discriminator")
+
+    out, plain = step(4), step(3)  # step 4: an R1 step; step 3 is not (lazy R1, every 4th)
+    numel = batch["video"][0].numel()
+    # d(image + video score)/d(real) = 0.01 + 2 * 0.01 everywhere: |grad|^2 = 0.03^2 * numel per clip
+    assert out["r1"].item() == pytest.approx(0.03**2 * numel, rel=1e-5) and "r1" not in plain
+    # added as gamma / 2 * penalty, times the interval it stands for
+    assert out["loss"].item() - plain["loss"].item() == pytest.approx(2.0 / 2 * out["r1"].item() * 4, rel=1e-5)
+
+
+def test_diffusion_loss_is_the_v_prediction_error_on_replayed_draws(monkeypatch):
+    from kinema.training import load_config
+    from kinema.training.objectives import get_family
+
+    config = load_config(ROOT / "configs" / "diffusion" / "tiny.yaml", ["objective.text_dropout=0.5", "objective.image_conditioning=0.5"])
+    objective, dataset = get_family("diffusion").objective(config), get_family("diffusion").dataset(config)
+    seen = {}
+
+    class Recorder(nn.Module):
+        def forward(self, xt, t, tokens, mask, first, given):
+            seen.update(xt=xt, t=t, first=first, given=given, tokens=tokens)
+            return torch.zeros_like(xt)
+
+    objective.modules["model"] = Recorder()
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    torch.manual_seed(11)
+    loss = objective.training_step(batch, 0, "model")["loss"]
+    # replay the objective's draws in its order: caption dropout, first-frame flags, noise, timesteps
+    torch.manual_seed(11)
+    dropped = [bool(torch.rand(()) < 0.5) for _ in range(4)]
+    given = (torch.rand(4) < 0.5).float()
+    x0 = batch["video"]
+    noise = torch.randn_like(x0)
+    t = torch.randint(0, 1000, (4,))
+    alpha = objective.noise_scheduler.alphas_cumprod[t].view(4, 1, 1, 1, 1)
+    xt = alpha.sqrt() * x0 + (1 - alpha).sqrt() * noise
+    v = alpha.sqrt() * noise - (1 - alpha).sqrt() * x0
+    assert torch.equal(seen["t"], t) and torch.equal(seen["given"], given) and torch.equal(seen["first"], x0[:, :, 0])
+    assert torch.allclose(seen["xt"], xt, atol=1e-5)
+    assert loss.item() == pytest.approx(v.pow(2).mean().item(), rel=1e-5)  # the model predicted 0: the loss is |v|^2
+    empty = objective.text_encoder.encode([""]).tokens[0]
+    assert any(dropped) and not all(dropped)
+    for i, drop in enumerate(dropped):  # dropped captions reach the model as the empty prompt, the others do not
+        same = seen["tokens"].shape[1] >= empty.shape[0] and torch.allclose(seen["tokens"][i, : empty.shape[0]], empty, atol=1e-5)
+        assert same == drop, (i, drop)
