@@ -4,7 +4,7 @@ tests that cover that module, and count the runs that fail.
 Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
 each now guarded by tests/test_mutation_guards.py), "fresh" (others of the same kind, written after
 those tests, in io, training, pipelines, evaluation and the Shapes code; its misses then got tests
-too), "fresh-2" and "fresh-3" (each written after the misses of the one before got tests, and run
+too), "fresh-2", "fresh-3" and "fresh-4" (each written after the misses of the one before got tests, and run
 once against the suite as it stood). The copy lives in a
 temporary folder, so the working tree is never touched.
 
@@ -158,6 +158,34 @@ MUTATIONS = [
      "if self.step % t.checkpoint_every == 0:", "if (self.step - 1) % t.checkpoint_every == 0:", ["tests/test_training.py"]),
     ("noise-not-scaled-to-sigma", "fresh-3", "src/kinema/pipelines/text2video.py",
      "        x = x * scheduler.init_noise_sigma\n", "", ["tests/test_text2video.py"]),
+ # ---- fresh-4: written after fresh-3's misses and the objectives' exact tests
+    ("output-suffix-kept-wrong", "fresh-4", "src/kinema/pipelines/generate.py",
+     'out = out.with_suffix(f".{fmt}") if out.suffix else out.parent / f"{out.name}.{fmt}"', "pass",
+     ["tests/test_text2video.py", "tests/test_gan.py", "tests/test_cli.py"]),
+    ("training-seconds-count-pauses", "fresh-4", "src/kinema/training/logging.py",
+     'seconds += (row["step"] - previous) / row["steps_per_s"]', 'seconds += row["step"] / row["steps_per_s"]', ["tests/test_training.py"]),
+    ("caption-keys-without-prompt", "fresh-4", "src/kinema/data/video_folder.py",
+     '_CAPTION_KEYS = ("caption", "text", "prompt")', '_CAPTION_KEYS = ("caption", "text")', ["tests/test_video_folder.py"]),
+    ("audio-padded-at-the-start", "fresh-4", "src/kinema/io/audio.py",
+     "return np.pad(samples, ((0, 0), (0, missing)))", "return np.pad(samples, ((0, 0), (missing, 0)))", ["tests/test_io_audio.py"]),
+    ("unet-text-not-standardised", "fresh-4", "src/kinema/models/unet3d.py",
+     "text = (text_tokens - self.text_mean) / self.text_std", "text = text_tokens - self.text_mean", ["tests/test_unet3d.py", "tests/test_diffusion_training.py"]),
+    ("flicker-peaks-from-darkest", "fresh-4", "src/kinema/models/gan.py",
+     "peaks = light.flatten(3).topk(max(1, h * w // 256), dim=3).values.mean(dim=3)",
+     "peaks = light.flatten(3).topk(max(1, h * w // 256), dim=3, largest=False).values.mean(dim=3)", ["tests/test_gan.py"]),
+    ("option-bound-shown-open", "fresh-4", "src/kinema/pipelines/common.py",
+     'high = "" if self.high is None else f"<= {self.high:g}"', 'high = "" if self.high is None else f"< {self.high:g}"',
+     ["tests/test_pipeline_conformance.py", "tests/test_model_format.py", "tests/test_hostile_inputs.py"]),
+    ("int-option-rounds-silently", "fresh-4", "src/kinema/pipelines/common.py",
+     "            if float(value) != int(value):", "            if False:", ["tests/test_pipeline_conformance.py"]),
+    ("legacy-discriminator-ignored", "fresh-4", "src/kinema/hub.py",
+     "return legacy if self.legacy and legacy.is_file() else None", "return None", ["tests/test_gan.py", "tests/test_model_format.py"]),
+    ("run-model-preferred-when-stale", "fresh-4", "src/kinema/hub.py",
+     'if not checkpoints or folder.index.training.get("step", -1) >= checkpoints[-1][0]:', "if True:", ["tests/test_model_format.py"]),
+    ("threads-env-ignored", "fresh-4", "src/kinema/threads.py",
+     "    elif os.environ.get(ENV):", "    elif False:", ["tests/test_user_files.py"]),
+    ("demo-prompts-order-reversed", "fresh-4", "src/kinema/demo.py",
+     "results = generate_batch(list(enumerate(prompts)), out,", "results = generate_batch(list(enumerate(prompts[::-1])), out,", ["tests/test_text2video.py", "tests/test_cli.py"]),
 ]
 
 
@@ -196,7 +224,7 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "all"], default="all")
+    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "all"], default="all")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)

@@ -520,3 +520,79 @@ def test_diffusion_loss_is_the_v_prediction_error_on_replayed_draws(monkeypatch)
     for i, drop in enumerate(dropped):  # dropped captions reach the model as the empty prompt, the others do not
         same = seen["tokens"].shape[1] >= empty.shape[0] and torch.allclose(seen["tokens"][i, : empty.shape[0]], empty, atol=1e-5)
         assert same == drop, (i, drop)
+
+
+# ---------------------------------------------------------------------------- paths, logs, manifests, text statistics, folders
+
+
+def test_output_paths_take_the_format_from_the_flag_or_the_suffix():
+    from kinema.pipelines.generate import output_path
+
+    cases = {("clip", None): ("clip.mp4", "mp4"), ("clip.gif", None): ("clip.gif", "gif"), ("clip.mp4", "webm"): ("clip.webm", "webm"),
+             ("frames", "png"): ("frames", "png"), ("out/v1.2", "gif"): ("out/v1.gif", "gif"), ("clip.MP4", None): ("clip.MP4", "mp4")}
+    for (out, fmt), (path, chosen) in cases.items():
+        assert output_path(out, fmt) == (Path(path), chosen), (out, fmt)
+
+
+def test_training_seconds_add_up_logged_intervals_only(tmp_path):
+    import json
+
+    from kinema.training.logging import training_seconds
+
+    rows = [{"step": 10, "steps_per_s": 2.0}, {"step": 20, "steps_per_s": 5.0}, {"message": "resumed"}, {"step": 30, "steps_per_s": 10.0}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert training_seconds(tmp_path / "metrics.jsonl") == pytest.approx(5 + 2 + 1)
+    assert training_seconds(tmp_path / "metrics.jsonl", upto_step=20) == pytest.approx(7)
+
+
+@pytest.mark.parametrize("path_key,caption_key", [("file", "caption"), ("video", "text"), ("path", "prompt")])
+def test_video_folder_reads_every_manifest_column_name(tmp_path, path_key, caption_key):
+    import json
+
+    from kinema.data.video_folder import VideoFolder
+
+    write_video(tmp_path / "a.mp4", np.zeros((8, 16, 16, 3), np.uint8), fps=8)
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({path_key: "a.mp4", caption_key: "a red ball"}) + "\n")
+    assert VideoFolder(tmp_path, num_frames=4, size=16)[0]["caption"] == "a red ball"
+
+
+def test_the_denoiser_standardises_text_with_its_statistics():
+    from kinema.models.unet3d import VideoUNet, VideoUNetConfig
+
+    torch.manual_seed(0)
+    unet = VideoUNet(VideoUNetConfig(sample_size=16, num_frames=4, channels=(16, 32), blocks_per_level=1, attention_levels=(1,),
+                                     attention_head_dim=16, text_queries=2, groups=4)).eval()
+    for p in unet.parameters():
+        nn.init.normal_(p, std=0.05)
+    x, t = torch.randn(1, 3, 4, 16, 16), torch.tensor([500])
+    tokens, mask = torch.randn(1, 5, 384), torch.ones(1, 5, dtype=torch.bool)
+    mean, std = torch.randn(384), torch.rand(384) + 0.5
+    plain = unet(x, t, tokens, mask)
+    unet.set_text_statistics(mean, std)
+    # tokens moved and scaled by the statistics read the same once standardised
+    assert torch.allclose(unet(x, t, tokens * std + mean, mask), plain, atol=1e-5)
+
+
+def test_format_0_folders_keep_their_fine_tuning_files(tmp_path):
+    import json
+
+    from kinema.hub import open_model
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_class": "VideoGenerator"}))
+    (tmp_path / "pipeline.json").write_text("{}")
+    (tmp_path / "discriminator.safetensors").write_bytes(b"x")
+    old = open_model(tmp_path)
+    assert old.legacy and old.fine_tuning_file("discriminator") == tmp_path / "discriminator.safetensors"
+    assert old.fine_tuning_file("other") is None
+
+
+def test_a_run_trained_past_its_export_gives_its_newest_checkpoint(tmp_path):
+    from kinema.hub import open_model
+    from kinema.training import train
+
+    toy = ROOT / "configs" / "toy" / "tiny.yaml"
+    run = train(toy, ["train.max_steps=6", "train.checkpoint_every=3"], out=tmp_path / "run")
+    assert open_model(run).index.training["step"] == 6 and open_model(run).path == run / "model"
+    train(toy, ["train.max_steps=12", "train.checkpoint_every=3"], out=run, resume="auto", until_step=9)
+    newer = open_model(run)
+    assert newer.index.training["step"] == 9 and newer.path != run / "model"  # the checkpoint, not the stale export
