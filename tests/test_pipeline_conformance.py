@@ -126,7 +126,7 @@ def test_bad_values_are_refused_before_any_work(pipe):
                 with pytest.raises(ValueError, match=option.name):
                     call(pipe, 1, **{option.name: value})
         for seed in (-1, 2**64, 1.5):
-            with pytest.raises(ValueError, match="seed must be a whole number"):
+            with pytest.raises(ValueError, match=r"seed \(--seed\) must be a whole number from 0"):
                 call(pipe, 1, seed=seed)
     finally:
         for h in hook:

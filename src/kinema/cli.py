@@ -33,7 +33,6 @@ app = typer.Typer(
 )
 console = Console(soft_wrap=True)  # long paths in messages stay whole, copy-pasteable
 DEBUG_ENV = "KINEMA_DEBUG"
-MAX_SEED = 2**63 - 1 - 100_000  # seed + clip index stays a valid torch seed
 _debug = False
 
 
@@ -91,7 +90,7 @@ def _threads_option():
 
 
 def _seed_option(help: str = "Random seed: the same seed gives the same frames; clip i of a batch uses seed + i."):
-    return typer.Option(0, "--seed", min=0, max=MAX_SEED, help=help)
+    return typer.Option(0, "--seed", min=0, help=help)  # the pipelines check the upper end (kinema.pipelines.common.check_seed)
 
 
 def _threads(threads: int | None) -> None:

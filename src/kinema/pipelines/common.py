@@ -66,18 +66,20 @@ class Option:
     def flag(self) -> str:
         return "--" + (self.alias or self.name).replace("_", "-")
 
-    def describe(self) -> str:
+    def allowed(self) -> str:
+        """The values it takes, in words: "one of a, b", ">= 1 and <= 1000", "a str"."""
         if self.choices:
-            allowed = "one of " + ", ".join(self.choices)
-        elif self.low is not None or self.high is not None:
-            low = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
-            high = "" if self.high is None else f"<= {self.high:g}"
-            allowed = " and ".join(p for p in (low, high) if p)
-        else:
-            allowed = f"a {self.type.__name__}"
+            return "one of " + ", ".join(self.choices)
+        if self.low is None and self.high is None:
+            return f"a {self.type.__name__}"
+        low = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
+        high = "" if self.high is None else f"<= {self.high:g}"
+        return " and ".join(p for p in (low, high) if p)
+
+    def describe(self) -> str:
         default = "" if self.default is None else f", default {self.default!r}"
         image = ", with --image only" if self.needs_image else ""
-        return f"{self.name} ({self.flag}): {allowed}{default}{image}"
+        return f"{self.name} ({self.flag}): {self.allowed()}{default}{image}"
 
     def check(self, value: Any) -> Any:
         """The value as this option's type, or a ValueError naming the option and what it allows."""
@@ -101,7 +103,7 @@ class Option:
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and value > self.high
         if too_low or too_high:
-            raise ValueError(f"{name} must be {self.describe().split(': ', 1)[1].split(',')[0]}, got {value:g}")
+            raise ValueError(f"{name} must be {self.allowed()}, got {value:g}")
         return value
 
 
@@ -241,6 +243,13 @@ def paste_first_frame(video: torch.Tensor, image: np.ndarray | torch.Tensor) -> 
     return video
 
 
+def check_seed(seed: Any) -> int:
+    """A seed as an int, or a ValueError: a whole number from 0 to MAX_SEED (seed + clip index stays a torch seed)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"seed (--seed) must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
 def clip_generators(count: int, seed: int | None, generator: torch.Generator | Sequence[torch.Generator] | None) -> tuple[list[torch.Generator], list[int | None]]:
     """One CPU generator per clip, and the seed of each: clip i of a call with ``seed`` S uses S + i.
 
@@ -256,11 +265,8 @@ def clip_generators(count: int, seed: int | None, generator: torch.Generator | S
         if len(generators) != count:
             raise ValueError(f"give one generator per clip ({count}), got {len(generators)}")
         return generators, [None] * count
-    if seed is None:
-        seed = int(torch.randint(0, 2**31 - 1, ()).item())
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {seed!r}")
-    seeds = [int(seed) + i for i in range(count)]
+    seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else check_seed(seed)
+    seeds = [seed + i for i in range(count)]
     return [torch.Generator().manual_seed(s) for s in seeds], list(seeds)
 
 

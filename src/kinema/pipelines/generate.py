@@ -24,7 +24,7 @@ from kinema.hub import DEFAULT_MODEL, open_model
 from kinema.io import Provenance, read_video, write_video
 from kinema.io.image import read_image
 from kinema.pipelines import contract_of, load_pipeline
-from kinema.pipelines.common import Callback, VideoPipeline
+from kinema.pipelines.common import Callback, VideoPipeline, check_seed
 
 FORMATS = ("mp4", "webm", "gif", "png")
 
@@ -144,6 +144,7 @@ def generate(
     guidance_scale (or guidance), num_frames (or frames), fps. ``progress``: a step callback, True or
     False for a terminal progress bar (default: when stderr is a terminal).
     """
+    check_seed(seed)
     path = fmt = None
     if out is not None:
         path, fmt = output_path(out, format)
@@ -215,6 +216,7 @@ def generate_batch(
     ``skip_existing``: a clip already in ``out_dir`` is kept (read back, not regenerated), so an
     interrupted batch continues where it stopped; each clip is written whole or not at all.
     """
+    check_seed(seed)
     if skip_existing and overwrite:
         raise ValueError("give --skip-existing (keep the clips there) or --overwrite (replace them), not both")
     if (prompts is None) == (count is None):
