@@ -4,7 +4,7 @@ tests that cover that module, and count the runs that fail.
 Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
 each now guarded by tests/test_mutation_guards.py), "fresh" (others of the same kind, written after
 those tests, in io, training, pipelines, evaluation and the Shapes code; its misses then got tests
-too), "fresh-2", "fresh-3" and "fresh-4" (each written after the misses of the one before got tests, and run
+too), "fresh-2" to "fresh-5" (each written after the misses of the one before got tests, and run
 once against the suite as it stood). The copy lives in a
 temporary folder, so the working tree is never touched.
 
@@ -73,7 +73,7 @@ MUTATIONS = [
     ("flicker-absolute-dropped", "fresh", "src/kinema/evaluation/metrics.py",
      "mad = np.abs(x[1:] - x[:-1]).mean(axis=(1, 2, 3))", "mad = (x[1:] - x[:-1]).mean(axis=(1, 2, 3))", ["tests/test_evaluation_metrics.py", "tests/test_evaluation.py"]),
     ("seed-rule-off-by-one", "fresh", "src/kinema/pipelines/common.py",
-     "seeds = [int(seed) + i for i in range(count)]", "seeds = [int(seed) + i + 1 for i in range(count)]",
+     "seeds = [seed + i for i in range(count)]", "seeds = [seed + i + 1 for i in range(count)]",
      ["tests/test_pipeline_conformance.py", "tests/test_model_format.py"]),
     ("paste-first-frame-forgotten", "fresh", "src/kinema/pipelines/common.py",
      "    video[:, :, 0] = first.to(video.device, video.dtype)\n", "", ["tests/test_pipeline_conformance.py"]),
@@ -186,6 +186,34 @@ MUTATIONS = [
      "    elif os.environ.get(ENV):", "    elif False:", ["tests/test_user_files.py"]),
     ("demo-prompts-order-reversed", "fresh-4", "src/kinema/demo.py",
      "results = generate_batch(list(enumerate(prompts)), out,", "results = generate_batch(list(enumerate(prompts[::-1])), out,", ["tests/test_text2video.py", "tests/test_cli.py"]),
+ # ---- fresh-5: written after fresh-4's misses got their tests
+    ("closest-prompt-is-farthest", "fresh-5", "src/kinema/models/text.py",
+     "best = sims.max(dim=1)", "best = sims.min(dim=1)", ["tests/test_text_encoder.py", "tests/test_text2video.py"]),
+    ("pooled-not-normalised", "fresh-5", "src/kinema/models/text.py",
+     "out.append((h, F.normalize(h.mean(dim=0), dim=0)))", "out.append((h, h.mean(dim=0)))", ["tests/test_text_encoder.py"]),
+    ("class-index-off-by-one", "fresh-5", "src/kinema/pipelines/gan.py",
+     "self.settings.class_names.index(p.strip()) for p in prompts", "(self.settings.class_names.index(p.strip()) + 1) % len(self.settings.class_names) for p in prompts",
+     ["tests/test_gan.py"]),
+    ("caption-sample-one-short", "fresh-5", "src/kinema/data/captions.py",
+     "return [dataset.caption(i) for i in range(min(max(count, 1), len(dataset)))]", "return [dataset.caption(i) for i in range(min(max(count - 1, 1), len(dataset)))]",
+     ["tests/test_diffusion_training.py", "tests/test_gan.py"]),
+    ("card-summary-is-the-heading", "fresh-5", "src/kinema/hub.py",
+     'paragraphs = [p.strip() for p in self.card.split("\\n\\n") if p.strip() and not p.lstrip().startswith("#")]',
+     'paragraphs = [p.strip() for p in self.card.split("\\n\\n") if p.strip()]', ["tests/test_model_format.py", "tests/test_cli.py"]),
+    ("int-config-takes-floats", "fresh-5", "src/kinema/training/config.py",
+     "        if isinstance(value, int) and not isinstance(value, bool):\n            return value\n        raise _wrong_type(tp, value, key)\n    if tp is float:",
+     "        if isinstance(value, (int, float)) and not isinstance(value, bool):\n            return int(value)\n        raise _wrong_type(tp, value, key)\n    if tp is float:",
+     ["tests/test_training_config.py"]),
+    ("float-config-takes-nan", "fresh-5", "src/kinema/training/config.py",
+     "            if not math.isfinite(value):\n                raise _error(key", "            if False:\n                raise _error(key", ["tests/test_training_config.py"]),
+    ("relative-variation-no-std", "fresh-5", "src/kinema/models/gan.py",
+     "return torch.cat([series.std(dim=2) / level, series.diff(dim=2).abs().mean(dim=2) / level], dim=1)",
+     "return torch.cat([series.diff(dim=2).abs().mean(dim=2) / level, series.diff(dim=2).abs().mean(dim=2) / level], dim=1)", ["tests/test_gan.py"]),
+    ("rgba-image-keeps-alpha", "fresh-5", "src/kinema/io/image.py",
+     'return np.asarray(img.convert("RGB"))', "return np.asarray(img)", ["tests/test_text2video.py", "tests/test_io_video.py"]),
+    ("shards-overlap", "fresh-5", "src/kinema/training/sampler.py",
+     "lo, hi = self.process_index * self.per_process, (self.process_index + 1) * self.per_process", "lo, hi = 0, self.per_process",
+     ["tests/test_training_config.py", "tests/test_training.py"]),
 ]
 
 
@@ -224,7 +252,7 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "all"], default="all")
+    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "all"], default="all")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)

@@ -596,3 +596,83 @@ def test_a_run_trained_past_its_export_gives_its_newest_checkpoint(tmp_path):
     train(toy, ["train.max_steps=12", "train.checkpoint_every=3"], out=run, resume="auto", until_step=9)
     newer = open_model(run)
     assert newer.index.training["step"] == 9 and newer.path != run / "model"  # the checkpoint, not the stale export
+
+
+# ---------------------------------------------------------------------------- classes, caption samples, cards, config types
+
+
+def test_class_prompts_select_their_class_index():
+    from kinema.pipelines.gan import tiny_pipeline
+
+    pipe = tiny_pipeline(condition="class")  # classes "left" (0) and "right" (1)
+    assert pipe.encode_prompts(["right", "left", " right "])["labels"].tolist() == [1, 0, 1]
+    content, noise = pipe.sample_latents(4, [torch.Generator().manual_seed(3)])
+    with torch.no_grad():
+        expected = pipe.generator(content, noise, labels=torch.tensor([1]))
+    frames = pipe("right", seed=3).frames[0]
+    from kinema.pipelines.common import resize_video, to_uint8
+
+    assert np.array_equal(frames, to_uint8(resize_video(expected, (32, 32)))[0])
+
+
+def test_caption_samples_have_the_asked_length():
+    from kinema.data.captions import caption_sample
+    from kinema.data.shapes import CaptionedShapes
+
+    ds = CaptionedShapes("train", num_samples=50, seed=1)
+    assert caption_sample(ds, 7) == [ds.caption(i) for i in range(7)]
+    assert len(caption_sample(ds, 500)) == 50 and len(caption_sample(ds, 0)) == 1
+
+
+def test_a_cards_summary_is_its_first_paragraph_after_the_headings(tmp_path):
+    import json
+
+    from kinema.hub import ModelIndex, open_model
+
+    (tmp_path / "m").mkdir()
+    ModelIndex(pipeline=None, purpose="evaluation").write(tmp_path / "m")
+    (tmp_path / "m" / "MODEL_CARD.md").write_text("# shapes-x\n\nA small model\nthat draws shapes.\n\n## Training\n\nOther text.\n")
+    assert open_model(tmp_path / "m").summary == "A small model that draws shapes."
+    assert json.loads((tmp_path / "m" / "model_index.json").read_text())["purpose"] == "evaluation"
+
+
+def test_config_values_keep_their_types():
+    from kinema.training import ConfigError, load_config
+
+    toy = ROOT / "configs" / "toy" / "tiny.yaml"
+    assert load_config(toy, ["train.max_steps=10"]).train.max_steps == 10
+    assert load_config(toy, ["train.lr=1"]).train.lr == 1.0 and isinstance(load_config(toy, ["train.lr=1"]).train.lr, float)
+    for bad in ("train.max_steps=10.5", "train.max_steps=true", "train.lr=.nan", "train.lr=.inf", "train.lr=fast"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            load_config(toy, [bad])
+
+
+def test_flicker_statistics_against_numpy():
+    from kinema.models.gan import flicker_statistics
+
+    rng = np.random.default_rng(0)
+    video = torch.from_numpy(rng.uniform(-1, 1, (2, 3, 5, 16, 16)).astype(np.float32))
+    light = video.numpy().astype(np.float64) + 1
+    k = 16 * 16 // 256
+    peaks = np.sort(light.reshape(2, 3, 5, -1), axis=-1)[..., -k:].mean(axis=-1)  # (b, c, f)
+    means = light.mean(axis=(3, 4))
+
+    def variation(series):
+        level = np.maximum(series.mean(axis=2), 1e-3)
+        return np.concatenate([series.std(axis=2, ddof=1) / level, np.abs(np.diff(series, axis=2)).mean(axis=2) / level], axis=1)
+
+    expected = np.concatenate([np.log(variation(peaks) + 1e-3), np.log(variation(means) + 0.02)], axis=1)
+    assert np.allclose(flicker_statistics(video).numpy(), expected, atol=1e-5)
+
+
+def test_images_with_alpha_or_one_channel_read_as_rgb(tmp_path):
+    from PIL import Image
+
+    from kinema.io.image import read_image
+
+    rgba = np.zeros((6, 5, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 17
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    assert read_image(tmp_path / "a.png").shape == (6, 5, 3) and (read_image(tmp_path / "a.png") == (200, 0, 0)).all()
+    Image.fromarray(np.full((6, 5), 90, np.uint8), "L").save(tmp_path / "g.png")
+    assert (read_image(tmp_path / "g.png") == 90).all() and read_image(tmp_path / "g.png").shape == (6, 5, 3)
