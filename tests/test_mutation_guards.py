@@ -676,3 +676,48 @@ def test_images_with_alpha_or_one_channel_read_as_rgb(tmp_path):
     assert read_image(tmp_path / "a.png").shape == (6, 5, 3) and (read_image(tmp_path / "a.png") == (200, 0, 0)).all()
     Image.fromarray(np.full((6, 5), 90, np.uint8), "L").save(tmp_path / "g.png")
     assert (read_image(tmp_path / "g.png") == 90).all() and read_image(tmp_path / "g.png").shape == (6, 5, 3)
+
+
+# ---------------------------------------------------------------------------- captions, embeddings, report rows
+
+
+def test_every_caption_phrasing_names_every_attribute_it_was_made_from():
+    from kinema.data.shapes import HELDOUT_PAIRS, SEEN_PAIRS, SIZES, SPEEDS, DIRECTIONS, ShapesLabels, canonical_captions, parse_caption, varied_caption
+
+    captions = canonical_captions()
+    assert len(captions) == len(set(captions)) == len(SEEN_PAIRS) * len(SIZES) * len(DIRECTIONS) * len(SPEEDS)
+    assert not set(canonical_captions(sorted(HELDOUT_PAIRS))) & set(captions)
+    rng = np.random.default_rng(0)
+    for caption in captions:
+        labels = ShapesLabels(**parse_caption(caption))
+        assert labels.caption() == caption
+        for _ in range(4):  # other wordings of the same clip read back to the same labels
+            assert parse_caption(varied_caption(labels, rng)) == labels.to_dict()
+
+
+def test_timestep_embedding_formula():
+    import math
+
+    from kinema.models.unet3d import timestep_embedding
+
+    t = torch.tensor([0.0, 1.0, 500.0])
+    emb = timestep_embedding(t, 8)
+    freqs = torch.tensor([math.exp(-math.log(10_000) * i / 4) for i in range(4)])
+    expected = torch.cat([torch.cos(t[:, None] * freqs), torch.sin(t[:, None] * freqs)], dim=1)
+    assert emb.shape == (3, 8) and torch.allclose(emb, expected, atol=1e-5)
+
+
+def test_report_rows_show_the_values_they_are_given():
+    from kinema.evaluation.report import summary_rows
+
+    report = {"metrics": {
+        "psnr": {"mean": 31.2345, "identical_frames": 2},
+        "ssim": {"mean": 0.912345},
+        "flicker": {"fake": 0.98765, "real": 0.99912},
+        "acd": {"fake": {"acd": 1.23456, "num_measured": 7, "num_videos": 8}, "real": {"acd": 0.0}},
+    }}
+    rows = {row[0].split(" (")[0]: row[1:] for row in summary_rows(report)}
+    assert rows["PSNR"] == ("31.23", "", "2 identical frames left out of the mean")
+    assert rows["SSIM"][0] == "0.9123"
+    assert rows["Temporal flicker"][:2] == ("0.9877", "0.9991")
+    assert rows["ACD"] == ("1.235", "0.000", "measured on 7/8 generated videos")
