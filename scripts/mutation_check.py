@@ -4,7 +4,7 @@ tests that cover that module, and count the runs that fail.
 Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
 each now guarded by tests/test_mutation_guards.py), "fresh" (others of the same kind, written after
 those tests, in io, training, pipelines, evaluation and the Shapes code; its misses then got tests
-too), "fresh-2" to "fresh-5" (each written after the misses of the one before got tests, and run
+too), "fresh-2" to "fresh-6" (each written after the misses of the one before got tests, and run
 once against the suite as it stood). The copy lives in a
 temporary folder, so the working tree is never touched.
 
@@ -214,6 +214,33 @@ MUTATIONS = [
     ("shards-overlap", "fresh-5", "src/kinema/training/sampler.py",
      "lo, hi = self.process_index * self.per_process, (self.process_index + 1) * self.per_process", "lo, hi = 0, self.per_process",
      ["tests/test_training_config.py", "tests/test_training.py"]),
+ # ---- fresh-6: written after fresh-5's misses got their tests
+    ("accumulation-sums-losses", "fresh-6", "src/kinema/training/trainer.py",
+     'self.accelerator.backward(losses["loss"] / accumulation if accumulation > 1 else losses["loss"])', 'self.accelerator.backward(losses["loss"])',
+     ["tests/test_training.py", "tests/test_training_config.py"]),
+    ("logged-loss-not-averaged", "fresh-6", "src/kinema/training/trainer.py",
+     "value = value.detach().float() / accumulation if accumulation > 1 else value.detach().float()", "value = value.detach().float()",
+     ["tests/test_training.py", "tests/test_training_config.py"]),
+    ("clip-stride-ignored", "fresh-6", "src/kinema/io/video.py",
+     "yield start + (j * stride if step is None else math.floor(j * step + 0.5))", "yield start + (j if step is None else math.floor(j * step + 0.5))",
+     ["tests/test_io_video.py", "tests/test_video_folder.py"]),
+    ("clip-fps-step-truncates", "fresh-6", "src/kinema/io/video.py",
+     "yield start + (j * stride if step is None else math.floor(j * step + 0.5))", "yield start + (j * stride if step is None else math.floor(j * step))",
+     ["tests/test_io_video.py", "tests/test_video_folder.py"]),
+    ("soundtrack-length-in-frames", "fresh-6", "src/kinema/io/audio.py",
+     "return fit_audio_length(samples, round(duration * MUX_SAMPLE_RATE))", "return fit_audio_length(samples, round(duration * 1000))", ["tests/test_io_audio.py"]),
+    ("numpy-rng-not-restored", "fresh-6", "src/kinema/training/checkpoint.py",
+     "    np.random.set_state(", "    (lambda state: None)(", ["tests/test_training.py", "tests/test_training_config.py"]),
+    ("timestep-embedding-swapped", "fresh-6", "src/kinema/models/unet3d.py",
+     "return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)", "return torch.cat([torch.sin(args), torch.cos(args)], dim=-1)", ["tests/test_unet3d.py"]),
+    ("hub-size-counts-one-file", "fresh-6", "src/kinema/hub.py",
+     'return sum(p.stat().st_size for p in self.path.rglob("*.safetensors"))', 'return sum(p.stat().st_size for p in self.path.glob("*.safetensors"))',
+     ["tests/test_model_format.py", "tests/test_cli.py"]),
+    ("contract-prompt-optional-without-image", "fresh-6", "src/kinema/pipelines/text2video.py",
+     'prompt="optional" if cfg.image_conditioning else "required",', 'prompt="optional",', ["tests/test_text2video.py"]),
+    ("gan-frames-not-resized", "fresh-6", "src/kinema/pipelines/gan.py",
+     'video = resize_video(self.generator(content, noise, **cond).float(), (options["height"], options["width"]))',
+     "video = self.generator(content, noise, **cond).float()", ["tests/test_gan.py"]),
 ]
 
 
@@ -252,7 +279,7 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "all"], default="all")
+    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6", "all"], default="all")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)
