@@ -23,7 +23,7 @@ def test_version():
     assert kinema.__version__ in invoke("--version")
 
 
-@pytest.mark.parametrize("command", [["info"], ["check"], ["demo"], ["train"], ["evaluate"], ["export"], ["generate"], ["models"], ["dataset", "render"]])
+@pytest.mark.parametrize("command", [["info"], ["check"], ["demo"], ["train"], ["evaluate"], ["export"], ["generate"], ["models"], ["dataset", "render"], ["reconstruct"], ["interpolate"]])
 def test_every_command_help_shows_an_example(command):
     assert "Example" in invoke(*command, "--help")
 

@@ -99,6 +99,14 @@ CASES = [
     ("evaluate-existing-report", "evaluate --real {s}/clips --fake {s}/clips --metrics psnr --out {s}/report", "report.json already exists"),
     ("evaluate-model-without-prompts", "evaluate --real {s}/clips --model {model}", "--prompts"),
     ("evaluate-prompts-binary", "evaluate --real {s}/clips --model {model} --prompts {s}/binary.bin", "binary.bin"),
+    # reconstruct, interpolate (the shipped autoencoder, or a generator that is not one)
+    ("reconstruct-missing", "reconstruct {s}/nowhere.mp4 -o {s}/new.mp4", "nowhere.mp4"),
+    ("reconstruct-truncated", "reconstruct {s}/truncated.mp4 -o {s}/new.mp4", "truncated.mp4"),
+    ("reconstruct-existing-output", "reconstruct {s}/existing.mp4 -o {s}/existing.mp4", "existing.mp4 already exists"),
+    ("reconstruct-not-an-autoencoder", "reconstruct {s}/existing.mp4 -o {s}/new.mp4 --model {model}", "not an autoencoder"),
+    ("interpolate-frames-1", "interpolate {s}/existing.mp4 {s}/existing.mp4 --frames 1 -o {s}/new.mp4", "--frames"),
+    ("interpolate-fps-nan", "interpolate {s}/existing.mp4 {s}/existing.mp4 --fps nan -o {s}/new.mp4", "--fps"),
+    ("interpolate-binary", "interpolate {s}/binary.bin {s}/existing.mp4 -o {s}/new.mp4", "binary.bin"),
     # demo, export, models
     ("demo-existing-files", "demo --out {s}/demo --model {model}", "0000.mp4 already exists"),
     ("demo-out-is-a-file", "demo --out {s}/binary.bin --model {model}", "binary.bin is a file"),

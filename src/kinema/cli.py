@@ -186,6 +186,55 @@ def generate(
 
 
 @command(app)
+def reconstruct(
+    video: Path = typer.Argument(..., help="A video file or a folder of PNG frames."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (a folder for --format png)."),
+    model: str = typer.Option("shapes-vae", "--model", help="An autoencoder: built-in name, model folder or training run folder."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="mp4, webm, gif or png (default: from the suffix)."),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps."),
+    threads: Optional[int] = _threads_option(),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Encode a video into the autoencoder's latent space and decode it back (other sizes are resized, with a note).
+
+    Example: `kinema reconstruct clip.mp4 --model shapes-vae -o clip_vae.mp4`
+    """
+    from kinema.pipelines.autoencoder import reconstruct as run
+
+    _threads(threads)
+    result = run(video, out, model=model, format=fmt, overwrite=overwrite, device=device)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    console.print(f"wrote {result.path}: {len(result.frames)} frames, PSNR {result.psnr:.2f} dB against the input, {result.seconds:.2f} s")
+
+
+@command(app)
+def interpolate(
+    a: Path = typer.Argument(..., help="Where the transition starts: a video (its last frame) or an image."),
+    b: Path = typer.Argument(..., help="Where it ends: a video (its first frame) or an image."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file (a folder for --format png)."),
+    frames: int = typer.Option(16, "--frames", min=2, max=10_000, help="Frames of the transition, both ends included."),
+    fps: Optional[float] = typer.Option(None, "--fps", callback=_positive, help="Frame rate (default: the model's)."),
+    model: str = typer.Option("shapes-vae", "--model", help="An autoencoder: built-in name, model folder or training run folder."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="mp4, webm, gif or png (default: from the suffix)."),
+    device: str = typer.Option("auto", "--device", help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps."),
+    threads: Optional[int] = _threads_option(),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Transition frames from A to B through the autoencoder's latent space.
+
+    Example: `kinema interpolate shot1.mp4 shot2.mp4 --frames 12 -o transition.mp4`
+    """
+    from kinema.pipelines.autoencoder import interpolate as run
+
+    _threads(threads)
+    result = run(a, b, out, frames=frames, fps=fps, model=model, format=fmt, overwrite=overwrite, device=device)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
+    console.print(f"wrote {result.path}: {len(result.frames)} frames, {result.seconds:.2f} s")
+
+
+@command(app)
 def models(name: Optional[str] = typer.Argument(None, help="Show this model's kind, options and full card (a built-in name or a model folder).")) -> None:
     """List the built-in models: kind, what each takes, size and card summary.
 

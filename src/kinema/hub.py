@@ -13,7 +13,8 @@ model_index.json, in the spirit of diffusers' file of the same name::
       "_kinema_version": "0.2.0",
       "format": 1,
       "pipeline": "diffusion",                     # the registered pipeline that drives it; null: not a generator
-      "purpose": "generation",                     # or "evaluation" (a judge such as the Shapes classifier)
+      "purpose": "generation",                     # or "autoencoder" (reconstruct, interpolate; a latent model's
+                                                   # frozen component) or "evaluation" (a judge, e.g. the Shapes classifier)
       "components": {
         "denoiser": "denoiser",                    # a subfolder of this folder
         "vae": {"model": "shapes-vae", "component": "vae"}   # or a frozen component of another model (built-in or path)
@@ -46,7 +47,7 @@ CARD_NAME = "MODEL_CARD.md"
 INDEX_NAME = "model_index.json"
 LEGACY_SETTINGS_NAME = "pipeline.json"  # format 0: the settings beside a single network
 FORMAT_VERSION = 1
-PURPOSES = ("generation", "evaluation", "test")
+PURPOSES = ("generation", "autoencoder", "evaluation", "test")
 LEGACY_COMPONENT = "model"  # the one component of a format-0 folder, before the registry names it
 
 

@@ -37,7 +37,7 @@ class Registration:
 
 
 _PIPELINES: dict[str, Registration] = {}
-_SKIP = {"common", "generate"}  # modules of this package that hold no pipeline
+_SKIP = {"common", "generate", "autoencoder"}  # modules of this package that register no generation pipeline
 
 
 def register(registration: Registration) -> Registration:
@@ -89,6 +89,8 @@ def contract_of(folder: ModelFolder):
 
 def describe_model(folder: ModelFolder) -> tuple[str, str, list[str]]:
     """(kind, what it takes, one line per option) of an opened model, for `kinema models` and the studio."""
+    if not folder.legacy and folder.index.purpose == "autoencoder":
+        return "autoencoder", "a video (kinema reconstruct) or two frames (kinema interpolate)", []
     if not folder.legacy and folder.index.purpose != "generation":
         return f"{folder.index.purpose}-only", "not for generation", []
     contract = contract_of(folder)

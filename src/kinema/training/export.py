@@ -74,7 +74,7 @@ def write_model_folder(
             save_file({k: v.detach().to(torch.float16).contiguous() for k, v in module.state_dict().items()}, str(tmp / f"{name}.safetensors"))
         ModelIndex(
             pipeline=pipeline[0] if pipeline else None,
-            purpose="generation" if pipeline else "test",
+            purpose=objective.purpose or ("generation" if pipeline and pipeline[0] else "test"),
             components={name: name for name in components},
             settings=pipeline[1].to_dict() if pipeline else {},
             training=training,

@@ -38,12 +38,15 @@ class Objective:
     - `export_components()` names the networks of the exported model folder (docs/model_format.md),
       each written by its `save_pretrained(dir)` as dir/config.json + model.safetensors at the end of
       the run (from EMA weights when EMA is on); `export_pipeline()` gives the registered pipeline
-      that drives them and its sampling settings (None: not a generator);
+      that drives them and its settings (the name None for a folder no generation pipeline drives,
+      e.g. an autoencoder; None altogether for neither);
       `fine_tuning_modules()` (optional) names the other modules a fine-tune should start from (a
       GAN's discriminator): exported as NAME.safetensors (float16) and loaded by train.init_from.
     """
 
     modules: dict[str, nn.Module]
+    # what the exported folder is for (model_index.json "purpose"); None: "generation" with a pipeline, else "test"
+    purpose: str | None = None
     # modules whose weights get an EMA copy; None means every module that an optimizer trains
     ema_modules: tuple[str, ...] | None = None
 
@@ -64,8 +67,8 @@ class Objective:
         """The networks of the exported model folder by component name (a subfolder each)."""
         return {"model": self.modules["model"]}
 
-    def export_pipeline(self) -> tuple[str, Any] | None:
-        """(registered pipeline name, its settings dataclass) for model_index.json; None: not a generator."""
+    def export_pipeline(self) -> tuple[str | None, Any] | None:
+        """(registered pipeline name or None, its settings dataclass) for model_index.json; None: neither."""
         return None
 
     def fine_tuning_modules(self) -> dict[str, nn.Module]:

@@ -128,6 +128,14 @@ class VAEObjective(Objective):
             metrics = {"l1": l1.detach(), "mse": mse.detach(), "kl": kl.detach(), "psnr": psnr(reconstruction, x), "latent_std": posterior.mean.detach().std()}
         return {"loss": loss, **metrics}
 
+    purpose = "autoencoder"  # kinema reconstruct / interpolate, and the frozen component of a latent model
+
+    def export_pipeline(self) -> tuple[None, Any]:
+        """No generation pipeline; the settings kinema reconstruct / interpolate read."""
+        from kinema.pipelines.autoencoder import AutoencoderSettings
+
+        return None, AutoencoderSettings(resolution=self.config.data.resolution)
+
     def export_components(self) -> dict[str, torch.nn.Module]:
         """The model folder holds one component, "vae" (a latent model's folder can point at it)."""
         return {"vae": self.modules["model"]}

@@ -1,0 +1,104 @@
+"""kinema reconstruct / interpolate on a tiny random video VAE saved as an autoencoder model folder."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kinema.cli import app
+from kinema.io import probe, read_video, write_video
+from kinema.io.image import write_image
+from kinema.pipelines.autoencoder import AutoencoderPipeline, save_autoencoder, tiny_autoencoder
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def vae_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    return save_autoencoder(tiny_autoencoder(resolution=16), tmp_path_factory.mktemp("vae") / "tiny-vae")
+
+
+@pytest.fixture
+def clip(tmp_path):
+    frames = np.zeros((5, 16, 16, 3), np.uint8)
+    for t in range(5):
+        frames[t, 4:10, 2 + t : 8 + t] = (255, 0, 0)
+    write_video(tmp_path / "clip.mp4", frames, fps=8, pix_fmt="yuv444p")
+    return tmp_path / "clip.mp4"
+
+
+def test_reconstruct_matches_the_autoencoder_and_says_what_it_resized(vae_dir, clip, tmp_path):
+    pipe = AutoencoderPipeline.from_pretrained(vae_dir, device="cpu")
+    frames = read_video(clip).frames
+    result = runner.invoke(app, ["reconstruct", str(clip), "--model", str(vae_dir), "-o", str(tmp_path / "r"), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    out = read_video(tmp_path / "r").frames
+    x = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        expected = pipe.vae.decode(pipe.vae.encode(x).mode()).clamp(-1, 1)
+    assert np.array_equal(out, ((expected[0].permute(1, 2, 3, 0) + 1) * 127.5).round().to(torch.uint8).numpy())
+    assert "PSNR" in result.output and "note" not in result.output
+    provenance = probe(tmp_path / "r").provenance
+    assert provenance.model == str(vae_dir) and provenance.extra["operation"] == "reconstruct"
+    # another size: resized to the training size first, with a note
+    write_video(tmp_path / "big.mp4", np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2), fps=8)
+    result = runner.invoke(app, ["reconstruct", str(tmp_path / "big.mp4"), "--model", str(vae_dir), "-o", str(tmp_path / "b.mp4")])
+    assert result.exit_code == 0 and "resized from 32x32 to 16x16" in " ".join(result.output.split())
+    assert read_video(tmp_path / "b.mp4").frames.shape == (5, 16, 16, 3)
+
+
+def test_interpolate_runs_from_the_last_frame_of_a_to_the_first_of_b(vae_dir, clip, tmp_path):
+    pipe = AutoencoderPipeline.from_pretrained(vae_dir, device="cpu")
+    green = np.zeros((16, 16, 3), np.uint8)
+    green[8:14, 8:14] = (0, 255, 0)
+    write_image(tmp_path / "b.png", green)
+    result = runner.invoke(app, ["interpolate", str(clip), str(tmp_path / "b.png"), "--frames", "6", "--model", str(vae_dir),
+                                 "-o", str(tmp_path / "t"), "--format", "png"])
+    assert result.exit_code == 0, result.output
+    out = read_video(tmp_path / "t").frames
+    assert out.shape == (6, 16, 16, 3)
+    last = read_video(clip).frames[-1]
+    direct = pipe.interpolate(last, green, 6).frames
+    assert np.array_equal(out, direct)
+    ends = pipe.interpolate(last, green, 2).frames  # the two ends, decoded as images
+    assert np.array_equal(out[0], ends[0]) and np.array_equal(out[-1], ends[1])
+    middle = pipe.interpolate(last, green, 3).frames[1]  # halfway: the mean of the two latents
+    lat = [pipe.vae.encode(torch.from_numpy(f).permute(2, 0, 1)[None, :, None].float() / 127.5 - 1).mode() for f in (last, green)]
+    with torch.no_grad():
+        halfway = pipe.vae.decode((lat[0] + lat[1]) / 2).clamp(-1, 1)
+    assert np.array_equal(middle, ((halfway[0, :, 0].permute(1, 2, 0) + 1) * 127.5).round().to(torch.uint8).numpy())
+
+
+def test_autoencoder_folders_are_listed_and_not_offered_for_generation(vae_dir, tmp_path):
+    from kinema.pipelines import describe_model, load_pipeline
+    from kinema.hub import open_model
+
+    assert describe_model(open_model(vae_dir))[0] == "autoencoder"
+    with pytest.raises(ValueError, match="autoencoder-only model"):
+        load_pipeline(vae_dir)
+    with pytest.raises(ValueError, match="is a generation model, not an autoencoder"):
+        AutoencoderPipeline.from_pretrained("shapes-t2v")
+    index = json.loads((vae_dir / "model_index.json").read_text())
+    assert index["purpose"] == "autoencoder" and index["settings"] == {"resolution": 16, "fps": 8.0}
+
+
+def test_a_trained_vae_run_exports_an_autoencoder_folder(tmp_path):
+    from pathlib import Path
+
+    from kinema.training import train
+
+    run = train(Path(__file__).resolve().parents[1] / "configs" / "vae" / "tiny.yaml", out=tmp_path / "run")
+    pipe = AutoencoderPipeline.from_pretrained(run, device="cpu")
+    frames = np.zeros((pipe.vae.config.temporal_compression + 1, pipe.resolution, pipe.resolution, 3), np.uint8)
+    assert pipe.reconstruct(frames).frames.shape == frames.shape
+
+
+def test_bad_autoencoder_inputs(vae_dir, clip, tmp_path):
+    pipe = AutoencoderPipeline.from_pretrained(vae_dir, device="cpu")
+    with pytest.raises(ValueError, match=r"frames \(--frames\) must be a whole number from 2"):
+        pipe.interpolate(np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16, 3), np.uint8), 1)
+    with pytest.raises(ValueError, match="frames must be uint8"):
+        pipe.reconstruct(np.zeros((2, 16, 16), np.uint8))
