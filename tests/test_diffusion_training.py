@@ -107,3 +107,30 @@ def test_timestep_range_narrows_the_training_noise_levels():
     assert t.min() >= 0 and t.max() < 300 and t.unique().numel() > 20
     with pytest.raises(ValueError, match="timestep_range must be"):
         load_config(TINY, overrides=["objective.timestep_range=[0.5, 0.2]"])
+
+
+def test_latent_diffusion_trains_on_a_frozen_vae_and_ships_a_copy_of_it(tmp_path, text_encoder):
+    from kinema.models.text import sha256_file
+    from kinema.pipelines import load_pipeline
+    from kinema.pipelines.autoencoder import save_autoencoder, tiny_autoencoder
+
+    vae_dir = save_autoencoder(tiny_autoencoder(resolution=16), tmp_path / "vae")  # 2x spatial, 4 latent channels
+    digest = sha256_file(vae_dir / "vae" / "model.safetensors")
+    latent = [f"objective.vae={vae_dir}", f"objective.vae_sha256={digest}", "objective.latent_scale_clips=8",
+              "model.in_channels=4", "model.sample_size=8", "data.resolution=16", "model.patch_size=1"]
+    objective = get_family("diffusion").objective(load_config(TINY, latent))
+    assert objective.latent_scale > 0 and not any(p.requires_grad for p in objective.vae.parameters())
+    clips = torch.randn(2, 3, 4, 16, 16).clamp(-1, 1)
+    assert torch.allclose(objective.encode(clips), objective.vae.encode(clips).mode() * objective.latent_scale)
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(TINY), "--out", str(run), *sum((["--set", o] for o in latent), [])])
+    assert result.exit_code == 0, result.output
+    index = json.loads((run / "model" / "model_index.json").read_text())
+    assert set(index["components"]) == {"denoiser", "vae"} and index["settings"]["latent_scale"] == pytest.approx(objective.latent_scale)
+    assert sha256_file(run / "model" / "vae" / "model.safetensors") == digest  # the VAE it trained on, frozen
+    pipe = load_pipeline(run, device="cpu", text_encoder=text_encoder)
+    assert pipe("a small red circle moving left slowly", seed=0, num_inference_steps=2).frames.shape == (1, 4, 16, 16, 3)
+    with pytest.raises(ValueError, match="objective.vae_sha256: the VAE of .* has sha256"):
+        get_family("diffusion").objective(load_config(TINY, [*latent[:1], "objective.vae_sha256=" + "ab" * 32, *latent[2:]]))
+    with pytest.raises(ValueError, match=r"model.sample_size \(16\) must equal data.resolution / the VAE's spatial compression 2 \(8\)"):
+        get_family("diffusion").objective(load_config(TINY, [*latent[:4], "model.sample_size=16", *latent[5:]]))

@@ -13,16 +13,17 @@ import torch
 
 from kinema.pipelines import load_pipeline, registered
 
-PIPELINES = sorted(registered())
+PIPELINES = sorted((name, variant) for name, r in registered().items() for variant in r.variants or (None,))
 PROMPT = "a small red circle moving left slowly"
 
 
-@pytest.fixture(scope="module", params=PIPELINES)
+@pytest.fixture(scope="module", params=PIPELINES, ids=[f"{n}-{v}" if v else n for n, v in PIPELINES])
 def pipe(request, text_encoder):
-    registration = registered()[request.param]
-    assert registration.tiny is not None, f"pipeline {request.param!r} registers no tiny factory for the conformance suite"
+    name, variant = request.param
+    registration = registered()[name]
+    assert registration.tiny is not None, f"pipeline {name!r} registers no tiny factory for the conformance suite"
     torch.set_num_threads(1)
-    return registration.tiny(text_encoder=text_encoder)
+    return registration.tiny(text_encoder=text_encoder, **({"variant": variant} if variant else {}))
 
 
 def prompts_for(pipe, count: int) -> list[str] | None:

@@ -32,8 +32,10 @@ class Registration:
     pipeline: type[VideoPipeline]
     # format-0 folders (one network beside pipeline.json) whose config.json names this class load with this pipeline
     legacy_model_class: str | None = None
-    # a tiny random pipeline (seconds on a CPU): the conformance suite runs every registered pipeline through it
-    tiny: Callable[[], VideoPipeline] | None = None
+    # a tiny random pipeline (seconds on a CPU): the conformance suite runs every registered pipeline through it,
+    # once per variant (tiny(text_encoder=..., variant=...)): e.g. pixel-space and latent diffusion
+    tiny: Callable[..., VideoPipeline] | None = None
+    variants: tuple[str, ...] = ()
 
 
 _PIPELINES: dict[str, Registration] = {}

@@ -10,6 +10,7 @@ import torch
 
 from kinema.models.text import MiniLMEncoder
 from kinema.models.unet3d import VideoUNet
+from kinema.models.vae import VideoVAE
 from kinema.pipelines import Registration, register
 from kinema.pipelines.common import (
     OOD_THRESHOLD,
@@ -48,6 +49,8 @@ class DiffusionSettings(PipelineSettings):
     # prompts the model was trained on, to warn when a prompt is far from all of them
     reference_prompts: list[str] = field(default_factory=list)
     ood_threshold: float = OOD_THRESHOLD  # MiniLM cosine to the nearest reference prompt below this warns
+    # > 0: latent diffusion; the denoiser works on the "vae" component's latents times this; 0: pixels
+    latent_scale: float = 0.0
 
 
 def make_scheduler(name: str, train_config: dict[str, Any]):
@@ -75,25 +78,30 @@ class Text2VideoPipeline(ReferencePrompts, VideoPipeline):
     """Generate clips from prompts and, when the model was trained with image conditioning, from a first frame.
 
     ``unet`` predicts v; the sampler is any diffusers scheduler configured like the training one, built
-    fresh for every call (a scheduler holds per-call state, so sharing one would break threads).
+    fresh for every call (a scheduler holds per-call state, so sharing one would break threads). With a
+    ``vae`` (latent diffusion) the denoiser works on its scaled latents and the VAE decodes the result.
     """
 
     name = "diffusion"
     settings_class = DiffusionSettings
-    components = {"denoiser": "VideoUNet"}
+    components = {"denoiser": "VideoUNet", "vae": "VideoVAE"}
 
-    def __init__(self, unet: VideoUNet, text_encoder: MiniLMEncoder, settings: DiffusionSettings) -> None:
+    def __init__(self, unet: VideoUNet, text_encoder: MiniLMEncoder, settings: DiffusionSettings, vae: VideoVAE | None = None) -> None:
         self.unet, self.text_encoder, self.settings = unet.eval(), text_encoder, settings
+        self.vae = None if vae is None else vae.eval()
+        if (vae is None) != (settings.latent_scale == 0):
+            raise ValueError("a latent diffusion model needs both its vae component and settings.latent_scale > 0")
 
     @classmethod
     def from_folder(cls, folder, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
                     text_encoder: MiniLMEncoder | None = None) -> Text2VideoPipeline:
         settings = DiffusionSettings.from_dict(folder.index.settings, f"{folder.where} settings")
         unet = VideoUNet.from_pretrained(folder.component("model" if folder.legacy else "denoiser"), device=device, dtype=dtype)
-        return cls(unet, text_encoder or MiniLMEncoder.from_pretrained().to(device), settings)
+        vae = VideoVAE.from_pretrained(folder.component("vae"), device=device, dtype=dtype) if "vae" in folder.index.components else None
+        return cls(unet, text_encoder or MiniLMEncoder.from_pretrained().to(device), settings, vae=vae)
 
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"denoiser": self.unet}
+        return {"denoiser": self.unet, **({"vae": self.vae} if self.vae is not None else {})}
 
     @classmethod
     def declare(cls, configs: dict[str, Any], settings: DiffusionSettings) -> Contract:
@@ -136,7 +144,7 @@ class Text2VideoPipeline(ReferencePrompts, VideoPipeline):
         scheduler.set_timesteps(steps, device=device)
         x = randn_per_clip((self.unet.config.in_channels, options["num_frames"], size, size), generators, device)
         x = x * scheduler.init_noise_sigma
-        first = None if image is None else first_frame_tensor(image, b, size, device).to(dtype)
+        first = None if image is None else self._first_frame(image, b)
         given = None if image is None else torch.ones(b, device=device, dtype=dtype)
         if use_cfg and first is not None:
             first, given = torch.cat([first, first]), torch.cat([given, given])
@@ -163,31 +171,49 @@ class Text2VideoPipeline(ReferencePrompts, VideoPipeline):
         # 5. decode: frames at the asked size; image-to-video starts on the given image
         return VideoPipelineOutput(frames=self._decode(x, out_size, image), prompts=prompts, warnings=notes)
 
+    def _first_frame(self, image: np.ndarray | torch.Tensor, batch: int) -> torch.Tensor:
+        """The conditioning first frame: the image at the network's size, or its scaled latent (an image is a one-frame video)."""
+        s = self.settings
+        if self.vae is None:
+            return first_frame_tensor(image, batch, s.sample_size, self.device).to(self.dtype)
+        pixels = first_frame_tensor(image, batch, s.sample_size * self.vae.config.spatial_compression, self.device)
+        return (self.vae.encode(pixels[:, :, None].to(self.dtype)).mode()[:, :, 0] * s.latent_scale).to(self.dtype)
+
     def _decode(self, x: torch.Tensor, size: tuple[int, int], image: np.ndarray | torch.Tensor | None) -> np.ndarray:
+        if self.vae is not None:
+            x = self.vae.decode((x / self.settings.latent_scale).to(self.dtype)).float()
         video = resize_video(x, size)
         return to_uint8(video if image is None else paste_first_frame(video, image))
 
 
-def tiny_pipeline(text_encoder: MiniLMEncoder | None = None, image_conditioning: bool = True) -> Text2VideoPipeline:
-    """A random two-level denoiser at 16x16x4 (output 32x32), for tests and the conformance suite."""
+def tiny_pipeline(text_encoder: MiniLMEncoder | None = None, image_conditioning: bool = True, variant: str = "pixels") -> Text2VideoPipeline:
+    """A random two-level denoiser at 16x16x4 (output 32x32), for tests and the conformance suite; variant
+    "latent": a denoiser on the 8x8 latents (4 channels) of a random VAE that doubles the size on decoding."""
     from diffusers import DDPMScheduler
 
     from kinema.models.unet3d import VideoUNetConfig
+    from kinema.models.vae import VideoVAEConfig
 
+    if variant not in ("pixels", "latent"):
+        raise ValueError(f"variant must be pixels or latent, got {variant!r}")
+    latent = variant == "latent"
     generator = torch.Generator().manual_seed(0)
     unet = VideoUNet(VideoUNetConfig(
-        sample_size=16, num_frames=4, patch_size=2, channels=(16, 32), blocks_per_level=1, attention_levels=(1,),
-        attention_head_dim=16, text_queries=2, groups=4, image_conditioning=image_conditioning,
+        in_channels=4 if latent else 3, sample_size=8 if latent else 16, num_frames=4, patch_size=2, channels=(16, 32), blocks_per_level=1,
+        attention_levels=(1,), attention_head_dim=16, text_queries=2, groups=4, image_conditioning=image_conditioning,
     ))
+    vae = VideoVAE(VideoVAEConfig(latent_channels=4, patch_size=2, channels=(8,), encoder_blocks=1, decoder_blocks=1, mid_blocks=0)) if latent else None
     with torch.no_grad():
-        for p in unet.parameters():  # zero-initialised outputs would make every sample the same: randomise
-            p.copy_(torch.randn(p.shape, generator=generator) * 0.05)
+        for module in (unet, vae) if latent else (unet,):
+            for p in module.parameters():  # zero-initialised outputs would make every sample the same: randomise
+                p.copy_(torch.randn(p.shape, generator=generator) * 0.05)
     scheduler = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction", clip_sample=False)
     settings = DiffusionSettings(
-        scheduler=dict(scheduler.config), sample_size=16, output_size=32, num_frames=4, default_steps=2,
-        reference_prompts=["a small red circle moving left slowly", "a large blue square moving up quickly"],
+        scheduler=dict(scheduler.config), sample_size=8 if latent else 16, output_size=32, num_frames=4, default_steps=2,
+        reference_prompts=["a small red circle moving left slowly", "a large blue square moving up quickly"], latent_scale=1.5 if latent else 0.0,
     )
-    return Text2VideoPipeline(unet, text_encoder or MiniLMEncoder.from_pretrained(), settings)
+    return Text2VideoPipeline(unet, text_encoder or MiniLMEncoder.from_pretrained(), settings, vae=vae)
 
 
-register(Registration(name="diffusion", pipeline=Text2VideoPipeline, legacy_model_class="VideoUNet", tiny=tiny_pipeline))
+register(Registration(name="diffusion", pipeline=Text2VideoPipeline, legacy_model_class="VideoUNet", tiny=tiny_pipeline,
+                      variants=("pixels", "latent")))

@@ -64,6 +64,14 @@ class DiffusionObjectiveConfig:
     guidance_scale: float = 4.0
     guidance_cutoff: float = 1.0  # guidance stops after this fraction of the sampling steps
     preview_prompts: list[str] = field(default_factory=lambda: list(PREVIEW_PROMPTS))
+    # Latent diffusion: an autoencoder (built-in name or model folder, e.g. shapes-vae) whose frozen VAE
+    # encodes every clip; the denoiser works on its latents (model.in_channels = its latent channels,
+    # model.sample_size = data.resolution / its spatial compression) and the export ships a copy of it.
+    # null: pixel space.
+    vae: Optional[str] = None
+    # sha256 of the VAE's model.safetensors: a run refuses another VAE (its latents would mean something else)
+    vae_sha256: Optional[str] = None
+    latent_scale_clips: int = 64  # clips whose latents set the scale (1 / their std) the denoiser sees
 
     def __post_init__(self) -> None:
         lo, hi = self.timestep_range
@@ -78,8 +86,11 @@ class DiffusionObjective(Objective):
         from diffusers import DDPMScheduler
 
         self.config, obj = config, config.objective
-        if config.model.sample_size != config.data.resolution:
-            raise ValueError(f"model.sample_size ({config.model.sample_size}) must equal data.resolution ({config.data.resolution})")
+        self.vae, self.latent_scale = self._load_vae() if obj.vae else (None, 0.0)
+        compression = self.vae.config.spatial_compression if self.vae is not None else 1
+        if config.model.sample_size * compression != config.data.resolution:
+            what = f"data.resolution / the VAE's spatial compression {compression}" if self.vae is not None else "data.resolution"
+            raise ValueError(f"model.sample_size ({config.model.sample_size}) must equal {what} ({config.data.resolution // compression})")
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=obj.num_train_timesteps,
             beta_schedule=obj.beta_schedule,
@@ -95,13 +106,46 @@ class DiffusionObjective(Objective):
         mean, std = self._text_statistics(obj.text_statistics_prompts)
         unet.set_text_statistics(mean, std)
         self.modules = {"model": unet}
+        if self.vae is not None:
+            self.latent_scale = self._latent_scale(obj.latent_scale_clips)
+
+    def _load_vae(self):
+        """The frozen VAE of objective.vae, checked against objective.vae_sha256 and the model's channels."""
+        from kinema.hub import open_model
+        from kinema.models.text import sha256_file
+        from kinema.models.vae import VideoVAE
+
+        obj = self.config.objective
+        folder = open_model(obj.vae).component("vae")
+        if obj.vae_sha256 and (found := sha256_file(folder / "model.safetensors")) != obj.vae_sha256:
+            raise ValueError(f"objective.vae_sha256: the VAE of {obj.vae} has sha256 {found}, not the {obj.vae_sha256} this run "
+                             "trains on (its latents would mean something else); start a new run for another VAE")
+        vae = VideoVAE.from_pretrained(folder).requires_grad_(False)
+        if vae.config.latent_channels != self.config.model.in_channels:
+            raise ValueError(f"model.in_channels ({self.config.model.in_channels}) must equal the VAE's latent channels ({vae.config.latent_channels})")
+        return vae, 1.0
+
+    @torch.no_grad()
+    def _latent_scale(self, count: int) -> float:
+        """1 / the std of the VAE's latents (posterior means) over ``count`` training clips: unit-scale latents."""
+        dataset = build_dataset(self.config)
+        clips = torch.stack([dataset[i]["video"] for i in range(min(count, len(dataset)))])
+        return float(1.0 / self.vae.encode(clips).mode().std().clamp_min(1e-6))
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """Pixels (b, c, f, h, w) in [-1, 1] -> what the denoiser sees: the scaled latent, or the pixels themselves."""
+        if self.vae is None:
+            return video
+        self.vae.to(video.device)
+        return self.vae.encode(video.float()).mode() * self.latent_scale
 
     def _text_statistics(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.text_encoder.token_statistics(caption_sample(build_dataset(self.config), count))
 
     def training_step(self, batch: dict[str, Any], step: int, phase: str) -> dict[str, torch.Tensor]:
         unet = self.modules["model"]
-        x0 = batch["video"]  # (b, c, f, h, w) in [-1, 1]
+        x0 = self.encode(batch["video"])  # (b, c, f, h, w): pixels in [-1, 1], or scaled latents
         b, device = x0.shape[0], x0.device
         obj = self.config.objective
         captions = ["" if torch.rand(()) < obj.text_dropout else c for c in batch["caption"]]
@@ -126,7 +170,9 @@ class DiffusionObjective(Objective):
     def pipeline(self, unet: VideoUNet):
         from kinema.pipelines.text2video import Text2VideoPipeline
 
-        return Text2VideoPipeline(unet, self.text_encoder.to(next(unet.parameters()).device), self.pipeline_settings())
+        device = next(unet.parameters()).device
+        vae = None if self.vae is None else self.vae.to(device)
+        return Text2VideoPipeline(unet, self.text_encoder.to(device), self.pipeline_settings(), vae=vae)
 
     def pipeline_settings(self):
         from kinema.pipelines.text2video import DiffusionSettings
@@ -134,7 +180,8 @@ class DiffusionObjective(Objective):
         obj, data = self.config.objective, self.config.data
         return DiffusionSettings(
             scheduler=dict(self.noise_scheduler.config),
-            sample_size=data.resolution,
+            sample_size=self.config.model.sample_size,
+            latent_scale=self.latent_scale,
             output_size=obj.output_size,
             num_frames=data.num_frames,
             default_steps=obj.sample_steps,
@@ -150,7 +197,8 @@ class DiffusionObjective(Objective):
         return torch.from_numpy(out.frames)
 
     def export_components(self) -> dict[str, torch.nn.Module]:
-        return {"denoiser": self.modules["model"]}
+        """The denoiser, and for latent diffusion a copy of its VAE (a later shapes-vae cannot change it)."""
+        return {"denoiser": self.modules["model"], **({"vae": self.vae} if self.vae is not None else {})}
 
     def export_pipeline(self) -> tuple[str, Any]:
         """The "diffusion" pipeline with the training scheduler and the sampling defaults."""
