@@ -4,7 +4,7 @@ tests that cover that module, and count the runs that fail.
 Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
 each now guarded by tests/test_mutation_guards.py), "fresh" (others of the same kind, written after
 those tests, in io, training, pipelines, evaluation and the Shapes code; its misses then got tests
-too), "fresh-2" to "fresh-6" (each written after the misses of the one before got tests, and run
+too), "fresh-2" to "fresh-7" (each written after the misses of the one before got tests, and run
 once against the suite as it stood). The copy lives in a
 temporary folder, so the working tree is never touched.
 
@@ -241,6 +241,29 @@ MUTATIONS = [
     ("gan-frames-not-resized", "fresh-6", "src/kinema/pipelines/gan.py",
      'video = resize_video(self.generator(content, noise, **cond).float(), (options["height"], options["width"]))',
      "video = self.generator(content, noise, **cond).float()", ["tests/test_gan.py"]),
+ # ---- fresh-7: written after fresh-6, including the autoencoder and latent diffusion code of this session
+    ("interpolation-excludes-the-end", "fresh-7", "src/kinema/pipelines/autoencoder.py",
+     "weights = torch.linspace(0, 1, num_frames, device=za.device)", "weights = torch.linspace(0, 1, num_frames + 1, device=za.device)[:-1]",
+     ["tests/test_autoencoder.py"]),
+    ("interpolation-from-the-first-frame-of-a", "fresh-7", "src/kinema/pipelines/autoencoder.py",
+     "first, last = _frames_of(a)[-1], _frames_of(b)[0]", "first, last = _frames_of(a)[0], _frames_of(b)[0]", ["tests/test_autoencoder.py"]),
+    ("reconstruct-drops-a-frame", "fresh-7", "src/kinema/pipelines/autoencoder.py",
+     "usable = 1 + (x.shape[2] - 1) // t * t", "usable = (x.shape[2] - 1) // t * t", ["tests/test_autoencoder.py"]),
+    ("batch-ranks-overlap", "fresh-7", "src/kinema/pipelines/generate.py",
+     "for index, text in items[rank::world]:", "for index, text in items:", ["tests/test_text2video.py", "tests/test_model_format.py"]),
+    ("image-alone-refused", "fresh-7", "src/kinema/pipelines/common.py",
+     'if self.prompt == "optional" and not given and not has_image:', 'if self.prompt == "optional" and not given:', ["tests/test_text2video.py"]),
+    ("unet-ignores-given-flag", "fresh-7", "src/kinema/models/unet3d.py",
+     "            image = image * given[:, None, None, None]\n", "", ["tests/test_unet3d.py", "tests/test_diffusion_training.py"]),
+    ("run-folder-not-recognised", "fresh-7", "src/kinema/hub.py",
+     'if (path / "checkpoints").is_dir() or (not is_model_folder(path) and is_model_folder(path / "model")):',
+     'if not is_model_folder(path) and is_model_folder(path / "model"):', ["tests/test_model_format.py"]),
+    ("shapes-labels-unfiltered", "fresh-7", "src/kinema/evaluation/evaluate.py",
+     "return {k: v for k, v in label.items() if isinstance(v, str) and v in _VOCABULARY.get(k, ())}", "return dict(label)",
+     ["tests/test_evaluation.py"]),
+    ("image-conditioning-always", "fresh-7", "src/kinema/training/objectives/diffusion.py",
+     "given = (torch.rand(b) < obj.image_conditioning).float().to(device)", "given = (torch.rand(b) < 1.0).float().to(device)",
+     ["tests/test_diffusion_training.py"]),
 ]
 
 
@@ -279,7 +302,7 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6", "all"], default="all")
+    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6", "fresh-7", "all"], default="all")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)
