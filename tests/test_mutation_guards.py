@@ -721,3 +721,23 @@ def test_report_rows_show_the_values_they_are_given():
     assert rows["SSIM"][0] == "0.9123"
     assert rows["Temporal flicker"][:2] == ("0.9877", "0.9991")
     assert rows["ACD"] == ("1.235", "0.000", "measured on 7/8 generated videos")
+
+
+def test_a_models_size_counts_the_weights_in_its_component_folders(tiny_model_dir):
+    from kinema.hub import open_model
+
+    files = list(Path(tiny_model_dir).rglob("*.safetensors"))
+    assert files and all(f.parent != Path(tiny_model_dir) for f in files)  # all inside component subfolders
+    assert open_model(tiny_model_dir).size_bytes == sum(f.stat().st_size for f in files) > 0
+
+
+def test_a_model_without_image_conditioning_needs_a_prompt_and_takes_no_image(text_encoder):
+    from kinema.pipelines.text2video import tiny_pipeline
+
+    pipe = tiny_pipeline(text_encoder, image_conditioning=False)
+    contract = pipe.contract()
+    assert contract.prompt == "required" and not contract.image and contract.tasks == ("text-to-video",)
+    with pytest.raises(ValueError, match="is a text-to-video model: give a prompt"):
+        pipe("")
+    with pytest.raises(ValueError, match="cannot animate an image"):
+        pipe("a red circle", image=np.zeros((16, 16, 3), np.uint8))
