@@ -741,3 +741,26 @@ def test_a_model_without_image_conditioning_needs_a_prompt_and_takes_no_image(te
         pipe("")
     with pytest.raises(ValueError, match="cannot animate an image"):
         pipe("a red circle", image=np.zeros((16, 16, 3), np.uint8))
+
+
+def test_batch_generation_splits_lines_between_processes(tiny_model_dir, tmp_path, monkeypatch, text_encoder):
+    from kinema.pipelines import load_pipeline
+    from kinema.pipelines.generate import generate_batch
+
+    pipe = load_pipeline(tiny_model_dir, device="cpu", text_encoder=text_encoder)
+    lines = [(i, f"a small red circle moving left slowly {i}") for i in range(5)]
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        done = generate_batch(lines, tmp_path / "out", pipeline=pipe, seed=3, format="png", progress=False)
+        assert [r.path.name for r in done] == [f"{i:04d}" for i in range(rank, 5, 2)]
+        assert [r.seed for r in done] == [3 + i for i in range(rank, 5, 2)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{i:04d}" for i in range(5)]
+
+
+def test_shape_motion_labels_keep_only_the_checkers_vocabulary():
+    from kinema.evaluation.evaluate import _shapes_labels
+
+    motion = {"shape": "circle", "color": [255, 0, 0], "size": 12.5, "direction": "left-to-right", "speed": "quickly", "path": [[1, 2]]}
+    assert _shapes_labels(motion) == {"shape": "circle", "speed": "quickly"}
+    assert _shapes_labels("a red circle") == "a red circle" and _shapes_labels(None) is None
