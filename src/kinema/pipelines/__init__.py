@@ -68,7 +68,9 @@ def registration_for(folder: ModelFolder) -> Registration:
             raise ValueError(f"{folder.path} holds a {cls or 'model of unknown class'}, which no Kinema pipeline drives")
         return match[0]
     if index.purpose != "generation":
-        raise ValueError(f"{folder.name} is an {index.purpose}-only model ({folder.summary[:80] or 'see its card'}): it does not generate video")
+        use = {"autoencoder": "; use it with kinema reconstruct or kinema interpolate",
+               "evaluation": "; kinema evaluate uses it"}.get(index.purpose, "")
+        raise ValueError(f"{folder.name} is an {index.purpose}-only model: it does not generate video{use}")
     if index.pipeline not in pipelines:
         raise ValueError(f"{folder.where} names pipeline {index.pipeline!r}, which this Kinema does not have "
                          f"(it has {', '.join(sorted(pipelines))}); a newer Kinema may")
