@@ -4,7 +4,7 @@ tests that cover that module, and count the runs that fail.
 Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
 each now guarded by tests/test_mutation_guards.py), "fresh" (others of the same kind, written after
 those tests, in io, training, pipelines, evaluation and the Shapes code; its misses then got tests
-too), "fresh-2" to "fresh-7" (each written after the misses of the one before got tests, and run
+too), "fresh-2" to "fresh-8" (each written after the misses of the one before got tests, and run
 once against the suite as it stood). The copy lives in a
 temporary folder, so the working tree is never touched.
 
@@ -264,6 +264,32 @@ MUTATIONS = [
     ("image-conditioning-always", "fresh-7", "src/kinema/training/objectives/diffusion.py",
      "given = (torch.rand(b) < obj.image_conditioning).float().to(device)", "given = (torch.rand(b) < 1.0).float().to(device)",
      ["tests/test_diffusion_training.py"]),
+ # ---- fresh-8: written at the end of session 7, before any test for it
+    ("comparison-grid-sides-swapped", "fresh-8", "src/kinema/evaluation/report.py",
+     "grid = np.concatenate([left, gap, right], axis=1)", "grid = np.concatenate([right, gap, left], axis=1)", ["tests/test_evaluation.py"]),
+    ("clip-center-start-at-slack", "fresh-8", "src/kinema/data/video_folder.py",
+     "            return slack // 2", "            return slack", ["tests/test_video_folder.py"]),
+    ("clip-random-start-ignores-epoch", "fresh-8", "src/kinema/data/video_folder.py",
+     "np.random.default_rng([self.seed, self.epoch, index])", "np.random.default_rng([self.seed, index])", ["tests/test_video_folder.py"]),
+    ("classifier-takes-last-frames", "fresh-8", "src/kinema/evaluation/classifier.py",
+     "x = torch.from_numpy(np.ascontiguousarray(frames[:, :n])).float().div(127.5).sub(1.0)",
+     "x = torch.from_numpy(np.ascontiguousarray(frames[:, -n:])).float().div(127.5).sub(1.0)", ["tests/test_evaluation_classifier.py", "tests/test_evaluation.py"]),
+    ("classifier-batch-drops-the-tail", "fresh-8", "src/kinema/evaluation/classifier.py",
+     "if batch and (video is None or len(batch) == batch_size):", "if batch and len(batch) == batch_size:", ["tests/test_evaluation_classifier.py", "tests/test_evaluation.py"]),
+    ("paste-uses-nearest", "fresh-8", "src/kinema/pipelines/common.py",
+     'first = F.interpolate(first, size=(h, w), mode="area")', 'first = F.interpolate(first, size=(h, w), mode="nearest")', ["tests/test_pipeline_conformance.py"]),
+    ("vae-kl-sign", "fresh-8", "src/kinema/training/objectives/vae.py",
+     "loss = obj.l1_weight * l1 + obj.mse_weight * mse + obj.kl_weight * kl", "loss = obj.l1_weight * l1 + obj.mse_weight * mse - obj.kl_weight * kl",
+     ["tests/test_vae.py"]),
+    ("latent-scale-inverted", "fresh-8", "src/kinema/training/objectives/diffusion.py",
+     "return float(1.0 / self.vae.encode(clips).mode().std().clamp_min(1e-6))", "return float(self.vae.encode(clips).mode().std().clamp_min(1e-6))",
+     ["tests/test_diffusion_training.py"]),
+    ("latent-decode-forgets-scale", "fresh-8", "src/kinema/pipelines/text2video.py",
+     "x = self.vae.decode((x / self.settings.latent_scale).to(self.dtype)).float()", "x = self.vae.decode(x.to(self.dtype)).float()",
+     ["tests/test_pipeline_conformance.py", "tests/test_diffusion_training.py"]),
+    ("gan-d-fake-sign", "fresh-8", "src/kinema/training/objectives/gan.py",
+     'return F.relu(1 + logits).mean() if kind == "hinge" else F.softplus(logits).mean()',
+     'return F.relu(1 - logits).mean() if kind == "hinge" else F.softplus(logits).mean()', ["tests/test_gan.py"]),
 ]
 
 
@@ -302,7 +328,7 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6", "fresh-7", "all"], default="all")
+    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6", "fresh-7", "fresh-8", "all"], default="all")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)
