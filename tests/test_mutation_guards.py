@@ -764,3 +764,81 @@ def test_shape_motion_labels_keep_only_the_checkers_vocabulary():
     motion = {"shape": "circle", "color": [255, 0, 0], "size": 12.5, "direction": "left-to-right", "speed": "quickly", "path": [[1, 2]]}
     assert _shapes_labels(motion) == {"shape": "circle", "speed": "quickly"}
     assert _shapes_labels("a red circle") == "a red circle" and _shapes_labels(None) is None
+
+
+# ---------------------------------------------------------------------------- fresh-8: report grids, clip starts, classifier input, pasting, VAE loss, latents
+
+
+def test_comparison_grid_puts_real_on_the_left_and_generated_on_the_right():
+    from kinema.evaluation.report import comparison_grid
+
+    real, fake = [np.full((4, 8, 8, 3), 10, np.uint8)], [np.full((4, 8, 8, 3), 200, np.uint8)]
+    grid = comparison_grid(real, fake, columns=4)
+    white = np.where((grid == 255).all(axis=(0, 2)))[0]  # the white gap between the two sides
+    assert (grid[0, 0] == 10).all() and (grid[0, -1] == 200).all()
+    assert not (grid[:, : white[0]] == 200).any() and not (grid[:, white[-1] + 1 :] == 10).any()
+
+
+def test_video_folder_centre_clips_start_halfway_through_the_slack(tmp_path):
+    from kinema.data.video_folder import VideoFolder
+
+    frames = np.stack([np.full((16, 16, 3), 8 * t, np.uint8) for t in range(32)])
+    write_video(tmp_path / "ramp.mp4", frames, fps=8, pix_fmt="yuv444p", crf=0)
+    clip = VideoFolder(tmp_path, num_frames=16, size=16, clip="center")[0]["video"]  # (c, f, h, w) in [-1, 1]
+    levels = ((clip.mean(dim=(0, 2, 3)) + 1) * 127.5 / 8).round().tolist()
+    assert levels == list(range(8, 24))  # slack 32 - 16 = 16: start at 8
+    first = VideoFolder(tmp_path, num_frames=16, size=16, clip="start")[0]["video"]
+    assert ((first.mean(dim=(0, 2, 3)) + 1) * 127.5 / 8).round().tolist() == list(range(16))
+
+
+def test_the_shapes_classifier_reads_the_first_frames():
+    from kinema.evaluation.classifier import ShapesClassifier, ShapesClassifierConfig
+
+    net = ShapesClassifier(ShapesClassifierConfig(resolution=16, num_frames=4, channels=(8, 8), groups=4))
+    frames = np.stack([np.full((16, 16, 3), 20 * t, np.uint8) for t in range(7)])[None]
+    x = net.prepare(frames)
+    assert x.shape == (1, 3, 4, 16, 16)
+    assert torch.allclose(x[0, 0, :, 0, 0], torch.tensor([20 * t / 127.5 - 1 for t in range(4)]), atol=1e-6)
+
+
+def test_pasting_a_larger_image_averages_each_output_pixels_area():
+    from kinema.pipelines.common import paste_first_frame
+
+    image = np.zeros((8, 8, 3), np.uint8)
+    image[::2, ::2] = 255  # one bright pixel in every 2x2 block
+    video = paste_first_frame(torch.zeros(1, 3, 2, 4, 4), image)
+    assert torch.allclose(video[0, :, 0], torch.full((3, 4, 4), (255 / 4) / 127.5 - 1), atol=1e-6)  # a quarter of 255
+    assert (video[0, :, 1] == 0).all()
+
+
+def test_the_vae_loss_adds_the_weighted_kl():
+    from kinema.training import load_config
+    from kinema.training.objectives import get_family
+
+    config = load_config(ROOT / "configs" / "vae" / "tiny.yaml", ["objective.kl_weight=0.5", "objective.l1_weight=2.0", "objective.mse_weight=3.0"])
+    objective, dataset = get_family("vae").objective(config), get_family("vae").dataset(config)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    out = objective.training_step(batch, 0, "model")
+    assert out["kl"].item() > 0
+    assert out["loss"].item() == pytest.approx(2.0 * out["l1"].item() + 3.0 * out["mse"].item() + 0.5 * out["kl"].item(), rel=1e-5)
+
+
+def test_latents_are_scaled_to_unit_std_and_unscaled_before_decoding(tmp_path, text_encoder):
+    from kinema.pipelines.autoencoder import save_autoencoder, tiny_autoencoder
+    from kinema.pipelines.common import to_uint8
+    from kinema.pipelines.text2video import tiny_pipeline
+    from kinema.training import load_config
+    from kinema.training.objectives import get_family
+
+    vae_dir = save_autoencoder(tiny_autoencoder(resolution=16), tmp_path / "vae")
+    overrides = [f"objective.vae={vae_dir}", "objective.latent_scale_clips=8", "model.in_channels=4", "model.sample_size=8",
+                 "data.resolution=16", "model.patch_size=1"]
+    config = load_config(ROOT / "configs" / "diffusion" / "tiny.yaml", overrides)
+    objective, dataset = get_family("diffusion").objective(config), get_family("diffusion").dataset(config)
+    clips = torch.stack([dataset[i]["video"] for i in range(8)])
+    assert objective.encode(clips).std().item() == pytest.approx(1.0, rel=1e-4)  # the clips the scale was measured on
+    pipe = tiny_pipeline(text_encoder, variant="latent")  # latent_scale 1.5, a VAE that doubles 8 -> 16
+    z = torch.randn(1, 4, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = to_uint8(pipe.vae.decode(z / 1.5).float())
+    assert np.array_equal(pipe._decode(z, (16, 16), None), expected)
