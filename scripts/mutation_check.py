@@ -4,7 +4,7 @@ tests that cover that module, and count the runs that fail.
 Mutations come in two sets: "issue-15" (the ten the suite missed in the round reported in issue 15,
 each now guarded by tests/test_mutation_guards.py), "fresh" (others of the same kind, written after
 those tests, in io, training, pipelines, evaluation and the Shapes code; its misses then got tests
-too), "fresh-2" to "fresh-8" (each written after the misses of the one before got tests, and run
+too), "fresh-2" to "fresh-9" (each written after the misses of the one before got tests, and run
 once against the suite as it stood). The copy lives in a
 temporary folder, so the working tree is never touched.
 
@@ -290,6 +290,24 @@ MUTATIONS = [
     ("gan-d-fake-sign", "fresh-8", "src/kinema/training/objectives/gan.py",
      'return F.relu(1 + logits).mean() if kind == "hinge" else F.softplus(logits).mean()',
      'return F.relu(1 - logits).mean() if kind == "hinge" else F.softplus(logits).mean()', ["tests/test_gan.py"]),
+ # ---- fresh-9: written at the end of session 7, before any test for it
+    ("pixel-norm-over-space", "fresh-9", "src/kinema/models/gan.py",
+     "return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)", "return x * torch.rsqrt(x.pow(2).mean(dim=(2, 3), keepdim=True) + eps)",
+     ["tests/test_gan.py"]),
+    ("grad-clipping-skipped", "fresh-9", "src/kinema/training/trainer.py",
+     "            torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)\n", "", ["tests/test_training.py", "tests/test_training_config.py"]),
+    ("metrics-row-misses-step", "fresh-9", "src/kinema/training/logging.py",
+     'entry = {"step": step, **values, "steps_per_s": steps_per_s, "time": time.time()}', 'entry = {**values, "steps_per_s": steps_per_s, "time": time.time()}',
+     ["tests/test_training.py"]),
+    ("preview-not-upscaled", "fresh-9", "src/kinema/data/render.py",
+     "upscale = max(1, 128 // resolution)", "upscale = 1", ["tests/test_cli.py", "tests/test_shapes.py"]),
+    ("fill-ratio-uses-the-shorter-side", "fresh-9", "src/kinema/evaluation/shapes_checker.py",
+     "tall, wide = cov.sum(axis=0).max(), cov.sum(axis=1).max()", "tall, wide = cov.sum(axis=0).max(), cov.sum(axis=0).max()",
+     ["tests/test_shapes_checker.py"]),
+    ("report-json-infinity-as-null", "fresh-9", "src/kinema/evaluation/report.py",
+     'return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")', "return None", ["tests/test_evaluation.py"]),
+    ("provenance-tag-without-prefix", "fresh-9", "src/kinema/io/provenance.py",
+     "return TAG_PREFIX + self.to_json()", "return self.to_json()", ["tests/test_io_video.py"]),
 ]
 
 
@@ -328,7 +346,7 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6", "fresh-7", "fresh-8", "all"], default="all")
+    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6", "fresh-7", "fresh-8", "fresh-9", "all"], default="all")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)
