@@ -295,7 +295,7 @@ MUTATIONS = [
      "return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)", "return x * torch.rsqrt(x.pow(2).mean(dim=(2, 3), keepdim=True) + eps)",
      ["tests/test_gan.py"]),
     ("grad-clipping-skipped", "fresh-9", "src/kinema/training/trainer.py",
-     "            torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)\n", "", ["tests/test_training.py", "tests/test_training_config.py"]),
+     "            torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)\n", "            pass\n", ["tests/test_training.py", "tests/test_training_config.py"]),
     ("metrics-row-misses-step", "fresh-9", "src/kinema/training/logging.py",
      'entry = {"step": step, **values, "steps_per_s": steps_per_s, "time": time.time()}', 'entry = {**values, "steps_per_s": steps_per_s, "time": time.time()}',
      ["tests/test_training.py"]),
@@ -335,7 +335,9 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
     try:
         proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=tree, env=env,
                               capture_output=True, text=True, timeout=timeout)
-        caught = proc.returncode != 0
+        if proc.returncode not in (0, 1):  # collection errors, usage errors: the mutant itself is broken
+            return {"id": ident, "set": group, "status": f"invalid: pytest exit {proc.returncode} (the mutated code does not import or run)"}
+        caught = proc.returncode == 1
         failed = next((line for line in proc.stdout.splitlines() if line.startswith("FAILED")), "")
     except subprocess.TimeoutExpired:
         caught, failed = True, "timed out"

@@ -842,3 +842,35 @@ def test_latents_are_scaled_to_unit_std_and_unscaled_before_decoding(tmp_path, t
     with torch.no_grad():
         expected = to_uint8(pipe.vae.decode(z / 1.5).float())
     assert np.array_equal(pipe._decode(z, (16, 16), None), expected)
+
+
+# ---------------------------------------------------------------------------- fresh-9: pixel norm, render previews, fill ratio
+
+
+def test_pixel_norm_gives_each_pixel_unit_rms_over_its_channels():
+    from kinema.models.gan import pixel_norm
+
+    x = torch.randn(2, 6, 4, 5) * torch.rand(2, 1, 4, 5) * 10
+    assert torch.allclose(pixel_norm(x).pow(2).mean(dim=1), torch.ones(2, 4, 5), atol=1e-5)
+    assert torch.allclose(pixel_norm(x) / pixel_norm(x).norm(dim=1, keepdim=True), x / x.norm(dim=1, keepdim=True), atol=1e-6)  # direction kept
+
+
+def test_render_previews_enlarge_small_frames(tmp_path):
+    from PIL import Image
+
+    from kinema.data.render import render_dataset
+    from kinema.io.grid import frame_grid
+
+    result = render_dataset("shapes", tmp_path / "r", split="test", count=2, resolution=32)
+    preview = np.asarray(Image.open(result.preview))
+    grid = frame_grid([read_video(f).frames for f in result.files])  # what the preview tiles, at 1:1
+    assert preview.shape == (grid.shape[0] * 4, grid.shape[1] * 4, 3)  # 32-px frames shown 4x (128 px)
+
+
+def test_fill_ratio_divides_the_area_by_the_height_times_the_width():
+    from kinema.evaluation.shapes_checker import read_shapes
+
+    frames = np.zeros((4, 64, 64, 3), np.uint8)
+    for t in range(4):
+        frames[t, 10:20, 5 + t : 25 + t] = (0, 255, 0)  # a 10 x 20 rectangle: fills its bounding box
+    assert read_shapes(frames).fill_ratio == pytest.approx(1.0, abs=0.02)
