@@ -874,3 +874,23 @@ def test_fill_ratio_divides_the_area_by_the_height_times_the_width():
     for t in range(4):
         frames[t, 10:20, 5 + t : 25 + t] = (0, 255, 0)  # a 10 x 20 rectangle: fills its bounding box
     assert read_shapes(frames).fill_ratio == pytest.approx(1.0, abs=0.02)
+
+
+def test_gradients_are_clipped_to_max_grad_norm_before_the_optimizer_steps(tmp_path, monkeypatch):
+    from kinema.training import train
+
+    seen = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(torch.nn.utils.get_total_norm(grads).item())
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    toy = ROOT / "configs" / "toy" / "tiny.yaml"
+    train(toy, ["train.max_steps=3", "train.max_grad_norm=0.01", "train.sample_every=0"], out=tmp_path / "clipped")
+    clipped, seen[:] = list(seen), []
+    train(toy, ["train.max_steps=3", "train.max_grad_norm=null", "train.sample_every=0"], out=tmp_path / "free")
+    assert len(clipped) == 3 and all(n <= 0.01 * (1 + 1e-4) for n in clipped), clipped
+    assert all(n > 0.05 for n in seen), seen  # unclipped, the same steps have larger gradients
