@@ -39,7 +39,7 @@ from kinema.evaluation.metrics import average_content_distance, color_diversity
 from kinema.evaluation.shapes_checker import read_shapes
 from kinema.io.grid import frame_grid
 from kinema.io.image import write_image
-from kinema.training.logging import training_seconds
+from kinema.training.logging import run_training_seconds
 
 RESULTS = Path(__file__).parent / "results"
 PUBLISHED = {"training set": 0.0, "VGAN": 5.02, "TGAN": 2.08, "MoCoGAN": 1.79}
@@ -63,15 +63,6 @@ def generated_videos(model: str, count: int, seed: int, batch: int) -> tuple[lis
 def real_videos(split: str, count: int) -> list[np.ndarray]:
     ds = ShapeMotion(split, num_samples=count)
     return [ds.render(i) for i in range(count)]
-
-
-def run_training_seconds(model: str) -> float | None:
-    """Wall time of the training run if MODEL is a run folder (or its model/), else None."""
-    path = Path(model)
-    for candidate in (path / "metrics.jsonl", path.parent / "metrics.jsonl"):
-        if candidate.is_file():
-            return training_seconds(candidate)
-    return None
 
 
 def measure(videos: list[np.ndarray], training_colors: np.ndarray) -> dict:

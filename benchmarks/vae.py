@@ -32,7 +32,7 @@ import torch
 from kinema.data.shapes import CaptionedShapes, ShapeMotion, frames_to_tensor, tensor_to_frames
 from kinema.evaluation.metrics import average_content_distance, psnr_frames, ssim_frames
 from kinema.models.vae import VideoVAE
-from kinema.training.logging import training_seconds
+from kinema.training.logging import run_training_seconds
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"psnr": 32.0, "ssim": 0.95, "acd_gap": 1.0, "frames_per_s": 200.0}
@@ -47,15 +47,6 @@ def load_vae(model: str) -> tuple[VideoVAE, dict]:
 
     opened = open_model(model)
     return VideoVAE.from_pretrained(opened.component("vae")), dict(opened.index.training)
-
-
-def run_training_seconds(model: str) -> float | None:
-    """Wall time of the training run if MODEL is a run folder (or its model/), else None."""
-    path = Path(model)
-    for candidate in (path / "metrics.jsonl", path.parent / "metrics.jsonl"):
-        if candidate.is_file():
-            return training_seconds(candidate)
-    return None
 
 
 @torch.no_grad()

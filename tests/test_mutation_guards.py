@@ -24,8 +24,23 @@ ROOT = Path(__file__).resolve().parents[1]
 # ---------------------------------------------------------------------------- pipelines
 
 
-def test_classifier_free_guidance_is_uncond_plus_scale_times_the_difference(text_encoder, monkeypatch):
+def record_sampler_steps(monkeypatch, keep) -> list:
+    """Spy on every diffusion sampler the pipelines build: ``keep(model_output, sample)`` of each step, in order."""
     from kinema.pipelines import text2video
+
+    seen, make = [], text2video.make_scheduler
+
+    def recording(name, config):
+        scheduler = make(name, config)
+        step = scheduler.step
+        scheduler.step = lambda output, t, x, **kw: seen.append(keep(output, x).clone()) or step(output, t, x, **kw)
+        return scheduler
+
+    monkeypatch.setattr(text2video, "make_scheduler", recording)
+    return seen
+
+
+def test_classifier_free_guidance_is_uncond_plus_scale_times_the_difference(text_encoder, monkeypatch):
     from kinema.pipelines.text2video import tiny_pipeline
 
     pipe = tiny_pipeline(text_encoder)
@@ -45,16 +60,7 @@ def test_classifier_free_guidance_is_uncond_plus_scale_times_the_difference(text
             out[: x.shape[0] // 2 if x.shape[0] > 1 else 1] = cond_value
             return out
 
-    seen = []
-    make = text2video.make_scheduler
-
-    def recording_scheduler(name, config):
-        scheduler = make(name, config)
-        step = scheduler.step
-        scheduler.step = lambda output, t, x, **kw: seen.append(output.clone()) or step(output, t, x, **kw)
-        return scheduler
-
-    monkeypatch.setattr(text2video, "make_scheduler", recording_scheduler)
+    seen = record_sampler_steps(monkeypatch, lambda output, sample: output)
     pipe.unet = Fixed()
     pipe("a small red circle moving left slowly", guidance_scale=scale, num_inference_steps=2, seed=0)
     expected = uncond_value + scale * (cond_value - uncond_value)  # 1.1 (cond + s * (cond - uncond) would give 1.5)
@@ -395,20 +401,10 @@ def test_a_rendered_manifest_gives_each_clip_its_own_labels(tmp_path):
 
 
 def test_the_first_noise_is_scaled_to_the_samplers_starting_sigma(text_encoder, monkeypatch):
-    from kinema.pipelines import text2video
     from kinema.pipelines.text2video import make_scheduler, tiny_pipeline
 
     pipe = tiny_pipeline(text_encoder)
-    first_inputs = []
-    make = text2video.make_scheduler
-
-    def recording(name, config):
-        scheduler = make(name, config)
-        step = scheduler.step
-        scheduler.step = lambda output, t, x, **kw: first_inputs.append(x.clone()) or step(output, t, x, **kw)
-        return scheduler
-
-    monkeypatch.setattr(text2video, "make_scheduler", recording)
+    first_inputs = record_sampler_steps(monkeypatch, lambda output, sample: sample)
     pipe("a red circle", scheduler="euler", num_inference_steps=3, seed=9)
     reference = make_scheduler("euler", pipe.settings.scheduler)
     reference.set_timesteps(3)

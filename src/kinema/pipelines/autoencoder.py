@@ -25,7 +25,7 @@ from kinema.io import Provenance, read_video, write_video
 from kinema.io.image import read_image
 from kinema.models.vae import VideoVAE
 from kinema.pipelines.common import PipelineSettings, to_uint8
-from kinema.pipelines.generate import output_path
+from kinema.pipelines.generate import output_target
 
 DEFAULT_AUTOENCODER = "shapes-vae"
 CHUNK_FRAMES = 16  # latent frames decoded at a time: memory stays flat however long the video
@@ -135,9 +135,7 @@ def reconstruct(
     dtype: str | None = None, pipeline: AutoencoderPipeline | None = None,
 ) -> AutoencodeResult:
     """Encode and decode VIDEO (any video file or PNG folder) through the autoencoder; write the result to OUT."""
-    target, fmt = output_path(out, format)
-    if os.path.lexists(target) and not overwrite:
-        raise FileExistsError(f"{target} already exists (pass overwrite to replace it)")
+    target, fmt = output_target(out, format, overwrite)
     frames = read_video(video)
     pipe = pipeline or AutoencoderPipeline.from_pretrained(model, device=device, dtype=dtype)
     start = time.perf_counter()
@@ -155,9 +153,7 @@ def interpolate(
     overwrite: bool = False, device: str = "auto", dtype: str | None = None, pipeline: AutoencoderPipeline | None = None,
 ) -> AutoencodeResult:
     """Transition frames from the last frame of A to the first frame of B (videos, PNG folders or images)."""
-    target, fmt = output_path(out, format)
-    if os.path.lexists(target) and not overwrite:
-        raise FileExistsError(f"{target} already exists (pass overwrite to replace it)")
+    target, fmt = output_target(out, format, overwrite)
     if fps is not None and not (np.isfinite(fps) and fps > 0):
         raise ValueError(f"fps (--fps) must be a finite number > 0, got {fps}")
     first, last = _frames_of(a)[-1], _frames_of(b)[0]

@@ -186,10 +186,6 @@ class VideoPipelineOutput:
     options: dict[str, Any] = field(default_factory=dict)  # every option's value as used
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def fps(self) -> float:
-        return float(self.options.get("fps", 8.0))
-
     def __repr__(self) -> str:
         b, f, h, w, _ = self.frames.shape
         prompts = ", ".join(repr(p) for p in self.prompts[:2]) + (", ..." if len(self.prompts) > 2 else "")

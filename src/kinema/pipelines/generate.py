@@ -52,9 +52,7 @@ class GenerateResult:
 
     def save(self, path: str | os.PathLike, format: Literal["mp4", "webm", "gif", "png"] | None = None, overwrite: bool = False) -> Path:
         """Write the clip (mp4, webm, gif or a folder of PNGs) with its provenance record; returns the path."""
-        target, fmt = output_path(path, format)
-        if target.exists() and not overwrite:
-            raise FileExistsError(f"{target} already exists (pass overwrite to replace it)")
+        target, fmt = output_target(path, format, overwrite)
         self.path = write_video(target, self.frames, fps=self.options.get("fps", 8.0), provenance=self.provenance,
                                 overwrite=overwrite, format=fmt)
         return self.path
@@ -63,6 +61,15 @@ class GenerateResult:
         f, h, w, _ = self.frames.shape
         where = f", path='{self.path}'" if self.path else ""
         return f"GenerateResult({f} frames at {w}x{h}, prompt={self.prompt!r}, seed={self.seed}, model={self.model!r}{where}, {self.seconds:.2f} s)"
+
+
+def output_target(out: str | os.PathLike, fmt: str | None, overwrite: bool) -> tuple[Path, str]:
+    """output_path, refusing a target that exists (a dangling symlink too) unless ``overwrite``: checked
+    before any work; the atomic write checks again."""
+    path, fmt = output_path(out, fmt)
+    if os.path.lexists(path) and not overwrite:
+        raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
+    return path, fmt
 
 
 def output_path(out: str | os.PathLike, fmt: str | None) -> tuple[Path, str]:
@@ -147,9 +154,7 @@ def generate(
     check_seed(seed)
     path = fmt = None
     if out is not None:
-        path, fmt = output_path(out, format)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
+        path, fmt = output_target(out, format, overwrite)
     first, image_name = _image_input(image)
     pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options))
     with contextlib.ExitStack() as stack:

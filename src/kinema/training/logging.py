@@ -164,3 +164,12 @@ def training_seconds(metrics: str | os.PathLike, upto_step: int | None = None) -
             seconds += (row["step"] - previous) / row["steps_per_s"]
         previous = row["step"]
     return seconds
+
+
+def run_training_seconds(model: str | os.PathLike) -> float | None:
+    """Wall time of the training run if MODEL is a run folder (or its model/), else None."""
+    path = Path(model)
+    for candidate in (path / "metrics.jsonl", path.parent / "metrics.jsonl"):
+        if candidate.is_file():
+            return training_seconds(candidate)
+    return None
