@@ -346,13 +346,46 @@ def run_one(tree: Path, mutation: tuple, timeout: float) -> dict:
     return {"id": ident, "set": group, "caught": caught, "by": failed[:160], "seconds": round(time.perf_counter() - start, 1)}
 
 
+def statement_lines(root: Path) -> list[tuple[str, int]]:
+    """(file, line) of every statement in src/kinema that a bug could sit on: no imports, docstrings or bare `pass`."""
+    import ast
+
+    sites = []
+    for path in sorted((root / "src" / "kinema").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        lines = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.stmt) or isinstance(node, (ast.Import, ast.ImportFrom, ast.Pass)):
+                continue
+            if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                continue
+            lines.add(node.lineno)
+        sites += [(str(path.relative_to(root)), line) for line in sorted(lines)]
+    return sites
+
+
+def draw_sites(count: int, seed: int) -> None:
+    """Print `count` statements drawn uniformly from the package: where the next fresh set's bugs go, one each,
+    so the set follows the code rather than the writer's idea of where the tests are thin."""
+    import random
+
+    sites = statement_lines(ROOT)
+    for file, line in sorted(random.Random(seed).sample(sites, count)):
+        text = (ROOT / file).read_text().splitlines()[line - 1].strip()
+        print(f"{file}:{line}: {text}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["issue-15", "fresh", "fresh-2", "fresh-3", "fresh-4", "fresh-5", "fresh-6", "fresh-7", "fresh-8", "fresh-9", "all"], default="all")
+    parser.add_argument("--set", choices=[*dict.fromkeys(m[1] for m in MUTATIONS), "all"], default="all")
+    parser.add_argument("--draw", type=int, default=None, metavar="N", help="print N statements drawn at random for a new set, and stop")
+    parser.add_argument("--seed", type=int, default=0, help="--draw: the seed of the draw")
     parser.add_argument("--only", default=None, help="one mutation id")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
+    if args.draw is not None:
+        return draw_sites(args.draw, args.seed)
     chosen = [m for m in MUTATIONS if (args.set == "all" or m[1] == args.set) and (args.only is None or m[0] == args.only)]
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -393,3 +393,76 @@ def test_a_failing_preview_neither_ends_the_run_nor_moves_its_randomness(tmp_pat
     a = load_file(str(clean / "model" / "denoiser" / "model.safetensors"))
     b = load_file(str(failing / "model" / "denoiser" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------------------- what the trainer refuses, and says
+
+
+def _toy_patch(monkeypatch, name, value):
+    from kinema.training.objectives.toy import ToyObjective
+
+    monkeypatch.setattr(ToyObjective, name, value)
+
+
+@pytest.mark.parametrize(
+    "name, value, error, message",
+    [
+        ("phases", lambda self, step: ["generator"], KeyError, "ToyObjective.phases() gave 'generator'; the optimizers are ['model']"),
+        ("training_step", lambda self, batch, step, phase: {"mse": torch.zeros((), requires_grad=True)}, KeyError,
+         "ToyObjective.training_step must return a 'loss' entry, got ['mse']"),
+        ("optimizer_groups", lambda self: {"model": [{"params": []}]}, ValueError,
+         "ToyObjective.optimizer_groups() must give every optimizer some parameters"),
+        ("optimizer_groups", lambda self: {"model": [{"params": [nn.Parameter(torch.zeros(2))]}]}, ValueError,
+         "optimizer_groups() returned parameters that belong to no module in objective.modules"),
+    ],
+    ids=["unknown-phase", "no-loss", "no-parameters", "foreign-parameters"],
+)
+def test_an_objective_that_breaks_the_contract_is_named(tmp_path, monkeypatch, name, value, error, message):
+    _toy_patch(monkeypatch, name, value)
+    with pytest.raises(error) as info:
+        train(TINY, ["train.max_steps=2"], out=tmp_path / "run")
+    assert message in str(info.value)
+
+
+def test_train_arguments_are_checked_before_any_work(tmp_path):
+    config = build_run_config({"family": "pair_test", "train": {"max_steps": 2, "batch_size": 8}})
+    with pytest.raises(ValueError, match="overrides apply to a YAML config"):
+        train(config, ["train.lr=1"], out=tmp_path / "a")
+    with pytest.raises(ValueError, match="out is required when config is a RunConfig"):
+        train(config)
+    with pytest.raises(ValueError, match="until_step must be 0 or more, got -1"):
+        train(TINY, out=tmp_path / "b", until_step=-1)
+    with pytest.raises(ValueError, match="time_limit must be 0 or more minutes, got -0.5"):
+        train(TINY, out=tmp_path / "c", time_limit=-0.5)
+    assert not any(tmp_path.iterdir())
+    run = train(TINY, ["train.max_steps=2"], out=tmp_path / "d", until_step=0)  # 0 is a stop at the start, not an error
+    assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [0]
+
+
+def test_resume_errors_name_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--resume .*nowhere: no such checkpoint file or run folder"):
+        train(TINY, ["train.max_steps=4"], out=tmp_path / "a", resume=tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no usable checkpoint in .*empty"):
+        train(TINY, ["train.max_steps=4"], out=tmp_path / "b", resume=tmp_path / "empty")
+    run = train(TINY, ["train.max_steps=4", "train.checkpoint_every=2"], out=tmp_path / "run")
+    for _, path in list_checkpoints(run / "checkpoints"):
+        path.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="every checkpoint in .* is corrupt; nothing to resume from"):
+        train(TINY, ["train.max_steps=4"], out=run, resume="auto")
+    with pytest.raises(ValueError, match=r"checkpoint .*step_000004.pt .*"):
+        train(TINY, ["train.max_steps=4"], out=tmp_path / "c", resume=checkpoint_path(run / "checkpoints", 4))
+
+
+def test_a_checkpoint_past_max_steps_is_refused_and_ema_switched_on_starts_from_the_weights(tmp_path, capsys):
+    run = train(TINY, ["train.max_steps=6", "train.checkpoint_every=3", "train.ema_decay=null"], out=tmp_path / "run")
+    with pytest.raises(ValueError, match="the checkpoint is at step 6, beyond train.max_steps=4"):
+        train(TINY, ["train.max_steps=4", "train.ema_decay=null"], out=run, resume="auto")
+    train(TINY, ["train.max_steps=8", "train.checkpoint_every=3"], out=run, resume="auto", until_step=7)
+    assert "the checkpoint has no EMA weights; EMA starts from the current weights" in capsys.readouterr().out
+    before = load_checkpoint(checkpoint_path(run / "checkpoints", 6))["modules"]["model"]
+    after = load_checkpoint(checkpoint_path(run / "checkpoints", 7))
+    # the EMA restarts at the step-6 weights; step 7's update has the warmed-up decay of the run's step 6: 7 / 16
+    decay = (1 + 6) / (10 + 6)
+    for key, weight in after["modules"]["model"].items():
+        torch.testing.assert_close(after["ema"]["model"][key], decay * before[key] + (1 - decay) * weight, rtol=0, atol=1e-6)

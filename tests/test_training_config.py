@@ -76,6 +76,31 @@ def test_wrong_type_or_value_is_named(override, expected):
     assert expected in str(info.value)
 
 
+# every numeric field of train: at its boundary: the value just inside loads, the one just outside names the field
+_BOUNDARIES = [
+    *[(f"train.{name}", 1, 0, "must be at least 1") for name in
+      ("max_steps", "batch_size", "gradient_accumulation_steps", "checkpoint_every", "keep_checkpoints", "log_every", "num_samples")],
+    *[(f"train.{name}", 0, -1, "must be 0 or more") for name in ("warmup_steps", "sample_every", "num_workers")],
+    ("train.seed", 2**32 - 1, 2**32, "must be in [0, 2**32)"),
+    ("train.seed", 0, -1, "must be in [0, 2**32)"),
+    ("train.lr", 1e-12, 0.0, "must be positive"),
+    ("train.min_lr_ratio", 1.0, 1.01, "must be in [0, 1]"),
+    ("train.min_lr_ratio", 0.0, -0.01, "must be in [0, 1]"),
+    ("train.ema_decay", 0.9999, 1.0, "must be in (0, 1) or null"),
+    ("train.ema_decay", 1e-6, 0.0, "must be in (0, 1) or null"),
+    ("train.max_grad_norm", 1e-6, 0.0, "must be positive or null"),
+]
+
+
+@pytest.mark.parametrize("key, inside, outside, message", _BOUNDARIES, ids=[f"{b[0]}={b[2]}" for b in _BOUNDARIES])
+def test_numeric_train_fields_at_their_boundaries(key, inside, outside, message):
+    cfg = load_config(TINY, [f"{key}={inside}", "train.batch_size=8" if key != "train.batch_size" else "train.batch_size=1"])
+    assert getattr(cfg.train, key.split(".")[1]) == inside
+    with pytest.raises(ConfigError) as info:
+        load_config(TINY, [f"{key}={outside}"])
+    assert f"{key} {message}, got {outside}" in str(info.value)
+
+
 def test_yaml_values_read_the_way_they_are_written():
     cfg = load_config(TINY, ["train.mixed_precision=no", "train.lr=1e-4", "train.max_grad_norm=null", "train.betas=[0.5, 0.99]"])
     assert cfg.train.mixed_precision == "no"  # YAML 1.1 would have read `no` as False
