@@ -127,6 +127,9 @@ def generate(
     guidance_cutoff: Optional[float] = typer.Option(
         None, "--guidance-cutoff", help="Guide only this first fraction of the steps, 0..1 (default: the model's)."),
     scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Sampler: dpm++, ddim, unipc or euler (default: the model's)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Token sampling temperature (transformer models; default: the model's)."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", help="Sample among the k most likely tokens, 0: all (transformer models)."),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Sample among the most likely tokens holding this probability (transformer models)."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Number of frames (default: the model's)."),
     height: Optional[int] = typer.Option(None, "--height", help="Frame height (default: the model's)."),
     width: Optional[int] = typer.Option(None, "--width", help="Frame width (default: the model's)."),
@@ -156,7 +159,8 @@ def generate(
     _threads(threads)
     start = time.perf_counter()
     given = dict(negative_prompt=negative, num_inference_steps=steps, guidance_scale=guidance, guidance_cutoff=guidance_cutoff,
-                 scheduler=scheduler, num_frames=frames, height=height, width=width, fps=fps)
+                 scheduler=scheduler, temperature=temperature, top_k=top_k, top_p=top_p, num_frames=frames, height=height, width=width,
+                 fps=fps)
     options = {k: v for k, v in given.items() if v is not None}  # the model's defaults for the rest
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below

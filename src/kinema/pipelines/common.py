@@ -116,7 +116,7 @@ class Contract:
     """
 
     tasks: tuple[str, ...]  # "text-to-video", "image-to-video", "unconditional"
-    prompt: str  # "required", "optional" (an image alone will do) or "none"
+    prompt: str  # "required", "optional" (an image alone will do; with task "unconditional", nothing) or "none"
     image: bool  # whether a first frame can be given
     options: tuple[Option, ...]
     size: tuple[int, int]  # (height, width) of the frames by default
@@ -131,6 +131,8 @@ class Contract:
             takes = f"a prompt, one of: {', '.join(self.prompt_choices)}"
         if self.image:
             takes += " and/or an image (first frame)" if self.prompt == "optional" else ", optionally an image (first frame)"
+        if self.prompt == "optional" and "unconditional" in self.tasks:
+            takes += ", or neither (unconditional)"
         return takes
 
     def takes(self) -> str:
@@ -144,7 +146,7 @@ class Contract:
         if self.prompt == "required" and (len(given) < len(prompts) or not prompts):
             choices = f", one of: {', '.join(self.prompt_choices)}" if self.prompt_choices else ""
             raise ValueError(f"{who} is a {self.tasks[0]} model: give a prompt{choices}")
-        if self.prompt == "optional" and not given and not has_image:
+        if self.prompt == "optional" and not given and not has_image and "unconditional" not in self.tasks:
             raise ValueError("give a prompt, a first-frame image, or both")
         if self.prompt_choices:
             for p in prompts:

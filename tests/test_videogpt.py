@@ -1,0 +1,273 @@
+"""The VideoGPT family: the prior's masks and KV cache, top-k / top-p sampling, the pipeline (seeds, image-to-video,
+unconditional), and a tiny VQ-VAE + prior trained on the shared trainer, exported and generated from the CLI."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kinema.models.gpt import VideoGPT, VideoGPTConfig, filter_logits, sample_tokens
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+TINY_VQVAE, TINY_GPT = CONFIGS / "vqvae" / "tiny.yaml", CONFIGS / "videogpt" / "tiny.yaml"
+SMALL = VideoGPTConfig(vocab_size=24, latent_frames=3, latent_height=2, latent_width=3, width=32, layers=2, heads=4)
+PROMPT = "a small red circle moving left slowly"
+
+
+def random_gpt(config: VideoGPTConfig = SMALL, seed: int = 0) -> VideoGPT:
+    torch.manual_seed(seed)
+    gpt = VideoGPT(config)
+    with torch.no_grad():
+        for p in gpt.parameters():  # larger than GPT-2's init, so that every input visibly moves the logits
+            p.normal_(std=0.3)
+    return gpt.eval()
+
+
+def inputs(batch: int = 2, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(SMALL.vocab_size, (batch, SMALL.max_tokens), generator=g)
+    text = torch.randn(batch, 5, 384, generator=g)
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5])[:batch]  # the first prompt is padded
+    return codes, text, mask
+
+
+def test_forward_backward_shapes(one_thread):
+    gpt = random_gpt().train()
+    codes, text, mask = inputs()
+    logits = gpt(codes, text, mask)
+    assert logits.shape == (2, SMALL.max_tokens, SMALL.vocab_size)
+    torch.nn.functional.cross_entropy(logits.flatten(0, 1), codes.flatten()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in gpt.parameters())
+
+
+def test_codes_see_only_the_past_and_the_whole_prompt(one_thread):
+    gpt = random_gpt()
+    codes, text, mask = inputs()
+    with torch.no_grad():
+        logits = gpt(codes, text, mask)
+        changed = codes.clone()
+        changed[:, 7] = (changed[:, 7] + 1) % SMALL.vocab_size
+        logits_changed = gpt(changed, text, mask)
+        # row j predicts code j from codes before it: rows up to 7 stay, rows after move
+        assert torch.equal(logits[:, :8], logits_changed[:, :8]) and not torch.allclose(logits[:, 8:], logits_changed[:, 8:])
+        # the prompt reaches the first code already; padding (masked) changes nothing
+        other = text.clone()
+        other[:, 0] += 1.0
+        assert not torch.allclose(gpt(codes, other, mask)[:, 0], logits[:, 0])
+        padded_text = torch.cat([text, torch.randn(2, 3, 384)], dim=1)
+        padded_mask = torch.cat([mask, torch.zeros(2, 3, dtype=torch.bool)], dim=1)
+        torch.testing.assert_close(gpt(codes, padded_text, padded_mask), logits, rtol=1e-5, atol=1e-5)
+        garbage = text.clone()
+        garbage[0, 3:] = 100.0  # behind the first prompt's mask
+        torch.testing.assert_close(gpt(codes, garbage, mask), logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("known", [0, 6], ids=["from-scratch", "first-frame-given"])
+def test_kv_cache_gives_the_full_forward_logits(known, one_thread):
+    gpt = random_gpt()
+    codes, text, mask = inputs()
+    with torch.no_grad():
+        full = gpt(codes, text, mask)
+        logits, cache = gpt.prefill(text, mask, codes[:, :known])
+        cached = [logits]
+        for j in range(known, SMALL.max_tokens - 1):
+            cached.append(gpt.step(codes[:, j], cache))
+    torch.testing.assert_close(torch.stack(cached, dim=1), full[:, known:], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="cache is full"):
+        gpt.step(codes[:, -1], cache)
+
+
+def test_save_and_load_give_identical_logits(tmp_path, one_thread):
+    gpt = random_gpt()
+    gpt.save_pretrained(tmp_path / "prior")
+    loaded = VideoGPT.from_pretrained(tmp_path / "prior")
+    assert loaded.config == gpt.config
+    codes, text, mask = inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(codes, text, mask), gpt(codes, text, mask))
+
+
+def kept_by_hand(row: list[float], top_k: int, top_p: float) -> set[int]:
+    """The tokens top-k then top-p keep, by plain Python on one row of logits."""
+    order = sorted(range(len(row)), key=lambda i: -row[i])
+    keep = order if top_k == 0 else [i for i in order if row[i] >= row[order[top_k - 1]]]
+    weights = [np.exp(row[i] - row[keep[0]]) for i in keep]
+    total, mass, nucleus = sum(weights), 0.0, []
+    for i, w in zip(keep, weights):
+        nucleus.append(i)
+        mass += w / total
+        if mass >= top_p:
+            break
+    return set(nucleus)
+
+
+@pytest.mark.parametrize("top_k, top_p", [(0, 1.0), (3, 1.0), (1, 1.0), (0, 0.5), (0, 0.9), (4, 0.7), (0, 1e-6)])
+def test_top_k_and_top_p_keep_what_a_hand_computation_keeps(top_k, top_p):
+    logits = torch.randn(16, 11, generator=torch.Generator().manual_seed(top_k + int(100 * top_p)))
+    filtered = filter_logits(logits, top_k, top_p)
+    for row, out in zip(logits.tolist(), filtered):
+        kept = set(torch.isfinite(out).nonzero().flatten().tolist())
+        assert kept == kept_by_hand(row, top_k, top_p)
+        assert torch.equal(out[list(kept)], torch.tensor(row)[list(kept)])  # what stays is not rescaled
+
+
+def test_top_p_on_a_hand_made_distribution():
+    logits = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).log()
+    assert torch.isfinite(filter_logits(logits, top_p=0.5)).tolist() == [[True, False, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.79)).tolist() == [[True, True, False, False]]
+    assert torch.isfinite(filter_logits(logits, top_p=0.81)).tolist() == [[True, True, True, False]]
+    assert torch.isfinite(filter_logits(logits, top_k=2, top_p=0.9)).tolist() == [[True, True, False, False]]
+
+
+def test_sampling_follows_each_rows_generator_and_never_draws_a_filtered_token():
+    logits = torch.randn(3, 50, generator=torch.Generator().manual_seed(0))
+    batch = sample_tokens(logits, [torch.Generator().manual_seed(10 + i) for i in range(3)])
+    single = [sample_tokens(logits[i : i + 1], [torch.Generator().manual_seed(10 + i)]).item() for i in range(3)]
+    assert batch.tolist() == single
+    g = [torch.Generator().manual_seed(1)]
+    draws = torch.stack([sample_tokens(logits[:1], g, top_k=3) for _ in range(200)]).flatten()
+    assert set(draws.tolist()) <= set(logits[0].topk(3).indices.tolist())
+    assert set(sample_tokens(logits, [torch.Generator().manual_seed(i) for i in range(3)], top_k=1).tolist()) <= set(logits.argmax(1).tolist())
+    # a low temperature concentrates on the argmax
+    cold = torch.stack([sample_tokens(logits[:1], g, temperature=1e-3) for _ in range(20)])
+    assert (cold == logits[0].argmax()).all()
+
+
+def test_guided_generation_keeps_the_known_codes_and_follows_the_seed(one_thread):
+    gpt = random_gpt()
+    codes, text, mask = inputs()
+    null, null_mask = text[:, :2], mask[:, :2]
+    known = codes[:, :6]
+
+    def run(seed):
+        return gpt.generate(text, mask, SMALL.max_tokens, [torch.Generator().manual_seed(seed + i) for i in range(2)], known=known,
+                            guidance_scale=3.0, null_tokens=null, null_mask=null_mask, top_p=0.9)
+
+    out = run(0)
+    assert out.shape == (2, SMALL.max_tokens) and torch.equal(out[:, :6], known)
+    assert torch.equal(run(0), out) and not torch.equal(run(5), out)
+    with pytest.raises(ValueError, match="null_tokens"):
+        gpt.generate(text, mask, 10, [torch.Generator()] * 2, guidance_scale=2.0)
+
+
+# ------------------------------------------------------------------------------------------ the pipeline
+
+
+@pytest.fixture(scope="module")
+def pipe(text_encoder):
+    from kinema.pipelines.videogpt import tiny_pipeline
+
+    torch.set_num_threads(1)
+    return tiny_pipeline(text_encoder)
+
+
+def test_the_same_seed_gives_the_same_clip_and_clip_i_uses_seed_plus_i(pipe):
+    a = pipe(PROMPT, seed=7, num_videos=3)
+    assert a.frames.shape == (3, 5, 32, 32, 3) and a.seeds == [7, 8, 9]
+    assert np.array_equal(pipe(PROMPT, seed=7, num_videos=3).frames, a.frames)
+    for i in range(3):
+        assert np.abs(pipe(PROMPT, seed=7 + i).frames[0].astype(int) - a.frames[i]).max() <= 1
+    assert not np.array_equal(a.frames[0], a.frames[1])
+
+
+def test_unconditional_generation_takes_no_prompt(pipe):
+    out = pipe(seed=0, num_videos=2)
+    assert out.prompts == ["", ""] and out.frames.shape == (2, 5, 32, 32, 3)
+    assert pipe.contract().describe().endswith("or neither (unconditional)")
+
+
+def test_image_to_video_fixes_the_images_codes_and_frame_0(pipe, monkeypatch):
+    yy, xx = np.mgrid[0:32, 0:32]
+    image = np.stack([xx * 8, yy * 8, (xx + yy) * 4], axis=-1).astype(np.uint8)
+    seen = {}
+    generate = pipe.prior.generate
+
+    def spy(*args, **kwargs):
+        seen["known"] = kwargs["known"]
+        seen["codes"] = generate(*args, **kwargs)
+        return seen["codes"]
+
+    monkeypatch.setattr(pipe.prior, "generate", spy)
+    out = pipe(PROMPT, image=image, seed=0, num_videos=2)
+    assert np.array_equal(out.frames[0, 0], image) and np.array_equal(out.frames[1, 0], image)
+    # the image, resized to the VQ-VAE's 16x16 and coded as a one-frame video, is the first latent frame
+    small = torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1)
+    small = torch.nn.functional.interpolate(small[None], size=(16, 16), mode="area")[:, :, None]
+    expected = pipe.vqvae.encode(small).flatten(1)
+    assert torch.equal(seen["known"], expected.expand(2, -1)) and torch.equal(seen["codes"][:, :16], seen["known"])
+
+
+def test_shorter_clips_are_prefixes_of_the_code_grid(pipe):
+    out = pipe(PROMPT, seed=3, num_frames=2, temperature=0.7, top_k=5, top_p=0.8, guidance_scale=1.0)
+    assert out.frames.shape == (1, 2, 32, 32, 3)
+    assert out.options["top_k"] == 5 and out.options["guidance_scale"] == 1.0
+    image = np.full((32, 32, 3), 200, np.uint8)
+    assert np.array_equal(pipe(PROMPT, image=image, seed=0, num_frames=1).frames[0], image[None])  # nothing left to sample
+    with pytest.raises(ValueError, match=r"num_frames \(--frames\) must be >= 1 and <= 5"):
+        pipe(PROMPT, num_frames=6)
+    with pytest.raises(ValueError, match=r"top_p \(--top-p\) must be > 0 and <= 1"):
+        pipe(PROMPT, top_p=0)
+
+
+# ------------------------------------------------------------------------------------------ training and the CLI
+
+
+@pytest.fixture(scope="module")
+def vqvae_run(tmp_path_factory):
+    from kinema.training import train
+
+    torch.set_num_threads(1)
+    return train(TINY_VQVAE, ["train.max_steps=20"], out=tmp_path_factory.mktemp("vqvae") / "run")
+
+
+def test_the_prior_trains_exports_and_generates_from_the_cli(vqvae_run, tmp_path, text_encoder, one_thread):
+    from kinema import load_pipeline
+    from kinema.cli import app
+    from kinema.io import probe
+    from kinema.pipelines.videogpt import VideoGPTPipeline
+    from kinema.training import train
+
+    run = train(TINY_GPT, [f"objective.vqvae={vqvae_run}", "train.max_steps=30", "train.log_every=5"], out=tmp_path / "run")
+    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 6 and losses[-1] < 0.75 * losses[0]
+    model = run / "model"
+    index = json.loads((model / "model_index.json").read_text())
+    assert index["pipeline"] == "videogpt" and set(index["components"]) == {"prior", "vqvae"}
+    # the export carries a copy of the frozen VQ-VAE, byte for byte
+    assert (model / "vqvae" / "model.safetensors").read_bytes() == (vqvae_run / "model" / "vqvae" / "model.safetensors").read_bytes()
+    pipe = load_pipeline(model, device="cpu", text_encoder=text_encoder)
+    assert isinstance(pipe, VideoGPTPipeline) and pipe(PROMPT, seed=0).frames.shape == (1, 5, 16, 16, 3)
+
+    runner = CliRunner()
+    for args, name in [([PROMPT, "--guidance", "1.5"], "text.mp4"), ([], "unconditional.mp4")]:
+        result = runner.invoke(app, ["generate", *args, "--model", str(model), "-o", str(tmp_path / name), "--seed", "1"])
+        assert result.exit_code == 0, result.output
+        assert probe(tmp_path / name).num_frames == 5
+    # the sampling flags reach the sampler: top-k 1 is greedy, so two seeds give the same clip
+    greedy = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"greedy{seed}.png"
+        result = runner.invoke(app, ["generate", PROMPT, "--model", str(model), "-o", str(out), "--format", "png", "--seed", seed,
+                                     "--top-k", "1", "--temperature", "0.5", "--top-p", "0.9"])
+        assert result.exit_code == 0, result.output
+        greedy.append([f.read_bytes() for f in sorted(out.glob("*.png"))])
+    assert greedy[0] == greedy[1]
+    result = runner.invoke(app, ["generate", PROMPT, "--model", str(model), "-o", str(tmp_path / "x.mp4"), "--temperature", "0"])
+    assert result.exit_code == 2 and "temperature (--temperature)" in result.output and not (tmp_path / "x.mp4").exists()
+
+
+def test_the_vqvae_pin_and_the_code_grid_are_checked(vqvae_run, tmp_path):
+    from kinema.training import get_family, load_config
+
+    family = get_family("videogpt")
+    with pytest.raises(ValueError, match="objective.vqvae_sha256: the VQ-VAE of .* has sha256"):
+        family.objective(load_config(TINY_GPT, [f"objective.vqvae={vqvae_run}", "objective.vqvae_sha256=" + "f" * 64]))
+    with pytest.raises(ValueError, match=r"must be the VQ-VAE's code grid of 5 frames at 16x16: \(3, 4, 4\)"):
+        family.objective(load_config(TINY_GPT, [f"objective.vqvae={vqvae_run}", "model.latent_height=5"]))
+    with pytest.raises(ValueError, match="model.vocab_size"):
+        family.objective(load_config(TINY_GPT, [f"objective.vqvae={vqvae_run}", "model.vocab_size=64"]))
+    with pytest.raises(ValueError, match="objective.vqvae is required"):
+        load_config(TINY_GPT, ["objective.vqvae=null"])

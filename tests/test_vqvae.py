@@ -1,0 +1,189 @@
+"""The video VQ-VAE family: shapes, causality, the EMA codebook and its restarts, straight-through gradients,
+save/load, input checks, training on the shared trainer."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from kinema.models.vqvae import VectorQuantizer, VideoVQVAE, VQVAEConfig
+
+TINY = Path(__file__).parents[1] / "configs" / "vqvae" / "tiny.yaml"
+# spatial 4 / temporal 2, and spatial 8 / temporal 4
+S4T2 = VQVAEConfig(channels=(8, 16), mid_channels=24, mid_blocks=1, temporal_compression=2, codebook_size=16, embed_dim=4)
+S8T4 = VQVAEConfig(channels=(8, 8, 16), mid_channels=None, mid_blocks=1, temporal_compression=4, codebook_size=16, embed_dim=4)
+
+
+def random_vqvae(config: VQVAEConfig = S4T2, seed: int = 0) -> VideoVQVAE:
+    """Every weight random: a zero-initialised layer would hide what leaks between frames."""
+    torch.manual_seed(seed)
+    vqvae = VideoVQVAE(config)
+    with torch.no_grad():
+        for p in vqvae.parameters():
+            p.normal_(std=0.2)
+    return vqvae.eval()
+
+
+def clip(frames: int = 5, size: int = 16, batch: int = 2, seed: int = 1) -> torch.Tensor:
+    return torch.rand(batch, 3, frames, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.mark.parametrize("config, frames, size, grid", [(S4T2, 7, 16, (4, 4, 4)), (S8T4, 9, 32, (3, 4, 4))], ids=["s4t2", "s8t4"])
+def test_forward_backward_shapes(config, frames, size, grid, one_thread):
+    vqvae = random_vqvae(config).train()
+    x = clip(frames=frames, size=size)
+    assert vqvae.latent_shape(frames, size, size) == grid
+    reconstruction, quantized = vqvae(x)
+    assert reconstruction.shape == x.shape
+    assert quantized.codes.shape == (2, *grid) and quantized.codes.dtype == torch.long
+    assert quantized.vectors.shape == (2, config.embed_dim, *grid)
+    (reconstruction - x).pow(2).mean().add(0.25 * quantized.commitment).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vqvae.parameters())
+    vqvae.eval()
+    with torch.no_grad():
+        codes = vqvae.encode(x)
+        video = vqvae.decode(codes)
+    assert codes.shape == (2, *grid) and video.shape == x.shape
+    assert video.min() >= -1 and video.max() <= 1
+
+
+def test_an_image_is_a_one_frame_video_and_encoding_is_causal(one_thread):
+    vqvae = random_vqvae()
+    x = clip(frames=7)
+    changed = x.clone()
+    changed[:, :, 3:] = clip(frames=4, seed=9)  # frames 3..6: latent frames 2 and 3 (groups [0] [1,2] [3,4] [5,6])
+    with torch.no_grad():
+        codes, codes_changed = vqvae.encode(x), vqvae.encode(changed)
+        image_codes = vqvae.encode(x[:, :, :1])
+        assert image_codes.shape == (2, 1, 4, 4) and torch.equal(image_codes, codes[:, :1])
+        assert torch.equal(codes[:, :2], codes_changed[:, :2]) and not torch.equal(codes[:, 2:], codes_changed[:, 2:])
+        later = codes.clone()
+        later[:, 1:] = (later[:, 1:] + 1) % vqvae.config.codebook_size
+        out, out_later = vqvae.decode(codes), vqvae.decode(later)
+    assert torch.equal(out[:, :, :1], out_later[:, :, :1])  # frame 0 is decoded from latent frame 0 alone
+    assert not torch.equal(out[:, :, 1:], out_later[:, :, 1:])
+
+
+def hand_made_quantizer(restart_threshold: float) -> VectorQuantizer:
+    quantizer = VectorQuantizer(codebook_size=3, dim=2, decay=0.5, eps=0.1, restart_threshold=restart_threshold)
+    codebook = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    quantizer.embedding.copy_(codebook)
+    quantizer.embed_sum.copy_(codebook)
+    quantizer.cluster_size.fill_(1.0)
+    return quantizer
+
+
+# four encoder outputs (b=1, d=2, f=1, h=2, w=2): [1, 0] and [0, 1] are nearest code 0, [9, 1] and [11, 1] code 1
+HAND_MADE = torch.tensor([[1.0, 0.0], [0.0, 1.0], [9.0, 1.0], [11.0, 1.0]]).t().reshape(1, 2, 1, 2, 2)
+
+
+def test_ema_codebook_update_equals_a_hand_computation():
+    quantizer = hand_made_quantizer(restart_threshold=0.0).train()
+    out = quantizer(HAND_MADE)
+    assert out.codes.flatten().tolist() == [0, 0, 1, 1]
+    # the vectors handed on are the codebook before the update
+    assert out.vectors.reshape(2, 4).t().tolist() == [[0, 0], [0, 0], [10, 0], [10, 0]]
+    assert out.commitment.item() == pytest.approx(6 / 8)  # squared distances 1, 1, 2, 2 over 4 x 2 elements
+    assert out.perplexity.item() == pytest.approx(2.0) and out.used.item() == pytest.approx(2 / 3)
+    # counts [2, 2, 0], sums [[1, 1], [20, 2], [0, 0]]; decay 0.5
+    torch.testing.assert_close(quantizer.cluster_size, torch.tensor([1.5, 1.5, 0.5]), rtol=0, atol=1e-6)
+    torch.testing.assert_close(quantizer.embed_sum, torch.tensor([[0.5, 0.5], [15.0, 1.0], [0.0, 5.0]]), rtol=0, atol=1e-6)
+    # Laplace smoothing: (count + 0.1) / (3.5 + 3 * 0.1) * 3.5 = [5.6, 5.6, 2.1] / 3.8
+    expected = torch.tensor([[0.5, 0.5], [15.0, 1.0], [0.0, 5.0]]) * 3.8 / torch.tensor([[5.6], [5.6], [2.1]])
+    torch.testing.assert_close(quantizer.embedding, expected, rtol=1e-6, atol=1e-6)
+    assert out.restarted.item() == 0
+
+
+def test_eval_mode_leaves_the_codebook_alone():
+    quantizer = hand_made_quantizer(restart_threshold=1.0).eval()
+    before = {k: v.clone() for k, v in quantizer.state_dict().items()}
+    quantizer(HAND_MADE)
+    assert all(torch.equal(before[k], v) for k, v in quantizer.state_dict().items())
+
+
+def test_a_dead_code_is_restarted_on_an_encoder_output_of_the_batch():
+    flat = HAND_MADE.reshape(2, 4).t()
+    runs = []
+    for _ in range(2):
+        quantizer = hand_made_quantizer(restart_threshold=1.0).train()
+        torch.manual_seed(5)
+        out = quantizer(HAND_MADE)
+        runs.append(quantizer.embedding.clone())
+        # code 2's moving count fell to 0.5 < 1: it now sits on one of the four outputs, counted as just alive
+        assert out.restarted.item() == 1
+        assert any(torch.equal(quantizer.embedding[2], row) for row in flat)
+        assert quantizer.cluster_size[2].item() == 1.0 and torch.equal(quantizer.embed_sum[2], quantizer.embedding[2])
+        # the living codes move by the moving average only
+        torch.testing.assert_close(quantizer.embedding[:2], torch.tensor([[0.5, 0.5], [15.0, 1.0]]) * 3.8 / 5.6)
+    torch.manual_seed(5)
+    pick = torch.randperm(4)[:1]
+    assert torch.equal(runs[0][2], flat[pick[0]]) and torch.equal(runs[0], runs[1])  # deterministic given torch's RNG
+
+
+def test_straight_through_gradient_reaches_the_encoder(one_thread):
+    quantizer = hand_made_quantizer(restart_threshold=0.0).eval()
+    z = HAND_MADE.clone().requires_grad_(True)
+    weight = torch.randn(HAND_MADE.shape, generator=torch.Generator().manual_seed(0))
+    (quantizer(z).vectors * weight).sum().backward()
+    assert torch.equal(z.grad, weight)  # the quantizer is the identity backwards
+    vqvae = random_vqvae().train()
+    x = clip()
+    reconstruction, _ = vqvae(x)
+    (reconstruction - x).pow(2).mean().backward()  # the reconstruction alone, no commitment term
+    grad = vqvae.encoder.conv_in.conv.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_save_and_load_give_identical_outputs(tmp_path, one_thread):
+    vqvae = random_vqvae().train()
+    vqvae(clip(seed=3))  # move the codebook away from its initial state: the buffers must be saved
+    vqvae.eval()
+    vqvae.save_pretrained(tmp_path / "vqvae")
+    assert json.loads((tmp_path / "vqvae" / "config.json").read_text())["model_class"] == "VideoVQVAE"
+    loaded = VideoVQVAE.from_pretrained(tmp_path / "vqvae")
+    assert loaded.config == vqvae.config
+    x = clip()
+    with torch.no_grad():
+        codes = vqvae.encode(x)
+        assert torch.equal(loaded.encode(x), codes)
+        assert torch.equal(loaded.decode(codes), vqvae.decode(codes))
+    assert loaded.codebook_usage() == vqvae.codebook_usage()
+
+
+def test_bad_input_is_named(one_thread):
+    vqvae = random_vqvae()
+    with pytest.raises(ValueError, match=r"num_frames must be 1 \+ 2\*k.*got 4"):
+        vqvae.encode(clip(frames=4))
+    with pytest.raises(ValueError, match="multiples of 4.*got 18x18"):
+        vqvae.encode(clip(size=18))
+    with pytest.raises(ValueError, match=r"expected a video \(b, 3, f, h, w\)"):
+        vqvae.encode(torch.zeros(2, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"codes must be in \[0, 16\)"):
+        vqvae.decode(torch.full((1, 1, 4, 4), 16))
+    with pytest.raises(ValueError, match="temporal_compression must be 1, 2 or 4"):
+        VQVAEConfig(temporal_compression=3)
+    with pytest.raises(ValueError, match="channels must list 2"):
+        VQVAEConfig(channels=(8, 8, 8, 8))
+
+
+def test_training_lowers_the_loss_logs_the_codebook_and_exports(tmp_path, one_thread):
+    from kinema import load_pipeline
+    from kinema.hub import open_model
+    from kinema.training import load_config, train
+
+    run = train(TINY, ["train.max_steps=30", "train.log_every=5", "train.sample_every=30", "train.num_samples=2"], out=tmp_path / "run")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [row["loss"] for row in rows if "loss" in row]
+    assert len(losses) == 6 and losses[-1] < 0.5 * losses[0]
+    assert all({"codebook_used", "perplexity", "codes_restarted", "commitment", "psnr"} <= set(row) for row in rows)
+    assert rows[-1]["perplexity"] > 1 and 0 < rows[-1]["codebook_used"] <= 1
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    folder = open_model(run / "model")
+    assert folder.index.purpose == "autoencoder" and list(folder.index.components) == ["vqvae"]
+    vqvae = VideoVQVAE.from_pretrained(run / "model")
+    assert vqvae.config == load_config(TINY).model
+    assert 0 < vqvae.codebook_usage()["fraction_used"] <= 1
+    with pytest.raises(ValueError, match="does not generate video"):
+        load_pipeline(run / "model", device="cpu")
+    assert list((run / "samples").glob("*")), "the run wrote no preview of inputs beside reconstructions"
