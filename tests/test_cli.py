@@ -102,3 +102,15 @@ def test_evaluate_writes_a_report_and_names_missing_weights(tmp_path):
     assert report["metrics"]["shapes"]
     result = runner.invoke(app, ["evaluate", "--real", str(tmp_path / "real"), "--fake", str(tmp_path / "real"), "--metrics", "fvd"])
     assert result.exit_code == 2 and "i3d" in result.output.lower()
+
+
+def test_check_table_shows_every_measure_of_the_report(tmp_path):
+    invoke("dataset", "render", "shapes", "--count", 2, "--out", tmp_path)
+    report = json.loads(invoke("check", tmp_path, "--json"))
+    table = invoke("check", tmp_path)
+    rows = [(f"{name} accuracy", f"{value:.1%}") for name, value in report["accuracy"].items()]
+    rows += [("object present (frames)", f"{report['present_rate']:.1%}"), ("single blob (frames)", f"{report['single_blob_rate']:.1%}"),
+             ("colour drift (RGB 0-255)", f"{report['mean_color_drift']:.2f}"), ("size drift", f"{report['mean_size_drift']:.3f}")]
+    lines = table.splitlines()
+    for label, value in rows:
+        assert any(label in line and line.rstrip(" │|").endswith(value) for line in lines), (label, value, table)
