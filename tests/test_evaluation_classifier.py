@@ -41,8 +41,9 @@ def test_forward_backward_shapes(videos):
 
 def test_save_load_round_trip_gives_identical_features(videos, tmp_path):
     model = ShapesClassifier(TINY).eval()
-    model.save(tmp_path / "clf")
-    loaded = ShapesClassifier.from_pretrained(tmp_path / "clf")
+    saved = model.save(tmp_path / "clf")
+    assert saved == tmp_path / "clf" and sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = ShapesClassifier.from_pretrained(saved)
     assert loaded.config == TINY
     np.testing.assert_array_equal(shapes_features(videos, loaded), shapes_features(videos, model))
     with pytest.raises(FileNotFoundError, match="config.json"):
