@@ -166,6 +166,56 @@ _TEMPLATES = (
 )
 
 
+# What each value looks like, in words beyond the training phrasings: the model folder declares them
+# (model_index.json "vocabulary"), so a prompt in other words can be mapped onto the values.
+_DESCRIPTIONS = {
+    "circle": "round, ball",
+    "square": "four equal sides, block",
+    "triangle": "three sides, a wedge or pyramid",
+    "red": "scarlet or crimson",
+    "green": "lime or grass green",
+    "blue": "deep blue, navy or royal blue",
+    "yellow": "lemon or gold",
+    "cyan": "light blue, aqua, turquoise or blue-green",
+    "magenta": "pink, purple or fuchsia",
+    "small": "{px:g} pixels across",
+    "large": "{px:g} pixels across",
+    "left": "west",
+    "right": "east",
+    "up": "rising, north",
+    "down": "falling, south",
+    "slowly": "{speed:g} pixel per frame",
+    "quickly": "{speed:g} pixels per frame",
+}
+DEFAULTS = {"shape": "circle", "color": "red", "size": "large", "direction": "right", "speed": "slowly"}  # a visible, easy clip
+
+
+def shapes_vocabulary():
+    """The Captioned Shapes vocabulary as a text model trained on it declares it (kinema.text.Vocabulary):
+    the canonical template, every value with its training phrasings and a description, sizes in px and
+    speeds in px/frame (at 64x64), and the (shape, color) pairs held out of training."""
+    from kinema.text.vocabulary import Attribute, Value, Vocabulary
+
+    def values(names, measures=None):
+        out = []
+        for name in names:
+            measure = None if measures is None else float(measures[name])
+            about = _DESCRIPTIONS[name].format(px=measure or 0, speed=measure or 0)
+            words = [w for w in _WORDS.get(name, ()) if w != name]  # the training captions' other phrasings
+            out.append(Value(name, ", ".join([*words, about]), measure))
+        return tuple(out)
+
+    attributes = (
+        Attribute("shape", values(SHAPES), DEFAULTS["shape"]),
+        Attribute("color", values(COLORS), DEFAULTS["color"]),
+        Attribute("size", values(SIZES, SIZES), DEFAULTS["size"], unit="px"),
+        Attribute("direction", values(DIRECTIONS), DEFAULTS["direction"]),
+        Attribute("speed", values(SPEEDS, SPEEDS), DEFAULTS["speed"], unit="px/frame"),
+    )
+    unseen = tuple({"shape": shape, "color": color} for shape, color in sorted(HELDOUT_PAIRS))
+    return Vocabulary(_TEMPLATES[0], attributes, unseen)
+
+
 def canonical_captions(pairs: Sequence[tuple[str, str]] = SEEN_PAIRS) -> list[str]:
     """The canonical caption of every attribute combination over ``pairs`` (default: the training pairs)."""
     return [
