@@ -395,6 +395,9 @@ def run_one(tree: Path, mutation: tuple, timeout: float, full: bool = False) -> 
     try:
         proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests], cwd=tree, env=env,
                               capture_output=True, text=True, timeout=timeout)
+        if proc.returncode < 0:  # killed by a signal (e.g. the kernel's OOM killer): the suite crashed, which a user sees
+            return {"id": ident, "set": group, "caught": True, "by": f"the test run was killed by signal {-proc.returncode}",
+                    "seconds": round(time.perf_counter() - start, 1)}
         if proc.returncode not in (0, 1):  # collection errors, usage errors: the mutant itself is broken
             return {"id": ident, "set": group, "status": f"invalid: pytest exit {proc.returncode} (the mutated code does not import or run)"}
         caught = proc.returncode == 1
