@@ -172,3 +172,6 @@ def test_image_to_video_starts_on_the_given_image(pipe):
     # a larger picture is resized to the output size first
     big = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
     assert psnr(call(pipe, 1, seed=0, image=big).frames[0, 0], image) >= 30
+    # and a picture of another shape (here: only its height differs) is resized on both sides
+    tall = np.repeat(image, 2, axis=0)
+    assert psnr(call(pipe, 1, seed=0, image=tall).frames[0, 0], image) >= 30

@@ -85,3 +85,19 @@ def test_bad_configs_and_inputs_are_named():
         unet(**inputs(f=6))
     with pytest.raises(ValueError, match="channels"):
         unet(**dict(inputs(), sample=torch.randn(2, 4, 4, 16, 16)))
+
+
+def test_output_channels_unpack_as_channel_then_row_then_column():
+    """With conv_out's weights zero its bias is the output: channel k = c*p*p + p1*p + p2 lands on colour c at
+    sub-pixel (p1, p2) of every packed cell, the layout the input packing uses and the shipped weights expect."""
+    config = VideoUNetConfig(**{**TINY_UNET, "patch_size": 2})
+    unet = VideoUNet(config).eval()
+    torch.nn.init.zeros_(unet.conv_out.weight)
+    bias = torch.arange(3 * 2 * 2, dtype=torch.float32)
+    with torch.no_grad():
+        unet.conv_out.bias.copy_(bias)
+        out = unet(**inputs(b=1, size=16))  # (1, 3, f, 16, 16)
+    for c in range(3):
+        for p1 in range(2):
+            for p2 in range(2):
+                assert (out[0, c, :, p1::2, p2::2] == bias[c * 4 + p1 * 2 + p2]).all(), (c, p1, p2)
