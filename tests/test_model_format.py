@@ -154,6 +154,10 @@ def test_devices_and_dtypes(tiny_model_dir, text_encoder):
     assert half.dtype == torch.bfloat16 and full.dtype == torch.float32
     a, b = full(PROMPT, seed=0).frames.astype(int), half(PROMPT, seed=0).frames.astype(int)
     assert a.shape == b.shape and np.abs(a - b).mean() < 12  # the same clip, drawn in bfloat16
+    fp16 = load_pipeline(tiny_model_dir, device="cpu", dtype="float16", text_encoder=text_encoder)
+    assert fp16.dtype == torch.float16 and next(fp16.modules()["denoiser"].parameters()).dtype == torch.float16
+    c = fp16(PROMPT, seed=0).frames.astype(int)
+    assert c.shape == a.shape and np.abs(a - c).mean() < 12  # and in float16 (autocast runs the float32 inputs in it)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
