@@ -144,9 +144,15 @@ def generate(
     count: Optional[int] = typer.Option(None, "--count", min=1, help="Batch mode without a prompts file: N clips (of PROMPT, or of none for unconditional models) into --out-dir."),
     skip_existing: bool = typer.Option(False, "--skip-existing", help="Batch mode: keep clips already in --out-dir (continue an interrupted batch)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    raw_prompt: bool = typer.Option(False, "--raw-prompt", help="Give the prompt to the model as written, not rewritten onto the words it was trained on."),
+    shots: bool = typer.Option(False, "--shots", help="The prompt describes several shots ('A red ball rolls left. Then a blue box rises.'): one after the other in one clip."),
 ) -> None:
     """Generate a video from a prompt and/or a first frame. Options a model does not take are refused,
     with the list of those it does (`kinema models NAME` shows them).
+
+    A model trained on a closed vocabulary (the Shapes models) gets the prompt in its own words: any
+    wording of the same request works, the command prints what it understood ("understood as: ...")
+    and warns about what the model cannot draw. `--raw-prompt` turns this off.
 
     Example: `kinema generate "a small red circle moving left slowly" -o clip.mp4`
 
@@ -169,10 +175,12 @@ def generate(
                 raise ValueError("--prompts and --count need --out-dir")
             if prompts is not None and (count is not None or prompt):
                 raise ValueError("--prompts takes its prompts from the file: give no PROMPT or --count with it")
+            if shots:
+                raise ValueError("--shots makes one clip of one prompt; batch mode (--prompts, --count) takes none")
             results = gen.generate_batch(
                 prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt or "mp4", model=model, image=image,
-                device=device, dtype=dtype, overwrite=overwrite, skip_existing=skip_existing,
-                on_done=lambda r: console.print(f"{r.path}  " + (f"({r.seconds:.2f} s)" if r.seconds else "(kept: it was there)")),
+                device=device, dtype=dtype, overwrite=overwrite, skip_existing=skip_existing, raw_prompt=raw_prompt,
+                on_done=lambda r: _report_clip(r, f"{r.path}  " + (f"({r.seconds:.2f} s)" if r.seconds else "(kept: it was there)")),
                 **options,
             )
             console.print(f"wrote {sum(1 for r in results if r.seconds)} videos to {out_dir} in {time.perf_counter() - start:.1f} s")
@@ -181,12 +189,21 @@ def generate(
             raise ValueError("--skip-existing is for batch mode (--prompts or --count)")
         result = gen.generate(
             prompt or "", out or Path(f"video.{fmt or 'mp4'}"), model=model, image=image, seed=seed, device=device, dtype=dtype,
-            format=fmt, overwrite=overwrite, **options,
+            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, **options,
         )
+    _report_clip(result, f"wrote {result.path}")
+    console.print(f"sampling {result.seconds:.2f} s, total {time.perf_counter() - start:.2f} s")
+
+
+def _report_clip(result, done: str) -> None:
+    """What generate understood (when it rewrote the prompt), its warnings, then ``done``."""
+    for number, scene in enumerate(result.scenes, 1):
+        if scene.rewritten:
+            shot = f"shot {number} " if len(result.scenes) > 1 else ""
+            console.print(f"{shot}understood as: {escape(scene.caption)}")
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
-    console.print(f"wrote {result.path}")
-    console.print(f"sampling {result.seconds:.2f} s, total {time.perf_counter() - start:.2f} s")
+    console.print(escape(done))
 
 
 @command(app)
@@ -450,6 +467,7 @@ def evaluate_command(
     threads: Optional[int] = _threads_option(),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in OUT."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON instead of a table."),
+    raw_prompt: bool = typer.Option(False, "--raw-prompt", help="--model generation: give each prompt as written, not rewritten onto the model's words."),
 ) -> None:
     """Compare generated videos with real ones: FVD, FD-Shapes, PSNR, SSIM, flicker, ACD and the Shapes checks.
 
@@ -471,7 +489,7 @@ def evaluate_command(
 
         if prompts is None:
             raise ValueError("--model needs --prompts FILE (one prompt per line)")
-        clips, texts = generate_clips(prompts, model, seed=seed, device=device, dtype=dtype)
+        clips, texts = generate_clips(prompts, model, seed=seed, device=device, dtype=dtype, raw_prompt=raw_prompt)
         fake = VideoSet.from_frames(clips, labels=texts, source=f"{model}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the result lists them; printed below

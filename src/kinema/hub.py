@@ -21,8 +21,9 @@ model_index.json, in the spirit of diffusers' file of the same name::
       },
       "settings": {...},                           # the pipeline's sampling settings (its dataclass, strictly checked)
       "training": {"family": "diffusion", "step": 10000, "weights": "ema"},
-      "fine_tuning": {"discriminator": "discriminator.safetensors"}
-    }
+      "fine_tuning": {"discriminator": "discriminator.safetensors"},
+      "vocabulary": {...}                          # optional: the closed vocabulary a text model was trained on
+    }                                              # (kinema.text.Vocabulary), which prompts are mapped onto
 
 Older folders (config.json + model.safetensors + pipeline.json side by side) and training run folders
 (their newest checkpoint, EMA weights where kept) still load. A key this module does not know is an
@@ -67,12 +68,15 @@ class ModelIndex:
     fine_tuning: dict[str, str] = field(default_factory=dict)
     format: int = FORMAT_VERSION
     kinema_version: str = ""  # "_kinema_version" in the file: who wrote it
+    vocabulary: dict[str, Any] | None = None  # kinema.text.Vocabulary.to_json(); None: the model takes any wording
 
     def to_json(self) -> dict[str, Any]:
         from kinema import __version__
 
         data = asdict(self)
         data.pop("kinema_version")
+        if data["vocabulary"] is None:
+            data.pop("vocabulary")  # folders without one read as before
         return {"_kinema_version": __version__, **data}
 
     @classmethod
@@ -98,6 +102,13 @@ class ModelIndex:
                     raise ModelFormatError(f"{path} components.{name} must give both 'model' and 'component', got {sorted(ref)}")
             elif not isinstance(ref, str):
                 raise ModelFormatError(f"{path} components.{name} must be a subfolder name or {{'model': ..., 'component': ...}}")
+        if index.vocabulary is not None:
+            from kinema.text.vocabulary import Vocabulary, VocabularyError
+
+            try:
+                Vocabulary.from_json(index.vocabulary, f"{path} vocabulary")
+            except VocabularyError as error:
+                raise ModelFormatError(str(error)) from None
         return index
 
     def write(self, folder: Path) -> None:
@@ -141,6 +152,13 @@ class ModelFolder:
             return self.path / self.index.fine_tuning[name]
         legacy = self.path / f"{name}.safetensors"
         return legacy if self.legacy and legacy.is_file() else None
+
+    @property
+    def vocabulary(self):
+        """The closed vocabulary the model declares (a kinema.text.Vocabulary), or None."""
+        from kinema.text.vocabulary import Vocabulary
+
+        return None if self.index.vocabulary is None else Vocabulary.from_json(self.index.vocabulary, f"{self.where} vocabulary")
 
     @property
     def where(self) -> str:

@@ -184,8 +184,8 @@ _DESCRIPTIONS = {
     "right": "east",
     "up": "rising, north",
     "down": "falling, south",
-    "slowly": "{speed:g} pixel per frame",
-    "quickly": "{speed:g} pixels per frame",
+    "slowly": "leisurely or crawling, {speed:g} pixel per frame",
+    "quickly": "speeding or racing, {speed:g} pixels per frame",
 }
 DEFAULTS = {"shape": "circle", "color": "red", "size": "large", "direction": "right", "speed": "slowly"}  # a visible, easy clip
 

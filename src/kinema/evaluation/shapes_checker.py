@@ -265,7 +265,9 @@ def _provenance_prompt(path: Path) -> str | None:
     from kinema.io import probe
 
     provenance = probe(path).provenance
-    return provenance.prompt if provenance and provenance.prompt else None
+    if provenance is None:
+        return None
+    return provenance.caption or provenance.prompt or None  # the caption: what the model was asked to draw
 
 
 def check_path(path: str | os.PathLike, caption: str | None = None) -> PathCheck:

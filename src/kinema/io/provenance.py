@@ -29,12 +29,16 @@ class Provenance:
     generator: str = field(default_factory=_default_generator)
     model: str | None = None
     seed: int | None = None
-    prompt: str | None = None
+    prompt: str | None = None  # as the user wrote it
+    caption: str | None = None  # what the model was given, when a planner rewrote the prompt onto the model's vocabulary
     created: str = field(default_factory=_utc_now)  # UTC, ISO 8601
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data["caption"] is None:
+            data.pop("caption")  # records of unplanned prompts read as before
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Provenance:

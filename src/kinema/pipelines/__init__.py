@@ -118,4 +118,5 @@ def load_pipeline(
     device = resolve_device(device)
     pipe = registration.pipeline.from_folder(folder, device=device, dtype=resolve_dtype(dtype, device), **components)
     pipe.source = folder.name
+    pipe.vocabulary = folder.vocabulary
     return pipe

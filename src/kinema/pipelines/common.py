@@ -291,6 +291,7 @@ class VideoPipeline:
     components: ClassVar[dict[str, str]]  # component name -> network class name
     settings: Any
     source: str = "this model"  # how the user named the model (set by load_pipeline), for messages
+    vocabulary: Any = None  # the kinema.text.Vocabulary its folder declares (set by load_pipeline); None: any wording
 
     @classmethod
     def declare(cls, configs: dict[str, Any], settings: Any) -> Contract:
@@ -336,7 +337,7 @@ class VideoPipeline:
             for name, module in self.modules().items():
                 module.save_pretrained(tmp / name)
             ModelIndex(pipeline=self.name, components={n: n for n in self.modules()}, settings=self.settings.to_dict(),
-                       training=training or {}).write(tmp)
+                       training=training or {}, vocabulary=self.vocabulary.to_json() if self.vocabulary else None).write(tmp)
         return Path(folder)
 
     @torch.no_grad()

@@ -1,5 +1,10 @@
 """`kinema generate` and `kinema.generate`: load a model once, generate clips, write them with a provenance record.
 
+Prompts reach a model that declares a closed vocabulary (model_index.json "vocabulary", the Shapes models)
+through the scene planner (kinema.text): the caption it understands is generated, and the result keeps the
+Scene (``result.scenes``) saying how each attribute was read and which words it could not draw.
+``raw_prompt=True`` gives the prompt to the model as written.
+
 Seed rule: clip i of a batch made with seed S uses seed S + i; a prompts file's line i (counting from
 0, blank lines included) uses S + i. So `kinema generate --prompts F --seed S`, `kinema generate "<line
 i>" --seed S+i` and `kinema evaluate --model M --prompts F --seed S` give the same frames for line i,
@@ -12,6 +17,7 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Sequence
@@ -25,6 +31,7 @@ from kinema.io import Provenance, read_video, write_video
 from kinema.io.image import read_image
 from kinema.pipelines import contract_of, load_pipeline
 from kinema.pipelines.common import Callback, VideoPipeline, check_seed
+from kinema.text import Scene, plan, split_shots
 
 FORMATS = ("mp4", "webm", "gif", "png")
 
@@ -42,13 +49,25 @@ class GenerateResult:
     seconds: float = 0.0  # sampling time, without model loading
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    scenes: list[Scene] = field(default_factory=list)  # how the prompt was read: one per shot; caption = what the model was given
+
+    @property
+    def caption(self) -> str:
+        """What the model was given: the planner's caption(s), or the prompt as written."""
+        return "; ".join(s.caption for s in self.scenes) if self.scenes else self.prompt
 
     @property
     def provenance(self) -> Provenance:
         extra = {k: v for k, v in self.options.items() if k != "preview_every"}
         if self.image is not None:
             extra["image"] = self.image
-        return Provenance(model=self.model, seed=self.seed, prompt=self.prompt or None, extra=extra)
+        planned = any(s.choices for s in self.scenes)  # the model declares a vocabulary and the planner ran
+        unplaced = [w for s in self.scenes for w in s.unplaced]
+        if unplaced:
+            extra["unplaced"] = unplaced
+        if len(self.scenes) > 1:
+            extra["shots"] = [s.caption for s in self.scenes]
+        return Provenance(model=self.model, seed=self.seed, prompt=self.prompt or None, caption=self.caption if planned else None, extra=extra)
 
     def save(self, path: str | os.PathLike, format: Literal["mp4", "webm", "gif", "png"] | None = None, overwrite: bool = False) -> Path:
         """Write the clip (mp4, webm, gif or a folder of PNGs) with its provenance record; returns the path."""
@@ -60,7 +79,9 @@ class GenerateResult:
     def __repr__(self) -> str:
         f, h, w, _ = self.frames.shape
         where = f", path='{self.path}'" if self.path else ""
-        return f"GenerateResult({f} frames at {w}x{h}, prompt={self.prompt!r}, seed={self.seed}, model={self.model!r}{where}, {self.seconds:.2f} s)"
+        caption = f", caption={self.caption!r}" if self.caption != self.prompt else ""
+        return (f"GenerateResult({f} frames at {w}x{h}, prompt={self.prompt!r}{caption}, seed={self.seed}, model={self.model!r}{where}, "
+                f"{self.seconds:.2f} s)")
 
 
 def output_target(out: str | os.PathLike, fmt: str | None, overwrite: bool) -> tuple[Path, str]:
@@ -122,6 +143,25 @@ def _load(model: str | os.PathLike | None, device: str, dtype: str | None, progr
         return load_pipeline(folder, device=device, dtype=dtype)
 
 
+def _planner_encoder(pipe: VideoPipeline):
+    """The pipeline's own MiniLM when it sits on the CPU in float32 (the numbers the planner was tuned with); else None (the planner loads one)."""
+    encoder = getattr(pipe, "text_encoder", None)
+    weight = getattr(getattr(getattr(encoder, "bert", None), "word", None), "weight", None)
+    if weight is not None and weight.device.type == "cpu" and weight.dtype == torch.float32:
+        return encoder
+    return None
+
+
+def understand(pipe: VideoPipeline, prompt: str, raw_prompt: bool = False, shots: bool = False) -> list[Scene]:
+    """How a pipeline's model will read a prompt: one Scene (one per shot with ``shots``), planned onto the
+    vocabulary the model declares; the prompt unchanged for a model without one or with ``raw_prompt``."""
+    vocabulary = None if raw_prompt else pipe.vocabulary
+    encoder = _planner_encoder(pipe) if vocabulary is not None else None
+    if shots:
+        return split_shots(prompt, vocabulary, encoder=encoder)
+    return [plan(prompt, vocabulary, encoder=encoder)]
+
+
 def _image_input(image: str | os.PathLike | np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
     if isinstance(image, (str, os.PathLike)):
         return read_image(image), str(image)
@@ -141,6 +181,8 @@ def generate(
     format: Literal["mp4", "webm", "gif", "png"] | None = None,
     overwrite: bool = False,
     progress: bool | Callback | None = None,
+    raw_prompt: bool = False,
+    shots: bool = False,
     **options: Any,
 ) -> GenerateResult:
     """Generate one clip; write it to ``out`` when given (a folder of PNGs for format png).
@@ -150,6 +192,11 @@ def generate(
     model's pipeline declares (``kinema models`` lists them), e.g. num_inference_steps (or steps),
     guidance_scale (or guidance), num_frames (or frames), fps. ``progress``: a step callback, True or
     False for a terminal progress bar (default: when stderr is a terminal).
+
+    A model that declares a vocabulary gets the planner's caption for the prompt (``result.scenes[0]``
+    says how it was read; words it cannot draw are warnings); ``raw_prompt`` gives it the prompt as
+    written. ``shots``: the prompt describes several shots (kinema.text.split_shots); each is generated
+    with the same seed and the clip holds them one after the other (the image, if any, starts the first).
     """
     check_seed(seed)
     path = fmt = None
@@ -157,13 +204,20 @@ def generate(
         path, fmt = output_target(out, format, overwrite)
     first, image_name = _image_input(image)
     pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options))
+    scenes = understand(pipe, prompt, raw_prompt, shots)
+    notes = [note for scene in scenes for note in scene.warnings(pipe.source)]
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    outputs = []
     with contextlib.ExitStack() as stack:
         callback = progress if callable(progress) else stack.enter_context(terminal_progress(progress))
         start = time.perf_counter()
-        out_ = pipe(prompt, image=first, seed=seed, callback=callback, **options)
+        for k, scene in enumerate(scenes):
+            outputs.append(pipe(scene.caption, image=first if k == 0 else None, seed=seed, callback=callback, **options))
         seconds = time.perf_counter() - start
-    result = GenerateResult(frames=out_.frames[0], prompt=prompt, seed=seed, model=str(model or DEFAULT_MODEL), options=out_.options,
-                            image=image_name, seconds=seconds, warnings=out_.warnings)
+    frames = np.concatenate([o.frames[0] for o in outputs]) if len(outputs) > 1 else outputs[0].frames[0]
+    result = GenerateResult(frames=frames, prompt=prompt, seed=seed, model=str(model or DEFAULT_MODEL), options=outputs[0].options,
+                            image=image_name, seconds=seconds, warnings=notes + [w for o in outputs for w in o.warnings], scenes=scenes)
     if path is not None:
         result.save(path, fmt, overwrite=overwrite)
     return result
@@ -211,6 +265,7 @@ def generate_batch(
     skip_existing: bool = False,
     on_done: Callable[[GenerateResult], None] | None = None,
     progress: bool | None = None,
+    raw_prompt: bool = False,
     **options: Any,
 ) -> list[GenerateResult]:
     """One clip per prompt line, named by its line index (0000.mp4, ...; 0000/ of PNG frames for png)
@@ -220,6 +275,7 @@ def generate_batch(
     The model is loaded once. Under several processes each takes every world-size-th line.
     ``skip_existing``: a clip already in ``out_dir`` is kept (read back, not regenerated), so an
     interrupted batch continues where it stopped; each clip is written whole or not at all.
+    Each prompt goes through the planner as in ``generate`` (``raw_prompt`` turns it off).
     """
     check_seed(seed)
     if skip_existing and overwrite:
@@ -240,13 +296,14 @@ def generate_batch(
         for index, text in items[rank::world]:
             name = Path(out_dir) / (f"{index:04d}" if format == "png" else f"{index:04d}.{format}")
             if skip_existing and name.exists():
-                result = GenerateResult(frames=read_video(name).frames, prompt=text, seed=seed + index, model=str(model or DEFAULT_MODEL), path=name)
+                result = GenerateResult(frames=read_video(name).frames, prompt=text, seed=seed + index, model=str(model or DEFAULT_MODEL), path=name,
+                                        scenes=understand(pipe, text, raw_prompt))
                 results.append(result)
                 if on_done:
                     on_done(result)
                 continue
             result = generate(text, name, seed=seed + index, format=format, model=model, pipeline=pipe, image=first,
-                              overwrite=overwrite, progress=callback or False, **options)
+                              overwrite=overwrite, progress=callback or False, raw_prompt=raw_prompt, **options)
             result.image = image_name
             results.append(result)
             if on_done:
@@ -263,9 +320,11 @@ def generate_clips(
     pipeline: VideoPipeline | None = None,
     device: str = "auto",
     dtype: str | None = None,
+    raw_prompt: bool = False,
     **options: Any,
 ) -> tuple[list[np.ndarray], list[str]]:
-    """Clips in memory for a prompts file (line i: seed + i) or a list (item i: seed + i): (frames, prompts).
+    """Clips in memory for a prompts file (line i: seed + i) or a list (item i: seed + i): (frames, captions),
+    a caption being what the model was given (the planner's, as `kinema generate` does; the prompt with ``raw_prompt``).
 
     For evaluating a model on the fly, without writing (and lossily encoding) videos first. With
     ``batch_size`` 1 (the default; on a CPU as fast per clip as 8) the frames are bit for bit those of
@@ -278,6 +337,7 @@ def generate_clips(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     pipe = pipeline or _load(model, device, dtype, False, check=([text for _, text in items], False, options))
+    items = [(index, understand(pipe, text, raw_prompt)[0].caption) for index, text in items]
     clips = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]

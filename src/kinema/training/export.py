@@ -57,13 +57,15 @@ def write_model_folder(
     """The objective's model as a model folder (docs/model_format.md), written whole: one subfolder per
     component (config.json + model.safetensors) and model_index.json naming the pipeline and its settings.
 
-    ``training`` is recorded under model_index.json's "training". Unless ``sampling_only``, the modules a
+    ``training`` is recorded under model_index.json's "training"; the objective's vocabulary (a Shapes text
+    model's) under "vocabulary". Unless ``sampling_only``, the modules a
     fine-tune starts from go beside them as NAME.safetensors in float16 (half the bytes; train.init_from
     loads them).
     """
     components = objective.export_components()
     pipeline = objective.export_pipeline()
     fine_tuning = {} if sampling_only else objective.fine_tuning_modules()
+    vocabulary = objective.export_vocabulary()
     with atomic_dir(target, overwrite=overwrite) as tmp:
         for name, module in components.items():
             module.save_pretrained(tmp / name)
@@ -79,5 +81,6 @@ def write_model_folder(
             settings=pipeline[1].to_dict() if pipeline else {},
             training=training,
             fine_tuning={name: f"{name}.safetensors" for name in fine_tuning},
+            vocabulary=vocabulary.to_json() if vocabulary is not None else None,
         ).write(tmp)
     return Path(target)

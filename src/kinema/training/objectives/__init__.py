@@ -40,6 +40,8 @@ class Objective:
       the run (from EMA weights when EMA is on); `export_pipeline()` gives the registered pipeline
       that drives them and its settings (the name None for a folder no generation pipeline drives,
       e.g. an autoencoder; None altogether for neither);
+      `export_vocabulary()` (optional) gives the closed vocabulary a text model was trained on
+      (a kinema.text.Vocabulary), declared in model_index.json so that prompts in other words reach it;
       `fine_tuning_modules()` (optional) names the other modules a fine-tune should start from (a
       GAN's discriminator): exported as NAME.safetensors (float16) and loaded by train.init_from.
     """
@@ -69,6 +71,10 @@ class Objective:
 
     def export_pipeline(self) -> tuple[str | None, Any] | None:
         """(registered pipeline name or None, its settings dataclass) for model_index.json; None: neither."""
+        return None
+
+    def export_vocabulary(self):
+        """The kinema.text.Vocabulary of the captions a text model trains on, or None (any wording, or no text)."""
         return None
 
     def fine_tuning_modules(self) -> dict[str, nn.Module]:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from kinema.data.captions import caption_sample
-from kinema.data.shapes import CaptionedShapes, canonical_captions
+from kinema.data.shapes import CaptionedShapes, canonical_captions, shapes_vocabulary
 from kinema.models.text import MiniLMEncoder
 from kinema.models.unet3d import VideoUNet, VideoUNetConfig
 from kinema.training.config import RunConfig
@@ -203,6 +203,10 @@ class DiffusionObjective(Objective):
     def export_pipeline(self) -> tuple[str, Any]:
         """The "diffusion" pipeline with the training scheduler and the sampling defaults."""
         return "diffusion", self.pipeline_settings()
+
+    def export_vocabulary(self):
+        """Captioned Shapes' vocabulary for a model trained on its captions."""
+        return shapes_vocabulary() if self.config.data.dataset == "shapes" else None
 
 
 def shifted_betas(alphas_cumprod: torch.Tensor, shift: float) -> torch.Tensor:

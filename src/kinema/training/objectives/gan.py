@@ -21,6 +21,7 @@ from kinema.data.shapes import (
     ShapeMotion,
     canonical_captions,
     frames_to_tensor,
+    shapes_vocabulary,
 )
 from kinema.models.gan import (
     Discriminator,
@@ -352,6 +353,10 @@ class GANObjective(Objective):
     def export_pipeline(self) -> tuple[str, Any]:
         """The "gan" pipeline with output size, fps, class names and reference prompts."""
         return "gan", self.pipeline_settings()
+
+    def export_vocabulary(self):
+        """Captioned Shapes' vocabulary for a text-conditioned generator trained on its captions."""
+        return shapes_vocabulary() if self.config.model.condition == "text" and self.config.data.dataset == "shapes" else None
 
     def fine_tuning_modules(self) -> dict[str, nn.Module]:
         """A GAN fine-tuned against a fresh discriminator first unlearns what the random D tells it."""

@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 import torch
 import torch.nn.functional as F
 
-from kinema.data.shapes import CaptionedShapes, canonical_captions
+from kinema.data.shapes import CaptionedShapes, canonical_captions, shapes_vocabulary
 from kinema.models.gpt import VideoGPT, VideoGPTConfig
 from kinema.models.text import MiniLMEncoder
 from kinema.models.vqvae import VideoVQVAE
@@ -152,6 +152,10 @@ class VideoGPTObjective(Objective):
     def export_pipeline(self) -> tuple[str, Any]:
         """The "videogpt" pipeline with the sampling defaults."""
         return "videogpt", self.pipeline_settings()
+
+    def export_vocabulary(self):
+        """Captioned Shapes' vocabulary for a prior trained on its captions."""
+        return shapes_vocabulary() if self.config.data.dataset == "shapes" else None
 
 
 register_family(
