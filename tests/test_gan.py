@@ -451,3 +451,27 @@ def test_init_partial_grows_a_model_that_starts_as_the_source(run, tmp_path, cap
     # weights the config has no place for still fail: a shrunk model is some other model
     with pytest.raises(ValueError, match="do not fit this config's generator.*Unexpected key.*levels.1.temporal"):
         train(TINY, [f"train.init_from={run / 'model'}", "train.init_partial=true", "model.temporal_levels=1"], out=tmp_path / "shrunk", until_step=0)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (TEXT, lambda obj, pipe: [obj.preview_prompts[i % len(obj.preview_prompts)] for i in range(6)]),
+    (["model.condition=class", "model.num_classes=2", "data.label=direction"], lambda obj, pipe: [pipe.settings.class_names[i % 2] for i in range(6)]),
+    ([], lambda obj, pipe: None),
+], ids=["text", "class", "unconditional"])
+def test_previews_cycle_through_the_preview_prompts_or_classes(monkeypatch, overrides, expected):
+    from kinema.pipelines.gan import GANPipeline
+
+    objective = get_family("gan").objective(load_config(TINY, overrides))
+    calls = []
+    real_call = GANPipeline.__call__
+
+    def spy(self, prompt=None, **kwargs):
+        calls.append((self, prompt, kwargs.get("num_videos")))
+        return real_call(self, prompt, **kwargs)
+
+    monkeypatch.setattr(GANPipeline, "__call__", spy)
+    clips = objective.sample(6, torch.Generator().manual_seed(0))
+    assert clips.shape[0] == 6 and clips.dtype == torch.uint8
+    pipe, prompts, count = calls[0]
+    want = expected(objective.config.objective, pipe)
+    assert prompts == want and (count == 6 if want is None else count in (None, 1))

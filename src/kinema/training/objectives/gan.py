@@ -341,7 +341,7 @@ class GANObjective(Objective):
             prompts = [self.config.objective.preview_prompts[i % len(self.config.objective.preview_prompts)] for i in range(num)]
             out = pipe(prompts, generator=generator)
         elif kind == "class":
-            names = pipe.config.class_names
+            names = pipe.settings.class_names
             out = pipe([names[i % len(names)] for i in range(num)], generator=generator)
         else:
             out = pipe(num_videos=num, generator=generator)
