@@ -466,3 +466,10 @@ def test_a_checkpoint_past_max_steps_is_refused_and_ema_switched_on_starts_from_
     decay = (1 + 6) / (10 + 6)
     for key, weight in after["modules"]["model"].items():
         torch.testing.assert_close(after["ema"]["model"][key], decay * before[key] + (1 - decay) * weight, rtol=0, atol=1e-6)
+
+
+def test_resume_auto_on_a_new_folder_starts_from_step_0(tmp_path, capsys):
+    run = train(TINY, ["train.max_steps=3", "train.checkpoint_every=3"], out=tmp_path / "new", resume="auto")
+    assert f"no checkpoint in {run / 'checkpoints'} yet; starting from step 0" in capsys.readouterr().out
+    assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [3]
+    assert [row["step"] for row in _metrics(run)][0] <= 3
