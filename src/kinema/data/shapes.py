@@ -166,26 +166,28 @@ _TEMPLATES = (
 )
 
 
-# What each value looks like, in words beyond the training phrasings: the model folder declares them
+# What each value means, in plain definitions: what the planner (kinema.text) compares unknown words against.
+# Definitions, not synonym lists: no word of the held-out prompt set (benchmarks/prompts/README.md) may appear
+# here, or that set would stop measuring how far the planner generalises. A model folder declares them
 # (model_index.json "vocabulary"), so a prompt in other words can be mapped onto the values.
 _DESCRIPTIONS = {
-    "circle": "round, ball",
-    "square": "four equal sides, block",
-    "triangle": "three sides, a wedge or pyramid",
-    "red": "scarlet or crimson",
-    "green": "lime or grass green",
-    "blue": "deep blue, navy or royal blue",
-    "yellow": "lemon or gold",
-    "cyan": "light blue, aqua, turquoise or blue-green",
-    "magenta": "pink, purple or fuchsia",
-    "small": "{px:g} pixels across",
-    "large": "{px:g} pixels across",
-    "left": "west",
-    "right": "east",
-    "up": "rising, north",
-    "down": "falling, south",
-    "slowly": "leisurely or crawling, {speed:g} pixel per frame",
-    "quickly": "speeding or racing, {speed:g} pixels per frame",
+    "circle": "round, a curved outline with no corners",
+    "square": "four equal straight sides and four right-angled corners",
+    "triangle": "three straight sides and three corners, pointed at the top",
+    "red": "the warm colour of blood, fire engines and strawberries",
+    "green": "the colour of leaves and fresh plants",
+    "blue": "the cool colour of the deep ocean",
+    "yellow": "the bright colour of the sun, bananas and butter",
+    "cyan": "light blue-green, like tropical sea water",
+    "magenta": "purplish red, like an orchid flower",
+    "small": "{px:g} pixels across, a fifth of the frame",
+    "large": "{px:g} pixels across, a third of the frame",
+    "left": "towards the left side of the frame",
+    "right": "towards the right side of the frame",
+    "up": "towards the top of the frame, going higher",
+    "down": "towards the bottom of the frame, going lower",
+    "slowly": "at a low speed, {speed:g} pixel per frame",
+    "quickly": "at a high speed, {speed:g} pixels per frame",
 }
 DEFAULTS = {"shape": "circle", "color": "red", "size": "large", "direction": "right", "speed": "slowly"}  # a visible, easy clip
 
