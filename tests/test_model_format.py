@@ -15,7 +15,7 @@ from kinema.cli import app
 from kinema.hub import BUILTIN_DIR, INDEX_NAME, ModelFormatError, builtin_models, open_model
 from kinema.io import read_video
 from kinema.models.base import UnknownKeyError
-from kinema.pipelines import describe_model, load_pipeline, registration_for
+from kinema.pipelines import contract_of, describe_model, load_pipeline, registration_for
 from kinema.pipelines.generate import generate_clips
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,8 +121,10 @@ def test_model_names_that_are_not_models(tmp_path):
         open_model(tmp_path / "empty")
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / INDEX_NAME).write_text(json.dumps({"_class_name": "CogVideoXPipeline", "_diffusers_version": "0.42.1"}))
-    with pytest.raises(ModelFormatError, match="diffusers pipeline folder.*planned"):
-        open_model(tmp_path / "d")
+    assert open_model(tmp_path / "d").diffusers  # a folder diffusers saved: kinema.pipelines.diffusers_backend drives it
+    (tmp_path / "d" / INDEX_NAME).write_text(json.dumps({"_class_name": "NoSuchPipeline", "_diffusers_version": "0.42.1"}))
+    with pytest.raises(ModelFormatError, match="names NoSuchPipeline, which diffusers .* does not have"):
+        contract_of(open_model(tmp_path / "d"))
 
 
 def test_a_run_folder_gives_its_newest_checkpoint_before_it_finishes(tmp_path, text_encoder):

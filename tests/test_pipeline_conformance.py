@@ -50,6 +50,8 @@ def a_valid_value(option):
         return "blue"
     low = option.low if option.low is not None else 0
     high = option.high if option.high is not None else low + 10
+    if option.type is int and option.multiple > 1:  # the next value the declared step allows
+        return min(high, max(low, (option.default or option.offset) + option.multiple))
     value = min(high, max(low, (option.default or 0) + 1)) if option.type is int else (low + high) / 2
     return option.type(value)
 
@@ -123,6 +125,8 @@ def test_bad_values_are_refused_before_any_work(pipe):
                 bad.append(option.low - 1)
             if option.high is not None:
                 bad.append(option.high + 1)
+            if option.multiple > 1:  # in range, off the declared step
+                bad.append((option.default or option.offset + option.multiple) + 1)
             for value in bad:
                 with pytest.raises(ValueError, match=option.name):
                     call(pipe, 1, **{option.name: value})

@@ -146,6 +146,10 @@ def generate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     raw_prompt: bool = typer.Option(False, "--raw-prompt", help="Give the prompt to the model as written, not rewritten onto the words it was trained on."),
     shots: bool = typer.Option(False, "--shots", help="The prompt describes several shots ('A red ball rolls left. Then a blue box rises.'): one after the other in one clip."),
+    offload: Optional[str] = typer.Option(None, "--offload", help="diffusers pipelines on a GPU: none, model, sequential or group (default: offload only when the estimate does not fit)."),
+    vae_tiling: bool = typer.Option(False, "--vae-tiling", help="diffusers pipelines: decode in spatial tiles (less memory)."),
+    decode_chunk: Optional[int] = typer.Option(None, "--decode-chunk", min=1, help="diffusers pipelines that take decode_chunk_size: frames decoded at once."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="diffusers pipelines: print the memory and time estimate only."),
 ) -> None:
     """Generate a video from a prompt and/or a first frame. Options a model does not take are refused,
     with the list of those it does (`kinema models NAME` shows them).
@@ -159,7 +163,10 @@ def generate(
     Batch: `kinema generate --prompts prompts.txt --out-dir clips/ --seed 0` (again with `--skip-existing` to finish an interrupted one)
 
     Unconditional models (no prompt): `kinema generate --model shape-motion-gan --count 16 --out-dir clips/`
+
+    diffusers pipelines (a folder diffusers saved, or a hub id): `kinema generate "a cat surfing" --model ./text-to-video-ms-1.7b --frames 16`
     """
+    from kinema.pipelines import diffusers_backend
     from kinema.pipelines import generate as gen
 
     _threads(threads)
@@ -168,9 +175,16 @@ def generate(
                  scheduler=scheduler, temperature=temperature, top_k=top_k, top_p=top_p, num_frames=frames, height=height, width=width,
                  fps=fps)
     options = {k: v for k, v in given.items() if v is not None}  # the model's defaults for the rest
+    memory = diffusers_backend.MemorySettings(offload, vae_tiling, decode_chunk) if offload or vae_tiling or decode_chunk else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
-        if prompts is not None or count is not None:
+        batch = prompts is not None or count is not None
+        for line in diffusers_backend.fit_report(model, prompt=None if batch else prompt or "", image=image is not None, device=device,
+                                                 dtype=dtype, memory=memory, dry_run=dry_run, **options):
+            console.print(escape(line))
+        if dry_run:
+            return
+        if batch:
             if out_dir is None:
                 raise ValueError("--prompts and --count need --out-dir")
             if prompts is not None and (count is not None or prompt):
@@ -179,7 +193,7 @@ def generate(
                 raise ValueError("--shots makes one clip of one prompt; batch mode (--prompts, --count) takes none")
             results = gen.generate_batch(
                 prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt or "mp4", model=model, image=image,
-                device=device, dtype=dtype, overwrite=overwrite, skip_existing=skip_existing, raw_prompt=raw_prompt,
+                device=device, dtype=dtype, overwrite=overwrite, skip_existing=skip_existing, raw_prompt=raw_prompt, memory=memory,
                 on_done=lambda r: _report_clip(r, f"{r.path}  " + (f"({r.seconds:.2f} s)" if r.seconds else "(kept: it was there)")),
                 **options,
             )
@@ -189,7 +203,7 @@ def generate(
             raise ValueError("--skip-existing is for batch mode (--prompts or --count)")
         result = gen.generate(
             prompt or "", out or Path(f"video.{fmt or 'mp4'}"), model=model, image=image, seed=seed, device=device, dtype=dtype,
-            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, **options,
+            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, memory=memory, **options,
         )
     _report_clip(result, f"wrote {result.path}")
     console.print(f"sampling {result.seconds:.2f} s, total {time.perf_counter() - start:.2f} s")
@@ -270,6 +284,8 @@ def models(name: Optional[str] = typer.Argument(None, help="Show this model's ki
         console.print(f"[bold]{escape(folder.name)}[/bold]: {kind}; takes {takes}; {folder.size_bytes / 1e6:.1f} MB")
         for line in options:
             console.print(f"  {escape(line)}")
+        if folder.vocabulary is not None:
+            console.print(f"  {escape(folder.vocabulary.describe())}")
         console.print(folder.card)
         return
     found = builtin_models()

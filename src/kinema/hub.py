@@ -28,13 +28,19 @@ model_index.json, in the spirit of diffusers' file of the same name::
 Older folders (config.json + model.safetensors + pipeline.json side by side) and training run folders
 (their newest checkpoint, EMA weights where kept) still load. A key this module does not know is an
 error naming the key and the file, never silently dropped.
+
+A folder saved by diffusers (its model_index.json names "_diffusers_version") or a Hugging Face hub id
+(org/name) opens as a "diffusers" model, which kinema.pipelines.diffusers_backend drives.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import tempfile
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +56,8 @@ LEGACY_SETTINGS_NAME = "pipeline.json"  # format 0: the settings beside a single
 FORMAT_VERSION = 1
 PURPOSES = ("generation", "autoencoder", "evaluation", "test")
 LEGACY_COMPONENT = "model"  # the one component of a format-0 folder, before the registry names it
+DIFFUSERS_SETTINGS_NAME = "kinema.json"  # optional, beside a diffusers model_index.json: Kinema's call defaults
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # org/name on the Hugging Face hub
 
 
 class ModelFormatError(ValueError):
@@ -126,6 +134,8 @@ class ModelFolder:
     legacy: bool = False  # format 0 (one network, pipeline.json beside it)
     run: Path | None = None  # set when the model came from a training run's newest checkpoint
     _tmp: Any = None  # keeps a run's temporary export alive while the model is open
+    hub_id: str | None = None  # a diffusers pipeline named by its hub id: path is its local snapshot (configs at least)
+    hub_offline: bool = False  # the hub could not be reached when it was opened: load from the cache only
 
     def component(self, name: str, _depth: int = 0) -> Path:
         """The folder holding component NAME's config.json + model.safetensors (references followed)."""
@@ -161,6 +171,11 @@ class ModelFolder:
         return None if self.index.vocabulary is None else Vocabulary.from_json(self.index.vocabulary, f"{self.where} vocabulary")
 
     @property
+    def diffusers(self) -> bool:
+        """A pipeline saved by diffusers (driven by kinema.pipelines.diffusers_backend)."""
+        return self.index.pipeline == "diffusers"
+
+    @property
     def where(self) -> str:
         return str(self.path / (LEGACY_SETTINGS_NAME if self.legacy else INDEX_NAME))
 
@@ -193,6 +208,16 @@ def is_diffusers_folder(path: Path) -> bool:
         return False
 
 
+def names_diffusers(model: str | os.PathLike | None) -> bool:
+    """Whether ``model`` names a diffusers pipeline (a folder diffusers saved, or a hub id), without opening it."""
+    if model is None:
+        return False
+    path = Path(model)
+    if path.exists():
+        return path.is_dir() and is_diffusers_folder(path)
+    return HUB_ID.fullmatch(str(model)) is not None
+
+
 def open_model(model: str | os.PathLike | None = None) -> ModelFolder:
     """A built-in name, a model folder (format 1 or 0) or a training run folder -> the opened model.
 
@@ -203,11 +228,10 @@ def open_model(model: str | os.PathLike | None = None) -> ModelFolder:
     model = DEFAULT_MODEL if model is None else model
     path = Path(model)
     if path.is_dir():
+        if is_diffusers_folder(path):
+            return _open_diffusers(path, str(model))
         if (path / "checkpoints").is_dir() or (not is_model_folder(path) and is_model_folder(path / "model")):
             return _open_run(path)
-        if is_diffusers_folder(path):
-            raise ModelFormatError(
-                f"{path} is a diffusers pipeline folder; running diffusers pipelines through Kinema is planned (not in this version)")
         if is_model_folder(path):
             return _open_folder(path, str(model))
         raise FileNotFoundError(f"{path} is neither a model folder ({INDEX_NAME}) nor a training run folder (checkpoints/ or model/)")
@@ -216,6 +240,8 @@ def open_model(model: str | os.PathLike | None = None) -> ModelFolder:
     builtin = BUILTIN_DIR / str(model)
     if str(model) and "/" not in str(model) and is_model_folder(builtin):
         return _open_folder(builtin, str(model))
+    if HUB_ID.fullmatch(str(model)):
+        return _open_hub(str(model))
     names = ", ".join(m.name for m in builtin_models()) or "none shipped yet"
     raise FileNotFoundError(f"no model {str(model)!r}: not a folder and not a built-in model (built-ins: {names})")
 
@@ -232,6 +258,66 @@ def _open_folder(path: Path, name: str) -> ModelFolder:
         components={LEGACY_COMPONENT: "."}, settings=settings, training=config.get("_kinema_training", {}),
     )
     return ModelFolder(path, index, name, legacy=True)
+
+
+def _open_diffusers(path: Path, name: str, hub_id: str | None = None, offline: bool = False) -> ModelFolder:
+    """A folder diffusers saved, as a model for the "diffusers" pipeline; its kinema.json (optional) gives
+    the call defaults Kinema uses instead of the pipeline's own."""
+    settings: dict[str, Any] = {}
+    if (path / DIFFUSERS_SETTINGS_NAME).is_file():
+        try:
+            settings = json.loads((path / DIFFUSERS_SETTINGS_NAME).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelFormatError(f"{path / DIFFUSERS_SETTINGS_NAME} cannot be read as JSON ({error})") from None
+        if not isinstance(settings, dict):
+            raise ModelFormatError(f"{path / DIFFUSERS_SETTINGS_NAME} must hold a JSON object, got {type(settings).__name__}")
+    index = ModelIndex(pipeline="diffusers", settings=settings, kinema_version=str(settings.get("_kinema_version", "")))
+    return ModelFolder(path, index, name, hub_id=hub_id, hub_offline=offline)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds (False when
+    HF_HUB_OFFLINE is set). Runs in a thread, so a resolver that hangs cannot hang Kinema."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    answer: list[bool] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((url.hostname or "", url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
+            answer.append(True)
+        except (OSError, ValueError):
+            answer.append(False)
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout + 0.5)
+    return bool(answer and answer[0])
+
+
+def _open_hub(repo_id: str) -> ModelFolder:
+    """A diffusers pipeline by hub id: its configs from the local cache (offline) or the hub; the weights
+    are left for diffusers to fetch when the pipeline loads."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = not hub_reachable()
+    local = f"./{repo_id.split('/')[-1]}"
+    try:
+        path = Path(snapshot_download(repo_id, local_files_only=offline, allow_patterns=["*.json", "*.txt", "*.model"]))
+    except LocalEntryNotFoundError:
+        raise FileNotFoundError(
+            f"no model {repo_id!r} here: not a folder or a built-in model, and as a Hugging Face hub id it is not in the local "
+            f"cache while the hub cannot be reached (offline); download it where there is a network and pass the folder, "
+            f"e.g. --model {local}") from None
+    except RepositoryNotFoundError:
+        raise FileNotFoundError(f"no model {repo_id!r}: not a folder, not a built-in model, and no repository of the Hugging Face hub") from None
+    if not is_diffusers_folder(path):
+        raise ModelFormatError(f"{repo_id} on the Hugging Face hub is not a diffusers pipeline (no model_index.json naming _diffusers_version)")
+    return _open_diffusers(path, repo_id, hub_id=repo_id, offline=offline)
 
 
 def _open_run(run: Path) -> ModelFolder:

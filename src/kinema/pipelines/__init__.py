@@ -79,16 +79,7 @@ def registration_for(folder: ModelFolder) -> Registration:
 
 def contract_of(folder: ModelFolder):
     """What an opened model folder's pipeline takes, read from its configs and settings (no weights loaded)."""
-    from kinema.models.base import model_class_named
-
-    pipeline = registration_for(folder).pipeline
-    names = list(pipeline.components)
-    configs = {}
-    for name in folder.index.components:
-        cls = model_class_named(folder.component_class(name))
-        configs[names[0] if folder.legacy else name] = cls.read_config(folder.component(name))
-    settings = pipeline.settings_class.from_dict(folder.index.settings, f"{folder.where} settings")
-    return pipeline.declare(configs, settings)
+    return registration_for(folder).pipeline.folder_contract(folder)
 
 
 def describe_model(folder: ModelFolder) -> tuple[str, str, list[str]]:
@@ -103,18 +94,25 @@ def describe_model(folder: ModelFolder) -> tuple[str, str, list[str]]:
 
 def load_pipeline(
     model: str | os.PathLike | ModelFolder | None = None, device: str | torch.device | None = "auto",
-    dtype: str | torch.dtype | None = None, **components,
+    dtype: str | torch.dtype | None = None, memory=None, **components,
 ) -> VideoPipeline:
-    """The pipeline for a built-in name (default shapes-t2v), a model folder or a training run folder.
+    """The pipeline for a built-in name (default shapes-t2v), a model folder, a training run folder, or a
+    diffusers pipeline (a folder diffusers saved, or a Hugging Face hub id such as org/name).
 
     ``device``: auto (an accelerator when there is one), cpu, cuda, cuda:N or mps. ``dtype``: auto
-    (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16. ``components``: objects to
-    share instead of loading them again, e.g. ``text_encoder=`` an already loaded MiniLMEncoder.
+    (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16. ``memory``: diffusers pipelines
+    only, how they fit the device (kinema.pipelines.diffusers_backend.MemorySettings: offloading, VAE
+    tiling, decode chunk). ``components``: objects to share instead of loading them again, e.g.
+    ``text_encoder=`` an already loaded MiniLMEncoder.
     """
     from kinema.hub import ModelFolder, open_model
 
     folder = model if isinstance(model, ModelFolder) else open_model(model)
     registration = registration_for(folder)
+    if memory is not None:
+        if not registration.pipeline.takes_memory_settings:
+            raise ValueError(f"--offload, --vae-tiling and --decode-chunk are only for diffusers pipelines; {folder.name} is a Kinema model")
+        components["memory"] = memory
     device = resolve_device(device)
     pipe = registration.pipeline.from_folder(folder, device=device, dtype=resolve_dtype(dtype, device), **components)
     pipe.source = folder.name

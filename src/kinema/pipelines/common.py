@@ -61,6 +61,14 @@ class Option:
     choices: tuple[str, ...] = ()
     alias: str | None = None  # short name, also the CLI flag (--steps): steps, guidance, frames, negative
     needs_image: bool = False  # only meaningful with a first frame (image-to-video)
+    multiple: int = 1  # whole numbers only: value - offset must be a multiple of this (sizes a latent grid divides,
+    offset: int = 0  # frame counts a temporal VAE compresses: 4k + 1)
+    cli: bool = True  # `kinema generate` has a flag for it; False: the Python API only (a diffusers pipeline's own keywords)
+
+    @property
+    def label(self) -> str:
+        """How messages name it: with its CLI flag where it has one."""
+        return f"{self.name} ({self.flag})" if self.cli else self.name
 
     @property
     def flag(self) -> str:
@@ -70,20 +78,23 @@ class Option:
         """The values it takes, in words: "one of a, b", ">= 1 and <= 1000", "a str"."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        step = ""
+        if self.multiple > 1:
+            step = f"a multiple of {self.multiple}" if not self.offset else f"{self.offset} more than a multiple of {self.multiple}"
         if self.low is None and self.high is None:
-            return f"a {self.type.__name__}"
+            return step or ("an int" if self.type is int else f"a {self.type.__name__}")
         low = "" if self.low is None else f"{'>' if self.low_open else '>='} {self.low:g}"
         high = "" if self.high is None else f"<= {self.high:g}"
-        return " and ".join(p for p in (low, high) if p)
+        return ", ".join(p for p in (step, " and ".join(p for p in (low, high) if p)) if p)
 
     def describe(self) -> str:
         default = "" if self.default is None else f", default {self.default!r}"
         image = ", with --image only" if self.needs_image else ""
-        return f"{self.name} ({self.flag}): {self.allowed()}{default}{image}"
+        return f"{self.label}: {self.allowed()}{default}{image}"
 
     def check(self, value: Any) -> Any:
         """The value as this option's type, or a ValueError naming the option and what it allows."""
-        name = f"{self.name} ({self.flag})"
+        name = self.label
         if self.type is str:
             if not isinstance(value, str):
                 raise ValueError(f"{name} must be text, got {value!r}")
@@ -102,7 +113,7 @@ class Option:
                 raise ValueError(f"{name} must be a finite number, got {value}")
         too_low = self.low is not None and (value <= self.low if self.low_open else value < self.low)
         too_high = self.high is not None and value > self.high
-        if too_low or too_high:
+        if too_low or too_high or (self.multiple > 1 and (value - self.offset) % self.multiple):
             raise ValueError(f"{name} must be {self.allowed()}, got {value:g}")
         return value
 
@@ -121,6 +132,7 @@ class Contract:
     options: tuple[Option, ...]
     size: tuple[int, int]  # (height, width) of the frames by default
     prompt_choices: tuple[str, ...] = ()  # class-conditional models: the prompts they know
+    image_required: bool = False  # image-to-video only (a first frame must be given)
 
     def option(self, name: str) -> Option | None:
         return next((o for o in self.options if name in (o.name, o.alias)), None)
@@ -129,7 +141,9 @@ class Contract:
         takes = {"required": "a prompt", "optional": "a prompt", "none": "no prompt"}[self.prompt]
         if self.prompt_choices:
             takes = f"a prompt, one of: {', '.join(self.prompt_choices)}"
-        if self.image:
+        if self.image_required:
+            takes = "an image (first frame)" + (", optionally a prompt" if self.prompt == "optional" else " and a prompt" if self.prompt == "required" else ", no prompt")
+        elif self.image:
             takes += " and/or an image (first frame)" if self.prompt == "optional" else ", optionally an image (first frame)"
         if self.prompt == "optional" and "unconditional" in self.tasks:
             takes += ", or neither (unconditional)"
@@ -141,6 +155,10 @@ class Contract:
     def check_prompts(self, prompts: list[str], has_image: bool, who: str) -> None:
         """Refuse prompts (and an image) this model does not take, saying what it does take."""
         given = [p for p in prompts if p.strip()]
+        if self.image_required and not has_image:
+            raise ValueError(f"{who} is an image-to-video model: give a first frame (--image)")
+        if self.prompt == "none" and given and self.image_required:
+            raise ValueError(f"{who} animates an image and takes no prompt (got {given[0]!r}); give only --image")
         if self.prompt == "none" and given:
             raise ValueError(f"{who} is unconditional: it takes no prompt (got {given[0]!r}); generate without one")
         if self.prompt == "required" and (len(given) < len(prompts) or not prompts):
@@ -172,7 +190,7 @@ class Contract:
             if option.name in given:
                 raise ValueError(f"{option.name} given twice (as {option.name} and {option.alias})")
             if option.needs_image and not has_image:
-                raise ValueError(f"{who}: {option.name} ({option.flag}) applies to image-to-video only; give an image or leave it out")
+                raise ValueError(f"{who}: {option.label} applies to image-to-video only; give an image or leave it out")
             given[option.name] = option.check(value)
         return {o.name: given.get(o.name, o.default) for o in self.options}
 
@@ -291,6 +309,8 @@ class VideoPipeline:
     components: ClassVar[dict[str, str]]  # component name -> network class name
     settings: Any
     source: str = "this model"  # how the user named the model (set by load_pipeline), for messages
+    autocast: ClassVar[bool] = True  # run under autocast in the weights' type when they are not float32
+    takes_memory_settings: ClassVar[bool] = False  # load_pipeline(memory=...): offloading, VAE tiling (diffusers pipelines)
     vocabulary: Any = None  # the kinema.text.Vocabulary its folder declares (set by load_pipeline); None: any wording
 
     @classmethod
@@ -300,6 +320,18 @@ class VideoPipeline:
 
     def contract(self) -> Contract:
         return self.declare({name: module.config for name, module in self.modules().items()}, self.settings)
+
+    @classmethod
+    def folder_contract(cls, folder: ModelFolder) -> Contract:
+        """The contract of an opened model folder, read from its configs and settings (no weights loaded)."""
+        from kinema.models.base import model_class_named
+
+        names = list(cls.components)
+        configs = {}
+        for name in folder.index.components:
+            network = model_class_named(folder.component_class(name))
+            configs[names[0] if folder.legacy else name] = network.read_config(folder.component(name))
+        return cls.declare(configs, cls.settings_class.from_dict(folder.index.settings, f"{folder.where} settings"))
 
     @classmethod
     def from_folder(cls, folder: ModelFolder, device: torch.device, dtype: torch.dtype, **components: Any) -> VideoPipeline:
@@ -371,7 +403,7 @@ class VideoPipeline:
         prompts = [p for p in prompts for _ in range(num_videos)]
         generators, seeds = clip_generators(len(prompts), seed, generator)
         # weights stored in bfloat16 / float16: autocast runs the float32 inputs (noise, embeddings) in that type
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.autocast and self.dtype != torch.float32):
             out = self._generate(prompts, image, generators, values, callback)
         out.seeds, out.options = seeds, values
         return out

@@ -124,7 +124,7 @@ def terminal_progress(show: bool | None = None, label: str = "sampling") -> Iter
 
 
 def _load(model: str | os.PathLike | None, device: str, dtype: str | None, progress: bool | Callback | None,
-          check: tuple[list[str], bool, dict[str, Any]] | None = None) -> VideoPipeline:
+          check: tuple[list[str], bool, dict[str, Any]] | None = None, memory: Any = None) -> VideoPipeline:
     """load_pipeline, with a spinner naming the model on a terminal (loading takes seconds on a slow machine).
 
     ``check`` (prompts, whether an image is given, options) is checked against the model's contract
@@ -136,11 +136,11 @@ def _load(model: str | os.PathLike | None, device: str, dtype: str | None, progr
         contract_of(folder).check_call(*check, folder.name)
     show = sys.stderr.isatty() if progress is None else progress is True
     if not show:
-        return load_pipeline(folder, device=device, dtype=dtype)
+        return load_pipeline(folder, device=device, dtype=dtype, memory=memory)
     from rich.console import Console
 
     with Console(stderr=True).status(f"loading {folder.name}"):
-        return load_pipeline(folder, device=device, dtype=dtype)
+        return load_pipeline(folder, device=device, dtype=dtype, memory=memory)
 
 
 def _planner_encoder(pipe: VideoPipeline):
@@ -155,7 +155,7 @@ def _planner_encoder(pipe: VideoPipeline):
 def understand(pipe: VideoPipeline, prompt: str, raw_prompt: bool = False, shots: bool = False) -> list[Scene]:
     """How a pipeline's model will read a prompt: one Scene (one per shot with ``shots``), planned onto the
     vocabulary the model declares; the prompt unchanged for a model without one or with ``raw_prompt``."""
-    vocabulary = None if raw_prompt else pipe.vocabulary
+    vocabulary = None if raw_prompt else getattr(pipe, "vocabulary", None)
     encoder = _planner_encoder(pipe) if vocabulary is not None else None
     if shots:
         return split_shots(prompt, vocabulary, encoder=encoder)
@@ -183,6 +183,7 @@ def generate(
     progress: bool | Callback | None = None,
     raw_prompt: bool = False,
     shots: bool = False,
+    memory: Any = None,
     **options: Any,
 ) -> GenerateResult:
     """Generate one clip; write it to ``out`` when given (a folder of PNGs for format png).
@@ -197,15 +198,17 @@ def generate(
     says how it was read; words it cannot draw are warnings); ``raw_prompt`` gives it the prompt as
     written. ``shots``: the prompt describes several shots (kinema.text.split_shots); each is generated
     with the same seed and the clip holds them one after the other (the image, if any, starts the first).
+    ``memory``: diffusers pipelines only, how the model is loaded to fit the device
+    (kinema.pipelines.diffusers_backend.MemorySettings: offloading, VAE tiling, decode chunk).
     """
     check_seed(seed)
     path = fmt = None
     if out is not None:
         path, fmt = output_target(out, format, overwrite)
     first, image_name = _image_input(image)
-    pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options))
+    pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options), memory=memory)
     scenes = understand(pipe, prompt, raw_prompt, shots)
-    notes = [note for scene in scenes for note in scene.warnings(pipe.source)]
+    notes = [note for scene in scenes for note in scene.warnings(getattr(pipe, "source", "this model"))]
     for note in notes:
         warnings.warn(note, stacklevel=2)
     outputs = []
@@ -266,6 +269,7 @@ def generate_batch(
     on_done: Callable[[GenerateResult], None] | None = None,
     progress: bool | None = None,
     raw_prompt: bool = False,
+    memory: Any = None,
     **options: Any,
 ) -> list[GenerateResult]:
     """One clip per prompt line, named by its line index (0000.mp4, ...; 0000/ of PNG frames for png)
@@ -275,7 +279,7 @@ def generate_batch(
     The model is loaded once. Under several processes each takes every world-size-th line.
     ``skip_existing``: a clip already in ``out_dir`` is kept (read back, not regenerated), so an
     interrupted batch continues where it stopped; each clip is written whole or not at all.
-    Each prompt goes through the planner as in ``generate`` (``raw_prompt`` turns it off).
+    Each prompt goes through the planner as in ``generate`` (``raw_prompt`` turns it off); ``memory`` as there.
     """
     check_seed(seed)
     if skip_existing and overwrite:
@@ -290,7 +294,7 @@ def generate_batch(
         items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(prompts)
     rank, world = this_process()
     first, image_name = _image_input(image)
-    pipe = pipeline or _load(model, device, dtype, progress, check=([text for _, text in items] or [""], first is not None, options))
+    pipe = pipeline or _load(model, device, dtype, progress, check=([text for _, text in items] or [""], first is not None, options), memory=memory)
     results = []
     with terminal_progress(progress) as callback:
         for index, text in items[rank::world]:

@@ -1,0 +1,280 @@
+"""Pretrained diffusers video pipelines through Kinema's commands, on tiny random pipelines built here and
+saved as diffusers saves them: a UNet text-to-video one (ModelScope's TextToVideoSDPipeline), a transformer one
+(CogVideoXPipeline) and an image-to-video one (CogVideoXImageToVideoPipeline)."""
+
+import json
+import string
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from kinema.cli import app
+from kinema.io import read_video
+from kinema.pipelines import load_pipeline
+from kinema.pipelines.diffusers_backend import DiffusersPipeline, MemorySettings, estimate, tiny_clip_vocabulary
+
+runner = CliRunner()
+PROMPT = "a red circle moving left"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Tiny tensors: a second thread only adds synchronisation on a shared CPU."""
+
+
+def clip_tokenizer(folder):
+    """A CLIP tokenizer whose vocab.json and merges.txt are written here: every byte a token, no merges."""
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(tiny_clip_vocabulary()))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
+def t5_tokenizer(max_length: int):
+    """A T5 (unigram) tokenizer over lowercase letters, built from its pieces: no sentencepiece file needed."""
+    from transformers import T5Tokenizer
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(c, -3.0) for c in string.ascii_lowercase] + [("▁" + c, -2.5) for c in string.ascii_lowercase]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=max_length)
+
+
+def save(pipe, folder):
+    pipe.save_pretrained(folder)
+    assert json.loads((folder / "model_index.json").read_text())["_diffusers_version"]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def unet_t2v(tmp_path_factory):
+    """TextToVideoSDPipeline: a random UNet3DConditionModel, AutoencoderKL and CLIP text model; 16x16 frames."""
+    from diffusers import AutoencoderKL, DDIMScheduler, TextToVideoSDPipeline, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    root = tmp_path_factory.mktemp("unet")
+    tokenizer = clip_tokenizer(root / "tokenizer_files")
+    torch.manual_seed(0)
+    unet = UNet3DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4, norm_num_groups=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=8, attention_head_dim=4,
+    )
+    vae = AutoencoderKL(block_out_channels=(8, 8), latent_channels=4, norm_num_groups=4, sample_size=16,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    text_encoder = CLIPTextModel(CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=8, intermediate_size=16, num_attention_heads=2,
+                                                num_hidden_layers=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1))
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False)
+    pipe = TextToVideoSDPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+    return save(pipe, root / "text-to-video-tiny")
+
+
+def cogvideox_parts(image_to_video: bool):
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    tokenizer = t5_tokenizer(226)
+    torch.manual_seed(0)
+    # RoPE (image-to-video) needs a head dimension divisible by 16; the width stays 32 either way
+    transformer = CogVideoXTransformer3DModel(
+        num_attention_heads=2 if image_to_video else 4, attention_head_dim=16 if image_to_video else 8, in_channels=8 if image_to_video else 4,
+        out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
+        temporal_compression_ratio=4, max_text_seq_length=226,
+        **(dict(use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True) if image_to_video else {}),
+    )
+    vae = AutoencoderKLCogVideoX(down_block_types=("CogVideoXDownBlock3D",) * 4, up_block_types=("CogVideoXUpBlock3D",) * 4,
+                                 block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4)
+    text_encoder = T5EncoderModel(T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, num_heads=4, num_layers=1, d_ff=37,
+                                           relative_attention_num_buckets=8))
+    return dict(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae)
+
+
+@pytest.fixture(scope="module")
+def dit_t2v(tmp_path_factory):
+    """CogVideoXPipeline: a random one-layer CogVideoXTransformer3DModel, its 3D VAE and a T5 encoder; 9 frames of 16x16."""
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXPipeline
+
+    pipe = CogVideoXPipeline(scheduler=CogVideoXDDIMScheduler(), **cogvideox_parts(image_to_video=False))
+    return save(pipe, tmp_path_factory.mktemp("dit") / "cogvideox-tiny")
+
+
+@pytest.fixture(scope="module")
+def i2v(tmp_path_factory):
+    """CogVideoXImageToVideoPipeline: the image's VAE latents ride along the noise (8 input channels)."""
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXImageToVideoPipeline
+
+    pipe = CogVideoXImageToVideoPipeline(scheduler=CogVideoXDDIMScheduler(), **cogvideox_parts(image_to_video=True))
+    return save(pipe, tmp_path_factory.mktemp("i2v") / "cogvideox-i2v-tiny")
+
+
+def direct(folder, seed: int, **kwargs) -> np.ndarray:
+    """What diffusers itself gives for a call, as uint8 (its PIL output's rounding)."""
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(str(folder))
+    pipe.set_progress_bar_config(disable=True)
+    frames = pipe(generator=torch.Generator().manual_seed(seed), output_type="np", **kwargs).frames
+    return np.round(np.asarray(frames) * 255).astype(np.uint8)
+
+
+def invoke(*args, code: int = 0):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def one_line(output: str) -> str:
+    assert output.startswith("error:") and len(output.strip().splitlines()) == 1, output
+    return output
+
+
+# ---------------------------------------------------------------------------------------------- the three kinds of pipeline
+
+
+def test_unet_text_to_video_through_kinema_generate_is_what_diffusers_gives(unet_t2v, tmp_path):
+    output = invoke("generate", PROMPT, "--model", unet_t2v, "--steps", 2, "--frames", 4, "--seed", 7, "--format", "png", "-o", tmp_path / "clip")
+    assert "estimate: TextToVideoSDPipeline, 4 frames at 16x16, 2 steps" in output  # printed before the run
+    video = read_video(tmp_path / "clip")
+    assert video.frames.shape == (4, 16, 16, 3) and video.frames.std() > 0
+    assert np.array_equal(video.frames, direct(unet_t2v, 7, prompt=PROMPT, num_inference_steps=2, num_frames=4)[0])
+    assert video.provenance.seed == 7 and video.provenance.model == str(unet_t2v) and video.provenance.prompt == PROMPT
+    assert video.provenance.extra["num_inference_steps"] == 2 and video.fps == 8  # ModelScope's card writes 8 fps
+    # and Kinema's export writes it as for its own models: a playable H.264 file with the same record
+    invoke("generate", PROMPT, "--model", unet_t2v, "--steps", 2, "--frames", 4, "-o", tmp_path / "clip.mp4")
+    assert read_video(tmp_path / "clip.mp4").frames.shape == (4, 16, 16, 3)
+
+
+def test_transformer_pipeline_keeps_its_own_defaults_and_kinemas_seed_rule(dit_t2v):
+    pipe = load_pipeline(dit_t2v, device="cpu")
+    assert isinstance(pipe, DiffusersPipeline) and pipe.contract().tasks == ("text-to-video",)
+    out = pipe([PROMPT, "a blue square"], seed=3, num_inference_steps=2)
+    # left out: CogVideoX's own defaults (frames and size from the transformer's config, guidance 6)
+    assert out.frames.shape == (2, 9, 16, 16, 3) and out.options["guidance_scale"] == 6 and out.options["num_frames"] == 9
+    # clip i of seed S is a direct diffusers call with a generator seeded S + i
+    assert np.array_equal(out.frames[0], direct(dit_t2v, 3, prompt=PROMPT, num_inference_steps=2)[0])
+    assert np.array_equal(out.frames[1], direct(dit_t2v, 4, prompt="a blue square", num_inference_steps=2)[0])
+    assert not np.array_equal(out.frames[0], out.frames[1])
+
+
+def test_image_to_video_takes_the_image_and_needs_it(i2v, tmp_path):
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:16, 0:16]
+    picture = np.stack([xx * 16, yy * 16, (xx + yy) * 8], axis=-1).astype(np.uint8)
+    Image.fromarray(picture).save(tmp_path / "first.png")
+    invoke("generate", PROMPT, "--model", i2v, "--image", tmp_path / "first.png", "--steps", 2, "--frames", 9, "--seed", 1,
+           "--format", "png", "-o", tmp_path / "clip")
+    expected = direct(i2v, 1, image=Image.open(tmp_path / "first.png"), prompt=PROMPT, num_inference_steps=2, num_frames=9)[0]
+    assert np.array_equal(read_video(tmp_path / "clip").frames, expected)
+    # the image alone will do; no image is refused before loading
+    pipe = load_pipeline(i2v, device="cpu")
+    assert pipe.contract().describe() == "an image (first frame), optionally a prompt"
+    assert pipe(image=picture, seed=1, num_inference_steps=1, num_frames=1).frames.shape == (1, 1, 16, 16, 3)
+    assert "image-to-video model: give a first frame (--image)" in one_line(invoke("generate", PROMPT, "--model", i2v, "-o", tmp_path / "x.mp4", code=2))
+
+
+def test_kinema_models_describes_a_diffusers_folder(unet_t2v):
+    output = invoke("models", unet_t2v)
+    assert "text-to-video; takes a prompt" in output and "num_frames (--frames): >= 1 and <= 10000, default 16" in output
+    assert "eta: >= 0 and <= 1, default 0.0" in output  # the pipeline's own keywords: the Python API takes them
+
+
+# ---------------------------------------------------------------------------------------------- what is refused, and how
+
+
+def test_an_option_the_pipeline_does_not_take_names_those_it_does(unet_t2v, dit_t2v, tmp_path):
+    output = one_line(invoke("generate", PROMPT, "--model", unet_t2v, "--scheduler", "ddim", "-o", tmp_path / "x.mp4", code=2))
+    assert "does not take scheduler; it takes: num_frames (--frames)" in output and "guidance_scale (--guidance)" in output
+    with pytest.raises(ValueError, match="does not take top_k; it takes: num_frames"):
+        load_pipeline(unet_t2v, device="cpu")(PROMPT, top_k=3)
+    # a value the pipeline would silently change is refused in the user's words: CogVideoX's decoder gives 8k + 1 frames
+    output = one_line(invoke("generate", PROMPT, "--model", dit_t2v, "--frames", 10, "-o", tmp_path / "x.mp4", code=2))
+    assert "num_frames (--frames) must be 1 more than a multiple of 8" in output
+    assert "height (--height) must be a multiple of 16" in one_line(invoke("generate", PROMPT, "--model", dit_t2v, "--height", 24, "-o", tmp_path / "x.mp4", code=2))
+
+
+def test_a_hub_id_offline_is_one_clear_error(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))  # nothing cached
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    output = one_line(invoke("generate", PROMPT, "--model", "kinema-tests/text-to-video-ms-1.7b", code=2))
+    assert "'kinema-tests/text-to-video-ms-1.7b'" in output and "e.g. --model ./text-to-video-ms-1.7b" in output
+    # no HF_HUB_OFFLINE, but no hub either (a port nothing listens on): the same error, at once
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(FileNotFoundError, match="cannot be reached.*--model ./text-to-video-ms-1.7b"):
+        load_pipeline("kinema-tests/text-to-video-ms-1.7b")
+
+
+# ---------------------------------------------------------------------------------------------- memory and fit
+
+
+def test_memory_flags_are_for_diffusers_pipelines_only(tiny_model_dir, unet_t2v, tmp_path):
+    output = one_line(invoke("generate", PROMPT, "--model", tiny_model_dir, "--vae-tiling", "-o", tmp_path / "x.mp4", code=2))
+    assert "only for diffusers pipelines" in output and not (tmp_path / "x.mp4").exists()
+    assert "only for diffusers pipelines" in one_line(invoke("generate", PROMPT, "--model", tiny_model_dir, "--dry-run", code=2))
+    # offloading moves weights between CPU memory and a GPU: on a CPU there is nothing to move
+    assert "CUDA GPU" in one_line(invoke("generate", PROMPT, "--model", unet_t2v, "--device", "cpu", "--offload", "model", "-o", tmp_path / "x.mp4", code=2))
+    assert "takes no decode_chunk_size" in one_line(invoke("generate", PROMPT, "--model", unet_t2v, "--decode-chunk", 2, "-o", tmp_path / "x.mp4", code=2))
+    with pytest.raises(ValueError, match="offload .* must be one of none, model, sequential, group"):
+        MemorySettings(offload="disk")
+
+
+def test_dry_run_prints_the_estimate_and_writes_nothing(unet_t2v, tmp_path):
+    output = invoke("generate", PROMPT, "--model", unet_t2v, "--frames", 8, "--height", 64, "--width", 64, "--dry-run", "-o", tmp_path / "x.mp4")
+    assert "estimate: TextToVideoSDPipeline, 8 frames at 64x64, 50 steps, on cpu in float32" in output
+    assert "weights" in output and "peak" in output and "fits" in output and "time ~" in output
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_vae_tiling_turns_on_the_vaes_tiles(unet_t2v):
+    pipe = load_pipeline(unet_t2v, device="cpu", memory=MemorySettings(vae_tiling=True))
+    assert pipe.pipe.vae.use_tiling
+    assert pipe(PROMPT, seed=0, num_inference_steps=1, num_frames=2, height=48, width=48).frames.shape == (1, 2, 48, 48, 3)
+
+
+@pytest.mark.parametrize("mode", ["model", "sequential", "group"])
+def test_offloading_gives_the_same_frames(unet_t2v, mode):
+    """diffusers' offloading hooks, onto the GPU where there is one, else onto the CPU itself: same frames."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if mode == "sequential" and device.type == "cpu":
+        # with the CPU as its execution device, accelerate 1.16's sequential offload fails moving the CLIP text model's
+        # embedding back (TypeError in set_module_tensor_to_device: a plain tensor where a Parameter was); not seen on a GPU
+        # here because none was at hand: the GPU path is unverified
+        pytest.skip("sequential offloading onto the CPU fails inside accelerate; it needs a GPU to move layers onto")
+    pipe = load_pipeline(unet_t2v, device=device)
+    expected = pipe(PROMPT, seed=2, num_inference_steps=2, num_frames=2).frames
+    pipe.place(device, mode)
+    assert pipe.offload == mode and np.array_equal(pipe(PROMPT, seed=2, num_inference_steps=2, num_frames=2).frames, expected)
+
+
+def test_the_estimate_counts_every_weight_and_scales_with_the_latent_volume(unet_t2v, dit_t2v):
+    for folder in (unet_t2v, dit_t2v):
+        pipe = load_pipeline(folder, device="cpu")
+        params = sum(p.numel() for m in pipe.modules().values() for p in m.parameters())
+        from_folder = estimate(folder, device="cpu", num_frames=9, height=32, width=32)  # configs only, networks on the meta device
+        assert sum(from_folder.weights.values()) == 4 * params == sum(pipe.estimate(num_frames=9, height=32, width=32).weights.values())
+        assert sum(estimate(folder, device="cpu", dtype="bfloat16").weights.values()) == 2 * params
+    small, large = (estimate(unet_t2v, device="cpu", num_frames=n, height=32, width=32) for n in (4, 8))
+    assert large.activations == 2 * small.activations and large.peak > small.peak
+
+
+def test_auto_offloading_picks_the_lightest_placement_that_fits(unet_t2v, monkeypatch):
+    from kinema.pipelines import diffusers_backend as backend
+
+    pipe = load_pipeline(unet_t2v, device="cpu")
+    values = pipe.contract().resolve({"num_frames": 16, "height": 64, "width": 64}, True, "test")
+    gpu = torch.device("cuda")  # the decision only: no GPU is touched
+    monkeypatch.setattr(backend, "available_memory", lambda device: 2**40)
+    plain = backend.estimate_from(pipe.anatomy, values, pipe.native, gpu, torch.float32, "none", False, timing=False)
+    model = backend.estimate_from(pipe.anatomy, values, pipe.native, gpu, torch.float32, "model", False, timing=False)
+    assert model.peak < plain.peak
+    for free, mode in ((2 * plain.peak, "none"), (int((plain.peak + model.peak) / 2 / 0.9), "model"), (model.peak // 2, "sequential")):
+        monkeypatch.setattr(backend, "available_memory", lambda device, free=free: free)
+        chosen = backend.estimate_from(pipe.anatomy, values, pipe.native, gpu, torch.float32, None, False, timing=False)
+        assert chosen.offload == mode, (free, chosen.lines())
+        assert (mode == "none") != any("offloading turned on" in n for n in chosen.notes)
