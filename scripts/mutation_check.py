@@ -516,7 +516,7 @@ def main() -> None:
         tree = Path(tmp) / "tree"
         tree.mkdir()
         # the committed tree (HEAD), so that work in progress beside it cannot fail a test for the mutant
-        archive = subprocess.run(["git", "archive", "HEAD", "src", "tests", "configs", "pyproject.toml"], cwd=ROOT, capture_output=True, check=True).stdout
+        archive = subprocess.run(["git", "archive", "HEAD", "src", "tests", "configs", "benchmarks", "pyproject.toml"], cwd=ROOT, capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
         for mutation in chosen:
             result = run_one(tree, mutation, args.timeout)
