@@ -68,6 +68,7 @@ def flops_of(fn) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="shapes-ldm", help="latent model to time sampling with (built-in name, folder or run)")
+    parser.add_argument("--compare", default="shapes-t2v", help="a model whose warm seconds per clip are timed beside --model's ('' for none)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
@@ -105,20 +106,26 @@ def main() -> None:
     r["latent_train_mfu"] = r["latent_train_gflop_per_sample"] * r["latent_train_samples_per_s"] / peak
     r["pixel_train_mfu"] = r["pixel_train_gflop_per_sample"] * r["pixel_train_samples_per_s"] / peak
 
-    # 3. sampling: warm seconds per clip and its FLOP utilisation
+    # 3. sampling: warm seconds per clip (best of 5, the two models alternating) and the FLOP utilisation
     from kinema.pipelines import load_pipeline
 
-    pipe = load_pipeline(args.model)
-    run = lambda: pipe(PROMPT, generator=torch.Generator().manual_seed(0))  # noqa: E731
-    run()
-    seconds = []
+    models = [args.model] + ([args.compare] if args.compare else [])
+    runs = {}
+    for name in models:
+        pipe = load_pipeline(name)
+        runs[name] = (lambda pipe: lambda: pipe(PROMPT, generator=torch.Generator().manual_seed(0)))(pipe)
+        runs[name]()
+    seconds = {name: [] for name in models}
     for _ in range(5):
-        start = time.perf_counter()
-        run()
-        seconds.append(time.perf_counter() - start)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            seconds[name].append(time.perf_counter() - start)
     r["model"] = args.model
-    r["warm_s_per_clip"] = min(seconds)
-    r["sample_gflop_per_clip"] = flops_of(run) / 1e9
+    r["warm_s_per_clip"] = min(seconds[args.model])
+    if args.compare:
+        r["compare"], r["compare_warm_s_per_clip"] = args.compare, min(seconds[args.compare])
+    r["sample_gflop_per_clip"] = flops_of(runs[args.model]) / 1e9
     r["sample_mfu"] = r["sample_gflop_per_clip"] / r["warm_s_per_clip"] / peak
 
     print(f"{'':34}{'latent':>10}{'pixel 64':>10}")
@@ -129,6 +136,8 @@ def main() -> None:
     print(f"{'training MFU':34}{r['latent_train_mfu']:10.1%}{r['pixel_train_mfu']:10.1%}   of {peak:.0f} GFLOP/s bf16 matmul peak")
     print(f"sampling {args.model}: {r['warm_s_per_clip']:.3f} s per warm clip (target <= 0.5 s), "
           f"{r['sample_gflop_per_clip']:.1f} GFLOP, MFU {r['sample_mfu']:.1%}")
+    if args.compare:
+        print(f"sampling {args.compare} in the same run: {r['compare_warm_s_per_clip']:.3f} s per warm clip")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(r, indent=2) + "\n")
     print(f"wrote {args.out}")
