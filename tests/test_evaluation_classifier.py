@@ -52,8 +52,11 @@ def test_save_load_round_trip_gives_identical_features(videos, tmp_path):
 
 def test_a_few_training_steps_lower_the_loss(tmp_path):
     training = ClassifierTraining(steps=40, batch_size=16, lr=1e-2, num_train=256, num_eval=8, config=TINY)
-    scores = train_shapes_classifier(tmp_path / "clf", training, log=None)
+    lines = []
+    scores = train_shapes_classifier(tmp_path / "clf", training, log=lines.append)
     assert scores["last_loss"] < scores["first_loss"] - 0.2
+    # progress every 100 steps and at the last: here only the last
+    assert [line.split("  ")[0] for line in lines if line.startswith("step ")] == ["step 40/40"], lines
     assert set(scores["test"]) == set(HEADS)
     assert (tmp_path / "clf" / "model.safetensors").is_file()
     with pytest.raises(FileExistsError):
