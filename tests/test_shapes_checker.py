@@ -57,3 +57,16 @@ def test_bad_input_is_named():
         read_shapes(np.zeros((16, 64, 64), np.uint8))
     with pytest.raises(ValueError, match="at least one video"):
         check_videos([], [])
+
+
+def test_check_folder_takes_a_string_or_a_path_and_needs_a_manifest(tmp_path):
+    from kinema.data.render import render_dataset
+    from kinema.evaluation.shapes_checker import check_folder
+
+    render_dataset("shapes", tmp_path / "set", count=2, resolution=32)
+    for folder in (str(tmp_path / "set"), tmp_path / "set"):
+        report = check_folder(folder)
+        assert report.num_videos == 2 and min(report.accuracy.values()) == 1.0
+    (tmp_path / "bare").mkdir()
+    with pytest.raises(FileNotFoundError, match="has no manifest.jsonl"):
+        check_folder(str(tmp_path / "bare"))

@@ -155,6 +155,8 @@ def test_bad_input_is_named(one_thread):
     vqvae = random_vqvae()
     with pytest.raises(ValueError, match=r"num_frames must be 1 \+ 2\*k.*got 4"):
         vqvae.encode(clip(frames=4))
+    with pytest.raises(ValueError, match=r"num_frames must be 1 \+ 2\*k.*got 4"):
+        vqvae(clip(frames=4))  # the training forward checks too
     with pytest.raises(ValueError, match="multiples of 4.*got 18x18"):
         vqvae.encode(clip(size=18))
     with pytest.raises(ValueError, match=r"expected a video \(b, 3, f, h, w\)"):
