@@ -102,3 +102,12 @@ def test_bad_autoencoder_inputs(vae_dir, clip, tmp_path):
         pipe.interpolate(np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16, 3), np.uint8), 1)
     with pytest.raises(ValueError, match="frames must be uint8"):
         pipe.reconstruct(np.zeros((2, 16, 16), np.uint8))
+
+
+def test_a_saved_autoencoder_keeps_its_resolution_and_frame_rate(tmp_path):
+    pipe = tiny_autoencoder(resolution=16)
+    pipe.fps = 12.5
+    loaded = AutoencoderPipeline.from_pretrained(save_autoencoder(pipe, tmp_path / "vae"))
+    assert (loaded.resolution, loaded.fps) == (16, 12.5)
+    for name, module in pipe.vae.state_dict().items():
+        assert torch.equal(loaded.vae.state_dict()[name], module)

@@ -203,3 +203,13 @@ def test_python_api_at_the_top_level(tiny_model_dir, tmp_path, text_encoder):
         video.save(path)
     with pytest.raises(ValueError, match="does not take temperature; it takes: num_frames"):
         kinema.generate(PROMPT, pipeline=pipe, temperature=0.7)
+
+
+def test_load_pipeline_resolves_the_device_auto_by_default(tiny_model_dir, text_encoder, monkeypatch):
+    import kinema.pipelines as pipelines
+
+    asked = []
+    real = pipelines.resolve_device
+    monkeypatch.setattr(pipelines, "resolve_device", lambda device: asked.append(device) or real(device))
+    load_pipeline(tiny_model_dir, text_encoder=text_encoder)
+    assert asked == ["auto"]  # a GPU when there is one; a CPU-only machine gets the CPU
