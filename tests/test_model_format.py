@@ -213,3 +213,16 @@ def test_load_pipeline_resolves_the_device_auto_by_default(tiny_model_dir, text_
     monkeypatch.setattr(pipelines, "resolve_device", lambda device: asked.append(device) or real(device))
     load_pipeline(tiny_model_dir, text_encoder=text_encoder)
     assert asked == ["auto"]  # a GPU when there is one; a CPU-only machine gets the CPU
+
+
+def test_a_result_saved_later_keeps_the_frame_rate_and_provenance_it_was_made_with(tiny_model_dir, text_encoder, tmp_path):
+    from kinema import generate
+    from kinema.io import probe
+
+    pipe = load_pipeline(tiny_model_dir, text_encoder=text_encoder)
+    result = generate(PROMPT, pipeline=pipe, seed=4, fps=12.5)
+    assert result.path is None  # nothing written until asked
+    path = result.save(tmp_path / "later.mp4")
+    info = probe(path)
+    assert (info.fps, info.num_frames, info.provenance.seed, info.provenance.extra["fps"]) == (12.5, result.frames.shape[0], 4, 12.5)
+    assert result.save(tmp_path / "later.gif") == tmp_path / "later.gif"
