@@ -67,6 +67,26 @@ def test_step_callback_hands_back_decoded_previews(pipe):
     assert len(previews) == 2 and previews[0].shape == (1, 4, 32, 32, 3) and previews[0].dtype == np.uint8
 
 
+def test_a_preview_shows_the_denoised_estimate_not_the_noisy_sample(pipe, monkeypatch):
+    """The picture at step 2 of 4 is the scheduler's estimate of the clean clip (pred_original_sample), decoded
+    as the final frames are: what the clip is becoming, not the half-noisy sample it is passing through."""
+    from diffusers import DDIMScheduler
+
+    estimates, real_step = [], DDIMScheduler.step
+
+    def spy(self, *args, **kwargs):
+        out = real_step(self, *args, **kwargs)
+        estimates.append(out.pred_original_sample)
+        return out
+
+    monkeypatch.setattr(DDIMScheduler, "step", spy)
+    seen = []
+    pipe("a small red circle moving left slowly", num_inference_steps=4, callback=lambda s, n, preview: seen.append(preview),
+         preview_every=2, scheduler="ddim", seed=5)
+    assert seen[0] is None and seen[1] is not None
+    np.testing.assert_array_equal(seen[1], pipe._decode(estimates[1], (32, 32), None))
+
+
 def test_image_to_video_uses_the_first_frame(pipe):
     red = np.zeros((32, 32, 3), np.uint8)
     red[10:20, 10:20] = (255, 0, 0)

@@ -64,6 +64,7 @@ def test_typo_in_yaml_file_names_the_file_and_key(tmp_path):
         ("train.lr=fast", "train.lr must be a number, got 'fast' (str)"),
         ("train.mixed_precision=fp8", "train.mixed_precision must be one of 'no', 'bf16', 'fp16', got 'fp8' (str)"),
         ("train.betas=[0.9]", "train.betas must have 2 items"),
+        ("train.betas=[0.9, fast]", "train.betas[1] must be a number, got 'fast' (str)"),
         ("train.max_grad_norm=[1]", "train.max_grad_norm must be a number or null"),
         ("train.max_steps=0", "train.max_steps must be at least 1, got 0"),
         ("model.dropout=2.0", "dropout must be in [0, 1)"),
