@@ -12,7 +12,7 @@ from kinema.data.shapes import shapes_vocabulary
 from kinema.hub import ModelIndex
 
 BUILTIN = Path(__file__).resolve().parents[1] / "src" / "kinema" / "builtin"
-TEXT_MODELS = ("shapes-t2v", "shapes-gan")
+TEXT_MODELS = ("shapes-t2v", "shapes-gan", "shapes-ldm")
 
 
 def main() -> None:

@@ -35,13 +35,16 @@ def frames(model, text_encoder, **kwargs):
 
 def test_every_builtin_is_format_1_and_says_what_it_is():
     found = {m.name: m for m in builtin_models()}
-    assert {"shapes-t2v", "shapes-gan", "shape-motion-gan", "shapes-classifier"} <= set(found)
+    assert {"shapes-t2v", "shapes-gan", "shape-motion-gan", "shapes-classifier", "shapes-vae", "shapes-ldm"} <= set(found)
     for name, model in found.items():
         index = json.loads((BUILTIN_DIR / name / INDEX_NAME).read_text())
         assert index["format"] == 1 and index["_kinema_version"] and not model.legacy
+        assert model.size_bytes <= 15e6, f"{name}: {model.size_bytes / 1e6:.1f} MB, over the 15 MB a built-in may take"
+        assert (BUILTIN_DIR / name / "MODEL_CARD.md").is_file(), name
         for component in index["components"]:
             assert {p.name for p in (BUILTIN_DIR / name / component).iterdir()} == {"config.json", "model.safetensors"}
     assert describe_model(found["shapes-t2v"])[0] == "text-to-video + image-to-video"
+    assert describe_model(found["shapes-ldm"])[0] == "text-to-video + image-to-video"
     assert describe_model(found["shape-motion-gan"])[:2] == ("unconditional + image-to-video", "no prompt, optionally an image (first frame)")
     assert describe_model(found["shapes-classifier"])[0] == "evaluation-only"
     with pytest.raises(ValueError, match="shapes-classifier is an evaluation-only model.*does not generate video"):
@@ -226,3 +229,14 @@ def test_a_result_saved_later_keeps_the_frame_rate_and_provenance_it_was_made_wi
     info = probe(path)
     assert (info.fps, info.num_frames, info.provenance.seed, info.provenance.extra["fps"]) == (12.5, result.frames.shape[0], 4, 12.5)
     assert result.save(tmp_path / "later.gif") == tmp_path / "later.gif"
+
+
+def test_the_shipped_latent_model_draws_its_prompts_at_native_64x64(text_encoder):
+    from kinema.evaluation.shapes_checker import check_videos
+
+    pipe = load_pipeline("shapes-ldm", text_encoder=text_encoder)
+    prompts = ["a small yellow triangle moving up quickly", "a large blue circle moving left slowly"]
+    out = pipe(prompts, seed=0)
+    assert out.frames.shape == (2, 16, 64, 64, 3) and pipe.settings.sample_size * 4 == 64  # 16x16 latents, no upscaling
+    report = check_videos(list(out.frames), prompts)
+    assert all(acc == 1.0 for acc in report.accuracy.values()), report.accuracy

@@ -216,7 +216,7 @@ def test_a_misspelt_or_broken_vocabulary_is_refused_naming_it(tmp_path, vocabula
 
 
 def test_the_shapes_text_models_declare_the_shapes_vocabulary(vocabulary):
-    for name in ("shapes-t2v", "shapes-gan"):
+    for name in ("shapes-t2v", "shapes-gan", "shapes-ldm"):
         assert open_model(name).vocabulary == vocabulary, f"{name}: rewrite it from kinema.data.shapes.shapes_vocabulary()"
     assert open_model("shape-motion-gan").vocabulary is None  # unconditional: no words at all
     with pytest.raises(VocabularyError, match="every attribute"):
