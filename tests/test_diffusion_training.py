@@ -85,6 +85,10 @@ def test_noise_shift_divides_the_snr_and_reaches_the_exported_samplers(tmp_path)
     shifted = get_family("diffusion").objective(load_config(TINY, overrides=["objective.noise_shift=4"]))
     ratio = snr(plain.noise_scheduler.alphas_cumprod) / snr(shifted.noise_scheduler.alphas_cumprod)
     assert torch.allclose(ratio[:-1], torch.full_like(ratio[:-1], 16.0), rtol=1e-3)
+    # the last step is capped as diffusers' squaredcos_cap_v2 caps it: beta 0.999, a sliver of signal left
+    betas = shifted.noise_scheduler.betas
+    assert betas[-1].item() == pytest.approx(0.999) and betas.max().item() == pytest.approx(0.999)
+    assert (betas[:-1] < 0.999).all()
 
     shifted.pipeline(shifted.modules["model"]).save_pretrained(tmp_path / "m")  # what a generating process rebuilds its sampler from
     config = DiffusionSettings.from_dict(open_model(tmp_path / "m").index.settings)

@@ -475,3 +475,11 @@ def test_previews_cycle_through_the_preview_prompts_or_classes(monkeypatch, over
     pipe, prompts, count = calls[0]
     want = expected(objective.config.objective, pipe)
     assert prompts == want and (count == 6 if want is None else count in (None, 1))
+
+
+def test_both_critics_count_equally_unless_a_config_says_otherwise():
+    from kinema.training.objectives.gan import GANObjectiveConfig
+
+    defaults = GANObjectiveConfig()
+    assert (defaults.image_weight, defaults.video_weight) == (1.0, 1.0)
+    assert load_config(TINY).objective.image_weight == 1.0  # the tiny config leaves it to the default

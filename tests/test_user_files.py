@@ -122,3 +122,18 @@ def test_idle_cores_leaves_out_a_busy_core(monkeypatch):
     assert threads.idle_cores() == 2
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: [99.0, 99.0])
     assert threads.idle_cores() == 1  # never zero
+
+
+def test_check_of_a_rendered_folder_takes_each_clip_s_caption_from_its_manifest(tmp_path):
+    import json
+    from pathlib import Path
+
+    from kinema.data.render import render_dataset
+    from kinema.evaluation.shapes_checker import check_path
+
+    render_dataset("shapes", tmp_path / "set", count=3, resolution=32)
+    rows = [json.loads(line) for line in (tmp_path / "set" / "manifest.jsonl").read_text().splitlines()]
+    result = check_path(tmp_path / "set")
+    assert [c.source for c in result.clips] == ["manifest"] * 3
+    assert [Path(c.file).name for c in result.clips] == [row["file"] for row in rows]
+    assert [c.caption for c in result.clips] == [row.get("caption") or row.get("labels") for row in rows]
