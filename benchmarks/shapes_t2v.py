@@ -95,11 +95,12 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=None)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", default=None, help="the pipeline's dtype (default: float32 on a CPU)")
     parser.add_argument("--out", type=Path, default=RESULTS / "shapes_t2v.json")
     args = parser.parse_args()
 
-    pipe = load_pipeline(args.model)
-    result: dict = {"model": str(args.model), "steps": args.steps or pipe.settings.default_steps,
+    pipe = load_pipeline(args.model, dtype=args.dtype)
+    result: dict = {"model": str(args.model), "dtype": str(pipe.dtype).replace("torch.", ""), "steps": args.steps or pipe.settings.default_steps,
                     "guidance": getattr(pipe.settings, "default_guidance", None) if args.guidance is None else args.guidance}
     grids, reference_colors = [], training_colors()
     for split, count in (("test", args.num_test), ("heldout", args.num_heldout)):
