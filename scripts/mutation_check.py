@@ -345,7 +345,7 @@ MUTATIONS = [
     ("first-frame-resized-on-width-only", "fresh-10", "src/kinema/pipelines/common.py",
      "if image.shape[-2:] != (size, size):", "if image.shape[-1] != size:", []),
     ("autocast-only-for-bf16", "fresh-10", "src/kinema/pipelines/common.py",
-     "enabled=self.dtype != torch.float32", "enabled=self.dtype == torch.bfloat16", ["tests/test_model_format.py"]),
+     "enabled=self.autocast and self.dtype != torch.float32", "enabled=self.autocast and self.dtype == torch.bfloat16", ["tests/test_model_format.py"]),
     ("euler-misspelt", "fresh-10", "src/kinema/pipelines/text2video.py",
      'if name == "euler":', 'if name == "eular":', []),
     ("checkpoint-checksum-ignores-keys", "fresh-10", "src/kinema/training/checkpoint.py",

@@ -179,3 +179,16 @@ def test_image_to_video_starts_on_the_given_image(pipe):
     # and a picture of another shape (here: only its height differs) is resized on both sides
     tall = np.repeat(image, 2, axis=0)
     assert psnr(call(pipe, 1, seed=0, image=tall).frames[0, 0], image) >= 30
+
+
+def test_first_frame_tensor_resizes_any_picture_to_the_model_square():
+    import torch.nn.functional as F
+
+    from kinema.pipelines.common import first_frame_tensor, image_tensor
+
+    rng = np.random.default_rng(0)
+    for shape in [(32, 16, 3), (16, 32, 3), (24, 24, 3), (16, 16, 3)]:
+        picture = rng.integers(0, 256, shape, dtype=np.uint8)
+        out = first_frame_tensor(picture, 2, 16, torch.device("cpu"))
+        expected = F.interpolate(image_tensor(picture, 2), size=(16, 16), mode="area")
+        assert out.shape == (2, 3, 16, 16) and torch.allclose(out, expected), shape
