@@ -384,7 +384,8 @@ MUTATIONS = [
     ("check-empty-folder-unguarded", "fresh-11", "src/kinema/evaluation/shapes_checker.py",
      '        if not files:\n            raise ValueError(f"{path} holds no videos', '        if False:\n            raise ValueError(f"{path} holds no videos',
      ["tests/test_user_files.py", "tests/test_hostile_inputs.py"]),
-    ("check-folder-takes-only-paths", "fresh-11", "src/kinema/evaluation/shapes_checker.py",
+    # equivalent, not a bug: check_path converts the str itself, so nothing a user can see changes (counted out)
+    ("check-folder-takes-only-paths", "fresh-11-equivalent", "src/kinema/evaluation/shapes_checker.py",
      '    folder = Path(folder)\n    if not (folder / "manifest.jsonl").exists():', '    if not (Path(folder) / "manifest.jsonl").exists():',
      ["tests/test_shapes_checker.py", "tests/test_evaluation.py"]),
     ("critic-zero-differences-refused", "fresh-11", "src/kinema/models/gan.py",
