@@ -407,7 +407,7 @@ MUTATIONS = [
     ("describe-image-model-prompt-words-swapped", "fresh-11", "src/kinema/pipelines/common.py",
      '(", optionally a prompt" if self.prompt == "optional" else " and a prompt" if self.prompt == "required" else ", no prompt")',
      '(" and a prompt" if self.prompt == "optional" else ", optionally a prompt" if self.prompt == "required" else ", no prompt")',
-     ["tests/test_model_format.py", "tests/test_cli.py"]),
+     ["tests/test_model_format.py", "tests/test_cli.py", "tests/test_diffusers_backend.py"]),
     ("tiny-gan-class-names-forgotten", "fresh-11", "src/kinema/pipelines/gan.py",
      'class_names=["left", "right"] if condition == "class" else [],', "class_names=[],", ["tests/test_gan.py"]),
     ("result-save-ignores-fps", "fresh-11", "src/kinema/pipelines/generate.py",
