@@ -411,7 +411,7 @@ MUTATIONS = [
     ("tiny-gan-class-names-forgotten", "fresh-11", "src/kinema/pipelines/gan.py",
      'class_names=["left", "right"] if condition == "class" else [],', "class_names=[],", ["tests/test_gan.py"]),
     ("result-save-ignores-fps", "fresh-11", "src/kinema/pipelines/generate.py",
-     'fps=self.options.get("fps", 8.0)', "fps=8.0", ["tests/test_cli.py", "tests/test_user_files.py"]),
+     'fps=self.options.get("fps", 8.0)', "fps=8.0", ["tests/test_cli.py", "tests/test_user_files.py", "tests/test_model_format.py"]),
     ("preview-decodes-the-noisy-sample", "fresh-11", "src/kinema/pipelines/text2video.py",
      'estimate = getattr(step, "pred_original_sample", None)', 'estimate = getattr(step, "prev_sample", None)', ["tests/test_text2video.py"]),
     ("checksum-ignores-dict-values", "fresh-11", "src/kinema/training/checkpoint.py",
