@@ -38,8 +38,6 @@ def read_set(path: Path) -> list[dict]:
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             row = json.loads(line)
-            if "unplaceable" in row:  # the held-out set's name for the same list (benchmarks/prompts/README.md)
-                row["unplaced"] = row.pop("unplaceable")
             if "prompt" not in row or not ("labels" in row or "unplaced" in row):
                 raise ValueError(f"{path} line {number}: needs \"prompt\" and \"labels\" (or \"unplaced\")")
             rows.append(row)

@@ -308,6 +308,18 @@ class Decoder(nn.Module):
         return rearrange(h, "b (c p q) f h w -> b c f (h p) (w q)", p=p, q=p)
 
 
+def check_clip_size(num_frames: int, height: int, width: int, spatial: int, temporal: int) -> None:
+    """The clips a causal autoencoder takes: 1 + temporal*k frames (frame 0 alone, then groups) and sides that are
+    positive multiples of its spatial compression; a ValueError saying which rule a clip breaks."""
+    s, t = spatial, temporal
+    if num_frames < 1 or (num_frames - 1) % t:
+        raise ValueError(
+            f"num_frames must be 1 + {t}*k (1, {1 + t}, {1 + 2 * t}, ...: frame 0 alone, then groups of {t}), got {num_frames}"
+        )
+    if height % s or width % s or height < s or width < s:
+        raise ValueError(f"height and width must be positive multiples of {s} (the spatial compression), got {height}x{width}")
+
+
 class VideoVAE(PretrainedMixin, nn.Module):
     """Causal video VAE: `encode(x)` -> DiagonalGaussian, `decode(z)` -> clip; tensors `b c f h w` in [-1, 1].
 
@@ -332,13 +344,7 @@ class VideoVAE(PretrainedMixin, nn.Module):
         return (self.config.latent_channels, 1 + (num_frames - 1) // t, height // s, width // s)
 
     def _check_size(self, num_frames: int, height: int, width: int) -> None:
-        s, t = self.config.spatial_compression, self.config.temporal_compression
-        if num_frames < 1 or (num_frames - 1) % t:
-            raise ValueError(
-                f"num_frames must be 1 + {t}*k (1, {1 + t}, {1 + 2 * t}, ...: frame 0 alone, then groups of {t}), got {num_frames}"
-            )
-        if height % s or width % s or height < s or width < s:
-            raise ValueError(f"height and width must be positive multiples of {s} (the spatial compression), got {height}x{width}")
+        check_clip_size(num_frames, height, width, self.config.spatial_compression, self.config.temporal_compression)
 
     def _check_video(self, x: torch.Tensor) -> None:
         if x.ndim != 5 or x.shape[1] != self.config.in_channels:

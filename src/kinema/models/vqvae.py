@@ -33,7 +33,7 @@ from einops import rearrange
 from torch import nn
 
 from kinema.models.base import PretrainedMixin
-from kinema.models.vae import ChannelRMSNorm, SpatialDown, SpatialUp, TemporalDown, TemporalUp
+from kinema.models.vae import ChannelRMSNorm, SpatialDown, SpatialUp, TemporalDown, TemporalUp, check_clip_size
 
 
 @dataclass
@@ -300,12 +300,7 @@ class VideoVQVAE(PretrainedMixin, nn.Module):
     def latent_shape(self, num_frames: int, height: int, width: int) -> tuple[int, int, int]:
         """(frames, height, width) of the code grid of a clip of this size; raises ValueError if it has none."""
         s, t = self.config.spatial_compression, self.config.temporal_compression
-        if num_frames < 1 or (num_frames - 1) % t:
-            raise ValueError(
-                f"num_frames must be 1 + {t}*k (1, {1 + t}, {1 + 2 * t}, ...: frame 0 alone, then groups of {t}), got {num_frames}"
-            )
-        if height % s or width % s or height < s or width < s:
-            raise ValueError(f"height and width must be positive multiples of {s} (the spatial compression), got {height}x{width}")
+        check_clip_size(num_frames, height, width, s, t)
         return (1 + (num_frames - 1) // t, height // s, width // s)
 
     def _check_video(self, x: torch.Tensor) -> None:
