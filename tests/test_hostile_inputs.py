@@ -73,7 +73,9 @@ CASES = [
     ("render-existing-render", "dataset render shapes --count 2 --out {s}/render", "already holds a rendered dataset"),
     ("render-over-user-files", "dataset render shapes --count 2 --out {s}/clips", "0000.mp4 already exists"),
     ("render-out-is-a-file", "dataset render shapes --count 2 --out {s}/binary.bin", "binary.bin is a file"),
-    ("render-resolution", "dataset render shapes --count 2 --resolution 7 --out {s}/new", "resolution"),
+    ("render-resolution", "dataset render shapes --count 2 --resolution 7 --out {s}/new", "resolution must be a multiple of 8 from 16 to 1024, got 7"),
+    ("render-resolution-huge", "dataset render shapes --count 2 --resolution 99999999999999999999992 --out {s}/new",
+     "resolution must be a multiple of 8 from 16 to 1024, got 99999999999999999999992"),
     ("render-split", "dataset render shapes --count 2 --split holdout --out {s}/new", "holdout"),
     # train
     ("train-yaml-syntax", "train {s}/bad.yaml --out {s}/run", "bad.yaml"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Sequence
 
@@ -22,6 +23,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
 }
 SIZES: dict[str, float] = {"small": 12.0, "large": 20.0}  # px at 64x64
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}  # (dx, dy)
+# Each direction as a compass bearing on screen (degrees clockwise from up, as on a map with north up): 270 is left.
+BEARINGS: dict[str, float] = {name: math.degrees(math.atan2(dx, -dy)) % 360 for name, (dx, dy) in DIRECTIONS.items()}
 SPEEDS: dict[str, float] = {"slowly": 1.0, "quickly": 2.0}  # px per frame at 64x64
 
 # (shape, color) pairs never seen in training: they measure composition of attributes seen apart.
@@ -195,23 +198,23 @@ DEFAULTS = {"shape": "circle", "color": "red", "size": "large", "direction": "ri
 def shapes_vocabulary():
     """The Captioned Shapes vocabulary as a text model trained on it declares it (kinema.text.Vocabulary):
     the canonical template, every value with its training phrasings and a description, sizes in px and
-    speeds in px/frame (at 64x64), and the (shape, color) pairs held out of training."""
+    speeds in px/frame (at 64x64), directions as compass bearings, the colours' RGB, and the (shape, color) pairs held out of training."""
     from kinema.text.vocabulary import Attribute, Value, Vocabulary
 
-    def values(names, measures=None):
+    def values(names, measures=None, colors=None):
         out = []
         for name in names:
             measure = None if measures is None else float(measures[name])
             about = _DESCRIPTIONS[name].format(px=measure or 0, speed=measure or 0)
             words = [w for w in _WORDS.get(name, ()) if w != name]  # the training captions' other phrasings
-            out.append(Value(name, ", ".join([*words, about]), measure))
+            out.append(Value(name, ", ".join([*words, about]), measure, None if colors is None else colors[name]))
         return tuple(out)
 
     attributes = (
         Attribute("shape", values(SHAPES), DEFAULTS["shape"]),
-        Attribute("color", values(COLORS), DEFAULTS["color"]),
+        Attribute("color", values(COLORS, colors=COLORS), DEFAULTS["color"]),
         Attribute("size", values(SIZES, SIZES), DEFAULTS["size"], unit="px"),
-        Attribute("direction", values(DIRECTIONS), DEFAULTS["direction"]),
+        Attribute("direction", values(DIRECTIONS, BEARINGS), DEFAULTS["direction"], unit="deg"),
         Attribute("speed", values(SPEEDS, SPEEDS), DEFAULTS["speed"], unit="px/frame"),
     )
     unseen = tuple({"shape": shape, "color": color} for shape, color in sorted(HELDOUT_PAIRS))
@@ -416,9 +419,12 @@ class ShapeMotion(Dataset):
 # --- shared helpers ----------------------------------------------------------------------------------
 
 
+MAX_RESOLUTION = 1024  # frames of (resolution / 64)x the canonical scene; past this, one clip no longer fits memory
+
+
 def _check_geometry(resolution: int, num_frames: int, num_samples: int) -> None:
-    if resolution < 16 or resolution % 8:
-        raise ValueError(f"resolution must be a multiple of 8 and at least 16, got {resolution}")
+    if not 16 <= resolution <= MAX_RESOLUTION or resolution % 8:
+        raise ValueError(f"resolution must be a multiple of 8 from 16 to {MAX_RESOLUTION}, got {resolution}")
     if num_frames < 2:
         raise ValueError(f"num_frames must be at least 2, got {num_frames}")
     if num_samples < 1:

