@@ -111,3 +111,13 @@ def test_a_saved_autoencoder_keeps_its_resolution_and_frame_rate(tmp_path):
     assert (loaded.resolution, loaded.fps) == (16, 12.5)
     for name, module in pipe.vae.state_dict().items():
         assert torch.equal(loaded.vae.state_dict()[name], module)
+
+
+def test_reconstruct_and_interpolate_default_to_the_built_in_video_vae(clip, tmp_path):
+    result = runner.invoke(app, ["reconstruct", str(clip), "-o", str(tmp_path / "r.mp4")])
+    assert result.exit_code == 0, result.output
+    assert probe(tmp_path / "r.mp4").provenance.model == "shapes-vae"
+    assert "resized from 16x16 to 64x64" in " ".join(result.output.split())  # the built-in codes 64x64 frames
+    result = runner.invoke(app, ["interpolate", str(clip), str(clip), "--frames", "3", "-o", str(tmp_path / "t.mp4")])
+    assert result.exit_code == 0, result.output
+    assert probe(tmp_path / "t.mp4").provenance.model == "shapes-vae"

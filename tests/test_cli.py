@@ -115,3 +115,36 @@ def test_check_table_shows_every_measure_of_the_report(tmp_path):
     lines = table.splitlines()
     for label, value in rows:
         assert any(label in line and line.rstrip(" │|").endswith(value) for line in lines), (label, value, table)
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (ValueError("frames must be >= 2"), 2),
+        (OverflowError("Python int too large to convert to C long"), 2),  # a number past what the code below can hold
+        (FileNotFoundError("clip.mp4 does not exist"), 2),
+        (IsADirectoryError("clip.mp4 is a folder"), 2),
+        (RuntimeError("out of memory"), 1),
+        (MemoryError(), 1),
+        (KeyboardInterrupt(), 130),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v),
+)
+def test_an_error_deep_inside_a_command_becomes_its_exit_code_and_one_line(monkeypatch, tmp_path, error, code):
+    import kinema.io
+
+    def probe_fails(path):
+        raise error
+
+    monkeypatch.setattr(kinema.io, "probe", probe_fails)
+    result = runner.invoke(app, ["info", str(tmp_path / "clip.mp4")])
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    first = lines[0]
+    if code == 130:
+        assert first == "interrupted: stopped by the user"
+    else:
+        assert first == f"error: {' '.join(str(error).split()) or type(error).__name__}"
+        # a failure (not a wrong input) says how to see the traceback; a wrong input does not
+        assert lines[1:] == (["(--debug or KINEMA_DEBUG=1 shows the traceback)"] if code == 1 else [])

@@ -116,9 +116,28 @@ def test_a_dead_code_is_restarted_on_an_encoder_output_of_the_batch():
         assert quantizer.cluster_size[2].item() == 1.0 and torch.equal(quantizer.embed_sum[2], quantizer.embedding[2])
         # the living codes move by the moving average only
         torch.testing.assert_close(quantizer.embedding[:2], torch.tensor([[0.5, 0.5], [15.0, 1.0]]) * 3.8 / 5.6)
+    # the pick is drawn in proportion to each output's squared distance to its (updated) code
+    living = torch.tensor([[0.5, 0.5], [15.0, 1.0]]) * 3.8 / 5.6
+    error = (flat - living[[0, 0, 1, 1]]).pow(2).sum(1)
     torch.manual_seed(5)
-    pick = torch.randperm(4)[:1]
+    pick = torch.multinomial(error, 1)
     assert torch.equal(runs[0][2], flat[pick[0]]) and torch.equal(runs[0], runs[1])  # deterministic given torch's RNG
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_restarts_go_to_the_outputs_the_codebook_fits_worst(seed):
+    # 98 outputs on code 0 exactly (the black background of a Shapes frame) and two far from every code: dead
+    # codes 1 and 2 restart on those two; a uniform pick would land on the background 98 times in 100
+    quantizer = VectorQuantizer(codebook_size=3, dim=2, decay=1.0, eps=0.0, restart_threshold=1.0).train()  # decay 1: a fixed codebook
+    quantizer.embedding.copy_(torch.tensor([[0.0, 0.0], [50.0, 50.0], [-50.0, 50.0]]))
+    quantizer.embed_sum.zero_()
+    quantizer.cluster_size.copy_(torch.tensor([1.0, 0.0, 0.0]))
+    outputs = torch.zeros(100, 2)
+    outputs[37], outputs[80] = torch.tensor([3.0, -4.0]), torch.tensor([-4.0, 3.0])
+    torch.manual_seed(seed)
+    out = quantizer(outputs.t().reshape(1, 2, 1, 10, 10))
+    assert out.restarted.item() == 2
+    assert sorted(quantizer.embedding[1:].tolist()) == [[-4.0, 3.0], [3.0, -4.0]]
 
 
 def test_straight_through_gradient_reaches_the_encoder(one_thread):

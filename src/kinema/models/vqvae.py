@@ -253,17 +253,23 @@ class VectorQuantizer(nn.Module):
             return torch.zeros((), device=flat.device)
         dead = (self.cluster_size < self.restart_threshold).nonzero().squeeze(1)
         if len(dead):
-            # distinct outputs where the batch has enough; from torch's global generator (seeded runs repeat)
-            if len(flat) >= len(dead):
-                picks = torch.randperm(len(flat), device=flat.device)[: len(dead)]
-            else:
-                picks = torch.randint(len(flat), (len(dead),), device=flat.device)
-            fresh = flat[picks]
+            fresh = flat[self._restart_picks(flat, codes, len(dead))]
             # a restarted code counts as just alive: it must win outputs in the next batches to stay where it is
             self.embedding[dead] = fresh
             self.embed_sum[dead] = fresh * self.restart_threshold
             self.cluster_size[dead] = self.restart_threshold
         return torch.tensor(float(len(dead)), device=flat.device)
+
+    def _restart_picks(self, flat: torch.Tensor, codes: torch.Tensor, count: int) -> torch.Tensor:
+        """Which ``count`` outputs of the batch dead codes restart on: drawn in proportion to each output's squared
+        distance to the code it got (k-means++'s rule), so restarts go where the codebook fits worst. Uniform picks
+        land mostly on the commonest content (a Shapes frame is mostly black background), where the codes already
+        fit and a restarted code dies again. Distinct outputs where enough are badly fitted; from torch's global
+        generator (seeded runs repeat)."""
+        error = (flat - self.embedding[codes]).pow(2).sum(1)  # against the codebook after this batch's moving average
+        if not error.sum() > 0:  # every output sits on its code: nothing to prefer
+            error = torch.ones_like(error)
+        return torch.multinomial(error, count, replacement=int((error > 0).sum()) < count)
 
     def usage(self) -> dict[str, float]:
         """Codebook health from the moving-average counts: the fraction of codes alive (at or above the restart
