@@ -3,7 +3,7 @@
 import pytest
 
 from kinema.data.shapes import COLORS
-from kinema.text.colors import angle_between, nearest_by_hue, rgb_of
+from kinema.text.colors import Palette, angle_between, nearest_by_hue, rgb_of
 from kinema.text.lexicon import WordNet, wordnet
 
 
@@ -82,3 +82,30 @@ def test_a_colour_nearer_one_the_palette_lacks_is_none_of_its_colours():
     assert nearest_by_hue(dark_orange, COLORS) == "red"  # a third of the way from red to yellow
     assert nearest_by_hue(dark_orange, COLORS, others={"orange": (255, 165, 0)}) is None
     assert angle_between(350, 10) == 20 and angle_between(90, 270) == 180
+
+
+def test_a_colour_between_two_of_the_palette_is_settled_by_its_basic_category():
+    palette = Palette("color", dict(COLORS))
+    light_red_purple = (250, 180, 200)  # CIELAB hue 0.05: 40 degrees from the Shapes red, 32 from magenta
+    assert palette.nearest(light_red_purple) is None  # between the two
+    assert palette.nearest(light_red_purple, exclude=frozenset({"red"})) == "magenta"  # a name whose category is not red's
+    assert palette.nearest((255, 165, 0), exclude=frozenset({"red", "yellow"})) is None  # orange: every other colour is far
+
+
+def test_wordnet_files_colour_names_under_basic_categories_and_lists_compounds():
+    net = wordnet()
+    assert "prussian blue" in net.compounds("prussian", "n")
+    assert net.lemmas("dying", "v") == ["die", "dye"]  # the exceptions list and the rules both
+    correct = next(s for s in net.synsets("right", "a") if "correct" in s.lemmas)
+    assert [net.synset(p, o).lemmas for p, o in correct.related_to("right", "!")] == [("incorrect", "wrong")]
+    direction = net.synsets("right", "a")[0]
+    assert [net.synset(p, o).lemmas for p, o in direction.related_to("right", "!")] == [("left",)]
+
+
+def test_a_colour_names_category_is_the_kind_of_chromatic_colour_above_it(text_encoder):
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text.planner import planner_for
+
+    senses = planner_for(shapes_vocabulary(), text_encoder).senses
+    assert [senses.category(w) for w in ("crimson", "coral", "salmon", "olive")] == ["red", "pink", "salmon", "olive"]
+    assert senses.category("magenta") == "red" and senses.category("cyan") == "green"  # shades, not categories of their own

@@ -150,6 +150,12 @@ def generate(
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="diffusers pipelines: decode in spatial tiles (less memory)."),
     decode_chunk: Optional[int] = typer.Option(None, "--decode-chunk", min=1, help="diffusers pipelines that take decode_chunk_size: frames decoded at once."),
     dry_run: bool = typer.Option(False, "--dry-run", help="diffusers pipelines: print the memory and time estimate only."),
+    preview_every: Optional[int] = typer.Option(
+        None, "--preview-every", help="Every N steps write a cheap preview of the clip so far to OUT's stem + .preview.gif "
+        "(clip.mp4 -> clip.preview.gif), replaced at each preview; removed when the clip is written unless --keep-preview. "
+        "Ctrl-C keeps it and says where it is. Latent models preview through a linear map of their VAE, fitted once per VAE "
+        "and cached (~/.cache/kinema/previews; KINEMA_PREVIEW_CACHE sets the folder)."),
+    keep_preview: bool = typer.Option(False, "--keep-preview", help="Keep the --preview-every GIF after the clip is written."),
 ) -> None:
     """Generate a video from a prompt and/or a first frame. Options a model does not take are refused,
     with the list of those it does (`kinema models NAME` shows them).
@@ -173,7 +179,7 @@ def generate(
     start = time.perf_counter()
     given = dict(negative_prompt=negative, num_inference_steps=steps, guidance_scale=guidance, guidance_cutoff=guidance_cutoff,
                  scheduler=scheduler, temperature=temperature, top_k=top_k, top_p=top_p, num_frames=frames, height=height, width=width,
-                 fps=fps)
+                 fps=fps, preview_every=preview_every)
     options = {k: v for k, v in given.items() if v is not None}  # the model's defaults for the rest
     memory = diffusers_backend.MemorySettings(offload, vae_tiling, decode_chunk) if offload or vae_tiling or decode_chunk else None
     with warnings.catch_warnings():
@@ -194,6 +200,7 @@ def generate(
             results = gen.generate_batch(
                 prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt or "mp4", model=model, image=image,
                 device=device, dtype=dtype, overwrite=overwrite, skip_existing=skip_existing, raw_prompt=raw_prompt, memory=memory,
+                preview=bool(preview_every), keep_preview=keep_preview,
                 on_done=lambda r: _report_clip(r, f"{r.path}  " + (f"({r.seconds:.2f} s)" if r.seconds else "(kept: it was there)")),
                 **options,
             )
@@ -203,9 +210,10 @@ def generate(
             raise ValueError("--skip-existing is for batch mode (--prompts or --count)")
         result = gen.generate(
             prompt or "", out or Path(f"video.{fmt or 'mp4'}"), model=model, image=image, seed=seed, device=device, dtype=dtype,
-            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, memory=memory, **options,
+            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, memory=memory, preview=bool(preview_every),
+            keep_preview=keep_preview, **options,
         )
-    _report_clip(result, f"wrote {result.path}")
+    _report_clip(result, f"wrote {result.path}" + (f" (last step preview kept: {result.preview})" if result.preview else ""))
     console.print(f"sampling {result.seconds:.2f} s, total {time.perf_counter() - start:.2f} s")
 
 

@@ -39,7 +39,7 @@ class Registration:
 
 
 _PIPELINES: dict[str, Registration] = {}
-_SKIP = {"common", "generate", "autoencoder"}  # modules of this package that register no generation pipeline
+_SKIP = {"common", "generate", "autoencoder", "preview"}  # modules of this package that register no generation pipeline
 
 
 def register(registration: Registration) -> Registration:

@@ -21,16 +21,19 @@ import os
 import threading
 import time
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from kinema.hub import DIFFUSERS_SETTINGS_NAME, INDEX_NAME, ModelFolder, ModelFormatError
 from kinema.pipelines import Registration, register
 from kinema.pipelines.common import Callback, Contract, Option, PipelineSettings, VideoPipeline, VideoPipelineOutput
+from kinema.pipelines.preview import LatentPreviewer
 
 OFFLOAD_MODES = ("none", "model", "sequential", "group")
 # __call__ keywords that are not options: what the backend passes itself, tensors, callbacks, nested settings
@@ -53,6 +56,8 @@ CORE = {
 # ranges of keywords many pipelines share, where a value outside gives NaN frames or an error deep inside
 KNOWN_RANGES = {"eta": (0.0, 1.0), "guidance_rescale": (0.0, 1.0), "min_guidance_scale": (0.0, 100.0), "max_guidance_scale": (0.0, 100.0),
                 "noise_aug_strength": (0.0, 10.0), "motion_bucket_id": (0, 1023), "max_sequence_length": (1, 4096)}
+# pipelines whose latents are (batch, frames, channels, height, width), not (batch, channels, frames, ...)
+FRAMES_FIRST = ("CogVideoX", "StableVideoDiffusion")
 # the frame rate the model cards' examples write at, for pipelines whose __call__ has no fps of its own
 CARD_FPS = {"TextToVideoSD": 8, "CogVideoX": 8, "Wan": 16, "Mochi": 30, "HunyuanVideo": 15, "AnimateDiff": 8, "I2VGenXL": 16}
 DEFAULT_FPS = 8
@@ -365,6 +370,8 @@ def declare(cls: type, anatomy: Anatomy, settings: DiffusersSettings, memory: Me
         if kind is not None:
             low, high = KNOWN_RANGES.get(name, (None, None))
             options.append(Option(name, kind, native.get(name), f"{cls.__name__}'s {name}", low=low, high=high, cli=False))
+    options.append(Option("preview_every", int, 0, "hand the step callback a preview every N steps (0: never): the latents through the VAE's linear "
+                          "latent -> RGB map", low=0))
     by_name = {o.name: o for o in options}
     for name, value in overrides.items():  # kinema.json and --decode-chunk: checked like a value the user gave
         if name not in by_name:
@@ -663,6 +670,8 @@ class DiffusersPipeline(VideoPipeline):
         self._contract, self.native, self.fps_keyword = declare(type(pipe), self.anatomy, self.settings, self.memory, self.source)
         self.offload = "none"  # the placement now
         self._lock = threading.RLock()
+        self._previewers: dict[tuple[int, int, int], LatentPreviewer] = {}  # the VAE's linear preview by fit size, built on the first preview
+        self._no_preview: str | None = None  # why previews cannot be made, once found (said once)
         pipe.set_progress_bar_config(disable=True)  # Kinema draws its own (the step callback)
         if self.memory.vae_tiling:
             vae = getattr(pipe, "vae", None)
@@ -764,7 +773,7 @@ class DiffusersPipeline(VideoPipeline):
         """The options that differ from what the pipeline does on its own: only those are passed."""
         call = {}
         for name, value in values.items():
-            if value is None or value == self.native.get(name):
+            if value is None or value == self.native.get(name) or name == "preview_every":  # Kinema's own, not the pipeline's
                 continue
             if name == "fps":
                 if self.fps_keyword is not None:
@@ -795,23 +804,93 @@ class DiffusersPipeline(VideoPipeline):
                 if images is not None:
                     call["image"] = images[i]
                 if callback is not None:
-                    call.update(self._step_callback(callback, total))
+                    call.update(self._step_callback(callback, total, options.get("preview_every") or 0, notes))
                 # 4. denoise and decode (diffusers)
                 clips.append(to_uint8_frames(self.pipe(**call).frames))
         # 5. uint8 (b, f, h, w, 3)
         return VideoPipelineOutput(frames=np.concatenate(clips), prompts=prompts, warnings=notes)
 
-    def _step_callback(self, callback: Callback, total: int) -> dict[str, Any]:
-        """Kinema's callback(step, total, preview) as the pipeline's own step callback (new style or old)."""
+    def _step_callback(self, callback: Callback, total: int, preview_every: int = 0, notes: list[str] | None = None) -> dict[str, Any]:
+        """Kinema's callback(step, total, preview) as the pipeline's own step callback (new style or old); every
+        ``preview_every`` steps the preview is the latents through the VAE's linear map, or None (a note in
+        ``notes``, once per loaded pipeline, says why) where the latents or the VAE are not understood here."""
+
+        def preview(step: int, latents: Any) -> np.ndarray | None:
+            if not preview_every or step % preview_every or self._no_preview is not None:
+                return None
+            try:
+                return self._preview(latents)
+            except Exception as error:  # noqa: BLE001 - a preview is a picture, not a reason to end the run
+                self._no_preview = " ".join(str(error).split()) or type(error).__name__
+                note = f"{self.source}: no step previews ({self._no_preview})"
+                warnings.warn(note, stacklevel=2)
+                if notes is not None:
+                    notes.append(note)
+                return None
+
         if "callback_on_step_end" in self.parameters:
             def on_step_end(pipe, i, t, tensors):
-                callback(i + 1, getattr(pipe, "num_timesteps", None) or total, None)
+                callback(i + 1, getattr(pipe, "num_timesteps", None) or total, preview(i + 1, tensors.get("latents")))
                 return {}
 
             return {"callback_on_step_end": on_step_end}
         if "callback" in self.parameters:
-            return {"callback": lambda i, t, latents: callback(i + 1, total, None), "callback_steps": 1}
+            return {"callback": lambda i, t, latents: callback(i + 1, total, preview(i + 1, latents)), "callback_steps": 1}
         return {}
+
+    def _preview(self, latents: Any) -> np.ndarray:
+        """uint8 (b, f, h, w, 3) of the pipeline's latents, through the VAE's linear map; a ValueError saying why not."""
+        if not isinstance(latents, torch.Tensor) or latents.ndim != 5:
+            shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise ValueError(f"its latents are {shape}, not a (batch, channels, frames, height, width) video latent: packed latents are not read here")
+        if self.anatomy.class_name.startswith(FRAMES_FIRST):  # (b, f, c, h, w)
+            latents = latents.transpose(1, 2)
+        previewer = self.latent_previewer(latents.shape[-2:])
+        if latents.shape[1] != previewer.channels:
+            raise ValueError(f"its latents {tuple(latents.shape)} have no axis of the VAE's {previewer.channels} channels where expected")
+        return previewer.frames(latents.detach())
+
+    def latent_previewer(self, size: tuple[int, int] = (16, 16)) -> LatentPreviewer:
+        """The pipeline VAE's linear latent -> RGB preview (fitted once per VAE, then cached: kinema.pipelines.preview),
+        on the latents as the pipeline holds them: raw = z * latents_std / scaling_factor + latents_mean, the
+        diffusers pipelines' own undoing of their scaling (CogVideoX, ModelScope, Wan, Mochi, HunyuanVideo).
+
+        It is fitted on latents of 3 frames and ``size`` (the call's latent size), at most 16x16: real models'
+        latents are larger, so they share one fit; tiny test models fit at their own small size, in a moment."""
+        grid = (3, min(16, int(size[0])), min(16, int(size[1])))
+        if grid in self._previewers:
+            return self._previewers[grid]
+        vae = getattr(self.pipe, "vae", None)
+        config = dict(getattr(vae, "config", None) or {})
+        channels = config.get("latent_channels") or config.get("z_dim")
+        if vae is None or not hasattr(vae, "decode") or not isinstance(channels, int):
+            raise ValueError(f"its VAE ({type(vae).__name__}) has no latent channel count to fit a preview on")
+        scale = torch.as_tensor(config.get("latents_std") or 1.0, dtype=torch.float32) / float(config.get("scaling_factor") or 1.0)
+        shift = torch.as_tensor(config.get("latents_mean") or 0.0, dtype=torch.float32)
+        device, dtype = self.device, vae.dtype
+        takes_frames = "num_frames" in inspect.signature(vae.decode).parameters  # Stable Video Diffusion's temporal decoder
+        # image VAEs (ModelScope's AutoencoderKL) decode frame by frame
+        frame_wise = takes_frames or not any(isinstance(m, torch.nn.Conv3d) for m in vae.modules())
+
+        def decode(z: torch.Tensor) -> torch.Tensor:
+            z = z.to(device, dtype)
+            if not frame_wise:
+                return vae.decode(z).sample.float()
+            flat = rearrange(z, "b c f h w -> (b f) c h w")
+            video = vae.decode(flat, **({"num_frames": flat.shape[0]} if takes_frames else {})).sample.float()
+            return rearrange(video, "(b f) c h w -> b c f h w", b=z.shape[0])
+
+        def encode(x: torch.Tensor) -> torch.Tensor:
+            x = x.to(device, dtype)
+            flat = rearrange(x, "b c f h w -> (b f) c h w") if frame_wise else x
+            out = vae.encode(flat)
+            z = out.latent_dist.mode() if hasattr(out, "latent_dist") else out.latents
+            return rearrange(z, "(b f) c h w -> b c f h w", b=x.shape[0]) if frame_wise else z
+
+        t, s = (1 if frame_wise else self.anatomy.temporal), self.anatomy.spatial
+        self._previewers[grid] = LatentPreviewer(vae, decode, channels, encode=encode if hasattr(vae, "encode") else None,
+                                                 clip=(1 + t * (grid[0] - 1), grid[1] * s, grid[2] * s), grid=grid, scale=scale, shift=shift)
+        return self._previewers[grid]
 
 
 # ---------------------------------------------------------------------------------------------- a tiny pipeline for tests

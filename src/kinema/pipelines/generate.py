@@ -50,6 +50,7 @@ class GenerateResult:
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
     scenes: list[Scene] = field(default_factory=list)  # how the prompt was read: one per shot; caption = what the model was given
+    preview: Path | None = None  # the last step preview's GIF, where it was kept (keep_preview)
 
     @property
     def caption(self) -> str:
@@ -143,6 +144,46 @@ def _load(model: str | os.PathLike | None, device: str, dtype: str | None, progr
         return load_pipeline(folder, device=device, dtype=dtype, memory=memory)
 
 
+def preview_path(out: str | os.PathLike, format: str | None = None) -> Path:
+    """Where ``generate(..., preview=True)`` writes its preview: ``<output stem>.preview.gif`` beside the output."""
+    path, _ = output_path(out, format)
+    return path.with_name(f"{path.stem if path.suffix else path.name}.preview.gif")
+
+
+class PreviewWriter:
+    """A step callback writing each preview it is handed as a looping GIF, atomically: the file at ``path``
+    is always a whole preview, the last one, whenever the run stops.
+
+    One palette for the whole clip (Pillow's fast octree): 12 ms for 16 frames of 64x64 (32 ms for noise) where
+    write_video's adaptive palette per frame takes 200-240 ms, more than a latent preview itself (1.3 ms for
+    shapes-ldm), at 34.3 dB against its 36.0 (benchmarks/latent_preview.py).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float) -> None:
+        self.path, self.fps = Path(path), fps
+        self.step: int | None = None  # the step of the preview on disk (None: none written yet)
+        self.total = 0
+
+    def __call__(self, step: int, total: int, preview: np.ndarray | None) -> None:
+        if preview is None:
+            return
+        from PIL import Image
+
+        from kinema.io.atomic import atomic_path
+
+        frames = np.ascontiguousarray(preview[0])  # (f, h, w, 3)
+        palette = Image.fromarray(frames.reshape(-1, frames.shape[2], 3)).quantize(256, method=Image.Quantize.FASTOCTREE)
+        images = [Image.fromarray(frame).quantize(palette=palette) for frame in frames]
+        with atomic_path(self.path, overwrite=True) as tmp:
+            images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000 / self.fps)), loop=0)
+        self.step, self.total = step, total
+
+    def remove(self) -> None:
+        if self.step is not None:
+            self.path.unlink(missing_ok=True)
+            self.step = None
+
+
 def _planner_encoder(pipe: VideoPipeline):
     """The pipeline's own MiniLM when it sits on the CPU in float32 (the numbers the planner was tuned with); else None (the planner loads one)."""
     encoder = getattr(pipe, "text_encoder", None)
@@ -184,6 +225,8 @@ def generate(
     raw_prompt: bool = False,
     shots: bool = False,
     memory: Any = None,
+    preview: bool | str | os.PathLike = False,
+    keep_preview: bool = False,
     **options: Any,
 ) -> GenerateResult:
     """Generate one clip; write it to ``out`` when given (a folder of PNGs for format png).
@@ -200,30 +243,70 @@ def generate(
     with the same seed and the clip holds them one after the other (the image, if any, starts the first).
     ``memory``: diffusers pipelines only, how the model is loaded to fit the device
     (kinema.pipelines.diffusers_backend.MemorySettings: offloading, VAE tiling, decode chunk).
+
+    ``preview`` (with the option ``preview_every=N``): write the preview the pipeline makes every N steps as a
+    GIF, replaced atomically at each one: True puts it beside ``out`` (``preview_path``: clip.mp4 ->
+    clip.preview.gif), a path puts it there. It is removed once the clip is written, unless ``keep_preview``;
+    an interrupt (KeyboardInterrupt) keeps it and says where it is in the re-raised interrupt's message.
     """
     check_seed(seed)
     path = fmt = None
     if out is not None:
         path, fmt = output_target(out, format, overwrite)
+    if preview is not False and not options.get("preview_every"):
+        raise ValueError("a preview file needs previews: give preview_every (--preview-every N)")
+    if keep_preview and preview is False:
+        raise ValueError("keep_preview (--keep-preview) keeps the preview file: give preview_every (--preview-every N)")
+    if preview is True and out is None:
+        raise ValueError("preview=True writes beside the output: give out, or a path for the preview")
+    preview_file = None if preview is False else preview_path(out, format) if preview is True else Path(preview)
     first, image_name = _image_input(image)
     pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options), memory=memory)
     scenes = understand(pipe, prompt, raw_prompt, shots)
     notes = [note for scene in scenes for note in scene.warnings(getattr(pipe, "source", "this model"))]
     for note in notes:
         warnings.warn(note, stacklevel=2)
-    outputs = []
-    with contextlib.ExitStack() as stack:
-        callback = progress if callable(progress) else stack.enter_context(terminal_progress(progress))
-        start = time.perf_counter()
-        for k, scene in enumerate(scenes):
-            outputs.append(pipe(scene.caption, image=first if k == 0 else None, seed=seed, callback=callback, **options))
-        seconds = time.perf_counter() - start
-    frames = np.concatenate([o.frames[0] for o in outputs]) if len(outputs) > 1 else outputs[0].frames[0]
-    result = GenerateResult(frames=frames, prompt=prompt, seed=seed, model=str(model or DEFAULT_MODEL), options=outputs[0].options,
-                            image=image_name, seconds=seconds, warnings=notes + [w for o in outputs for w in o.warnings], scenes=scenes)
-    if path is not None:
-        result.save(path, fmt, overwrite=overwrite)
+    writer = None
+    if preview_file is not None:
+        rate = pipe.contract().option("fps")
+        writer = PreviewWriter(preview_file, options.get("fps") or (rate.default if rate else None) or 8.0)
+    try:
+        outputs = []
+        with contextlib.ExitStack() as stack:
+            callback = progress if callable(progress) else stack.enter_context(terminal_progress(progress))
+            if writer is not None:
+                callback = _both(writer, callback)
+            start = time.perf_counter()
+            for k, scene in enumerate(scenes):
+                outputs.append(pipe(scene.caption, image=first if k == 0 else None, seed=seed, callback=callback, **options))
+            seconds = time.perf_counter() - start
+        frames = np.concatenate([o.frames[0] for o in outputs]) if len(outputs) > 1 else outputs[0].frames[0]
+        result = GenerateResult(frames=frames, prompt=prompt, seed=seed, model=str(model or DEFAULT_MODEL), options=outputs[0].options,
+                                image=image_name, seconds=seconds, warnings=notes + [w for o in outputs for w in o.warnings], scenes=scenes)
+        if path is not None:
+            result.save(path, fmt, overwrite=overwrite)
+    except KeyboardInterrupt as interrupt:
+        if writer is None or writer.step is None:
+            raise
+        raise KeyboardInterrupt(f"stopped by the user; the last preview (step {writer.step} of {writer.total}) is {writer.path}") from interrupt
+    except BaseException:
+        if writer is not None:
+            writer.remove()  # a failed run leaves nothing behind; only an interrupt keeps its preview
+        raise
+    if writer is not None and keep_preview and writer.step is not None:
+        result.preview = writer.path
+    elif writer is not None:
+        writer.remove()
     return result
+
+
+def _both(first: Callback, then: Callback | None) -> Callback:
+    def callback(step: int, total: int, preview: np.ndarray | None) -> None:
+        first(step, total, preview)
+        if then is not None:
+            then(step, total, preview)
+
+    return callback
 
 
 def read_prompts(path: str | os.PathLike) -> list[tuple[int, str]]:
@@ -270,6 +353,8 @@ def generate_batch(
     progress: bool | None = None,
     raw_prompt: bool = False,
     memory: Any = None,
+    preview: bool = False,
+    keep_preview: bool = False,
     **options: Any,
 ) -> list[GenerateResult]:
     """One clip per prompt line, named by its line index (0000.mp4, ...; 0000/ of PNG frames for png)
@@ -279,9 +364,14 @@ def generate_batch(
     The model is loaded once. Under several processes each takes every world-size-th line.
     ``skip_existing``: a clip already in ``out_dir`` is kept (read back, not regenerated), so an
     interrupted batch continues where it stopped; each clip is written whole or not at all.
-    Each prompt goes through the planner as in ``generate`` (``raw_prompt`` turns it off); ``memory`` as there.
+    Each prompt goes through the planner as in ``generate`` (``raw_prompt`` turns it off); ``memory``, ``preview``
+    (each clip's preview beside it, 0000.preview.gif) and ``keep_preview`` as there.
     """
     check_seed(seed)
+    if preview and not options.get("preview_every"):
+        raise ValueError("a preview file needs previews: give preview_every (--preview-every N)")
+    if keep_preview and not preview:
+        raise ValueError("keep_preview (--keep-preview) keeps the preview file: give preview_every (--preview-every N)")
     if skip_existing and overwrite:
         raise ValueError("give --skip-existing (keep the clips there) or --overwrite (replace them), not both")
     if (prompts is None) == (count is None):
@@ -307,7 +397,8 @@ def generate_batch(
                     on_done(result)
                 continue
             result = generate(text, name, seed=seed + index, format=format, model=model, pipeline=pipe, image=first,
-                              overwrite=overwrite, progress=callback or False, raw_prompt=raw_prompt, **options)
+                              overwrite=overwrite, progress=callback or False, raw_prompt=raw_prompt, preview=preview,
+                              keep_preview=keep_preview, **options)
             result.image = image_name
             results.append(result)
             if on_done:

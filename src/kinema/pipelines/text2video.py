@@ -27,6 +27,7 @@ from kinema.pipelines.common import (
     resize_video,
     to_uint8,
 )
+from kinema.pipelines.preview import LatentPreviewer
 
 SCHEDULERS = ("dpm++", "ddim", "unipc", "euler")
 
@@ -89,6 +90,7 @@ class Text2VideoPipeline(ReferencePrompts, VideoPipeline):
     def __init__(self, unet: VideoUNet, text_encoder: MiniLMEncoder, settings: DiffusionSettings, vae: VideoVAE | None = None) -> None:
         self.unet, self.text_encoder, self.settings = unet.eval(), text_encoder, settings
         self.vae = None if vae is None else vae.eval()
+        self._previewer: LatentPreviewer | None = None  # the VAE's linear preview, fitted on first use (kinema.pipelines.preview)
         if (vae is None) != (settings.latent_scale == 0):
             raise ValueError("a latent diffusion model needs both its vae component and settings.latent_scale > 0")
 
@@ -161,13 +163,12 @@ class Text2VideoPipeline(ReferencePrompts, VideoPipeline):
                 cond, uncond = out.chunk(2)
                 out = uncond + guidance * (cond - uncond)
             step = scheduler.step(out, t, x)
-            x = step.prev_sample
             if callback is not None:
                 preview = None
                 if options["preview_every"] and (i + 1) % options["preview_every"] == 0:
-                    estimate = getattr(step, "pred_original_sample", None)
-                    preview = self._decode(estimate if estimate is not None else x, out_size, image)
+                    preview = self._preview(predicted_original(scheduler, step, x, out, t), out_size, image)
                 callback(i + 1, steps, preview)
+            x = step.prev_sample
         # 5. decode: frames at the asked size; image-to-video starts on the given image
         return VideoPipelineOutput(frames=self._decode(x, out_size, image), prompts=prompts, warnings=notes)
 
@@ -179,11 +180,50 @@ class Text2VideoPipeline(ReferencePrompts, VideoPipeline):
         pixels = first_frame_tensor(image, batch, s.sample_size * self.vae.config.spatial_compression, self.device)
         return (self.vae.encode(pixels[:, :, None].to(self.dtype)).mode()[:, :, 0] * s.latent_scale).to(self.dtype)
 
+    def _preview(self, x: torch.Tensor, size: tuple[int, int], image: np.ndarray | torch.Tensor | None) -> np.ndarray:
+        """A step's preview: pixels as they are; latents through the VAE's linear map (a full decode per
+        preview would cost what the final one does: shapes-ldm's, 125 ms on one CPU thread against 1.3 ms;
+        benchmarks/latent_preview.py)."""
+        if self.vae is None:
+            return self._decode(x, size, image)
+        video = self.latent_previewer().video(x, size)
+        return to_uint8(video if image is None else paste_first_frame(video, image))
+
+    def latent_previewer(self) -> LatentPreviewer:
+        """The VAE's linear latent -> RGB preview (fitted once per VAE, then cached: kinema.pipelines.preview)."""
+        if self.vae is None:
+            raise ValueError("a pixel-space model has no latents to preview")
+        if self._previewer is None:
+            vae, device, dtype, c = self.vae, self.device, self.dtype, self.vae.config
+            grid = (3, self.settings.sample_size, self.settings.sample_size)
+            clip = (1 + c.temporal_compression * (grid[0] - 1), grid[1] * c.spatial_compression, grid[2] * c.spatial_compression)
+            self._previewer = LatentPreviewer(
+                vae, lambda z: vae.decode(z.to(device, dtype)).float(), c.latent_channels,
+                encode=lambda x: vae.encode(x.to(device, dtype)).mode(), clip=clip, grid=grid, scale=1 / self.settings.latent_scale,
+            )
+        return self._previewer
+
     def _decode(self, x: torch.Tensor, size: tuple[int, int], image: np.ndarray | torch.Tensor | None) -> np.ndarray:
         if self.vae is not None:
             x = self.vae.decode((x / self.settings.latent_scale).to(self.dtype)).float()
         video = resize_video(x, size)
         return to_uint8(video if image is None else paste_first_frame(video, image))
+
+
+def predicted_original(scheduler, step: Any, sample: torch.Tensor, prediction: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The clean clip the denoiser sees at this step (x0): the scheduler's own estimate where its step returns
+    one (DDIM, Euler); else from the prediction, as DPM-Solver++ and UniPC compute it without returning it."""
+    estimate = getattr(step, "pred_original_sample", None)
+    if estimate is not None:
+        return estimate
+    alpha = scheduler.alphas_cumprod[int(t)].to(sample.device, torch.float32)
+    a, s = alpha.sqrt(), (1 - alpha).sqrt()
+    kind = scheduler.config.prediction_type
+    if kind == "v_prediction":
+        return a * sample - s * prediction
+    if kind == "epsilon":
+        return (sample - s * prediction) / a
+    return prediction  # "sample": the network predicts x0 itself
 
 
 def tiny_pipeline(text_encoder: MiniLMEncoder | None = None, image_conditioning: bool = True, variant: str = "pixels") -> Text2VideoPipeline:

@@ -9,17 +9,23 @@ with (orange, between red and yellow), is nearest to none.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import webcolors
 
 RGB = tuple[int, int, int]
+COLOUR_NAMES = tuple(webcolors.names("css3"))  # "aliceblue", ..., "yellowgreen"
 
 # Below this CIELAB chroma a colour reads as a grey (CSS "silver" 0, "beige" 13, "lavender" 11; "sky blue" 26).
 MIN_CHROMA = 18.0
 # The hue must be at most this share of the way to the second nearest palette colour: "deep sky blue" (0.46 of
 # the way from cyan to blue) is between them; "sky blue" (0.35) is cyan. (Shares for the Shapes palette.)
 MAX_HUE_SHARE = 0.42
+# A colour between two palette colours whose name is of another basic colour category than one of them (pink is not
+# red: WordNet files pink and red as two kinds of chromatic colour) goes to the other one if it is within this hue
+# angle of it: CSS pink is 32 degrees from the Shapes red and 40 from magenta, so it is drawn magenta.
+MAX_CATEGORY_ANGLE = 45.0
 
 
 def rgb_of(name: str) -> RGB | None:
@@ -64,6 +70,30 @@ def nearest_by_hue(rgb: RGB, palette: Mapping[str, RGB], others: Mapping[str, RG
     if any(angle_between(hue, lch(value)[2]) < near for value in (others or {}).values()):
         return None
     return name if len(distance) == 1 or near <= max_share * (near + second) else None
+
+
+@dataclass
+class Palette:
+    """The colours of a vocabulary's colour attribute, as drawn, and colours it lacks (a name nearer one of those in hue is none of its values)."""
+
+    attribute: str
+    colors: dict[str, RGB]
+    others: dict[str, RGB] = field(default_factory=dict)
+
+    def nearest(self, rgb: RGB, exclude: frozenset[str] = frozenset()) -> str | None:
+        """The value nearest ``rgb`` in hue; None for a grey, a colour it lacks, or one between two of its values.
+        ``exclude``: values of another colour category than ``rgb``'s name, which settle a colour between two values
+        (see MAX_CATEGORY_ANGLE)."""
+        found = nearest_by_hue(rgb, self.colors, self.others)
+        if found is not None or not exclude or self.lacks(rgb):
+            return found
+        kept = {name: value for name, value in self.colors.items() if name not in exclude}
+        found = nearest_by_hue(rgb, kept, self.others)
+        return found if found is not None and angle_between(lch(rgb)[2], lch(kept[found])[2]) <= MAX_CATEGORY_ANGLE else None
+
+    def lacks(self, rgb: RGB) -> bool:
+        """Whether ``rgb`` is no colour of the palette at all: a grey, or nearer in hue to a colour it lacks (orange)."""
+        return nearest_by_hue(rgb, self.colors, self.others, max_share=1.0) is None
 
 
 def angle_between(a: float, b: float) -> float:

@@ -47,10 +47,24 @@ class Synset:
     gloss: str  # the definition, without the example sentences
     pointers: tuple[tuple[str, str, int], ...]  # (symbol, pos, offset)
     count: int = 0  # how often the word looked up was tagged in this sense; 0 for a synset reached by a pointer
+    sources: tuple[int, ...] = ()  # per pointer: the lemma it is from (1 = the first), 0 for the whole synset
+    targets: tuple[int, ...] = ()  # per pointer: the lemma of the synset it leads to (1 = the first), 0 for the whole synset
 
     def related(self, *symbols: str) -> list[tuple[str, int]]:
         """(pos, offset) of the synsets these pointers lead to, in file order."""
         return [(pos, offset) for symbol, pos, offset in self.pointers if symbol in symbols]
+
+    def related_to(self, lemma: str, *symbols: str) -> list[tuple[str, int]]:
+        """Like ``related``, only the pointers of one lemma ("right" in "correct, right": its antonym, "wrong") and of the whole synset."""
+        return [(pos, offset) for pos, offset, _ in self.related_words(lemma, *symbols)]
+
+    def related_words(self, lemma: str, *symbols: str) -> list[tuple[str, int, int]]:
+        """(pos, offset, the lemma it leads to, from 1; 0: the whole synset) of one lemma's pointers and the synset's."""
+        at = next((k + 1 for k, name in enumerate(self.lemmas) if name.lower() == lemma.lower()), -1)
+        sources = self.sources or (0,) * len(self.pointers)
+        targets = self.targets or (0,) * len(self.pointers)
+        return [(pos, offset, target) for (symbol, pos, offset), source, target in zip(self.pointers, sources, targets)
+                if symbol in symbols and source in (0, at)]
 
 
 class WordNet:
@@ -70,14 +84,18 @@ class WordNet:
         found = [word] if self._index_line(word, pos) else []
         exception = _find(self._files.get(f"{_FILES[pos]}.exc"), f"{word} ")
         found += [base for base in (exception.split()[1:] if exception else []) if self._index_line(base, pos)]
-        if not found:
+        if word not in found:  # the rules too, not only the exceptions: "whizzing" is whiz (verb.exc) and whizz
             bases = [word[: len(word) - len(old)] + new for old, new in _SUFFIXES[pos] if word.endswith(old)]
-            found = [base for base in bases if base and self._index_line(base, pos)]
+            found += [base for base in bases if base and self._index_line(base, pos)]
         return list(dict.fromkeys(found))
 
     def knows(self, word: str) -> bool:
         """Whether WordNet lists ``word`` (or a form of it) in any part of speech."""
         return any(self.lemmas(word, pos) for pos in POS)
+
+    def has_lemma(self, word: str) -> bool:
+        """Whether ``word`` is a lemma of WordNet as written (no inflection taken off)."""
+        return any(self._index_line(word.lower().replace(" ", "_"), pos) for pos in POS)
 
     def synsets(self, word: str, pos: str | None = None) -> list[Synset]:
         """Every sense of ``word`` (in any inflection), each part of speech in WordNet's order, most frequent first."""
@@ -102,6 +120,15 @@ class WordNet:
         """The first sense WordNet lists for ``word`` as ``pos`` (its most frequent), without reading the others."""
         lemmas = self.lemmas(word, pos)
         return self.synset(pos, self._offsets(lemmas[0], pos)[0]) if lemmas else None
+
+    def compounds(self, word: str, pos: str, limit: int = 200) -> list[str]:
+        """The lemmas of ``pos`` that start with ``word`` and another word ("cobalt" -> "cobalt blue", "cobalt-60", ...)."""
+        word = word.lower().replace(" ", "_")
+        found = []
+        for joint in ("-", "_"):
+            for line in _lines_from(self._files[f"index.{_FILES[pos]}"], word + joint, limit):
+                found.append(line.split(" ", 1)[0].replace("_", " "))
+        return found
 
     def synset(self, pos: str, offset: int) -> Synset:
         """The synset ``offset`` of part of speech ``pos``, as a pointer names it."""
@@ -140,22 +167,44 @@ def _map(path: Path) -> mmap.mmap | None:
         return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
+def _first_at_or_after(data: mmap.mmap, target: bytes) -> int:
+    """The start of the first line of a sorted file that is not before ``target``."""
+    lo, hi = 0, len(data)
+    while lo < hi:
+        start = data.rfind(b"\n", 0, (lo + hi) // 2) + 1  # the start of the line holding the middle byte
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        if data[start:end].rstrip(b"\r") < target:
+            lo = end + 1
+        else:
+            hi = start
+    return lo
+
+
+def _lines_from(data: mmap.mmap | None, prefix: str, limit: int) -> list[str]:
+    """The lines of a sorted file that start with ``prefix``, at most ``limit`` of them."""
+    if data is None:
+        return []
+    target = prefix.encode("utf-8")
+    at, out = _first_at_or_after(data, target), []
+    while at < len(data) and len(out) < limit:
+        end = data.find(b"\n", at)
+        end = len(data) if end < 0 else end
+        line = data[at:end].rstrip(b"\r")
+        if not line.startswith(target):
+            break
+        out.append(line.decode("utf-8"))
+        at = end + 1
+    return out
+
+
 def _find(data: mmap.mmap | None, key: str) -> str:
     """The first line of a sorted file that starts with ``key``, without its line end; "" when none does.
     (The licence lines at the top start with spaces, which sort before every key.)"""
     if data is None:
         return ""
     target = key.encode("utf-8")
-    lo, hi = 0, len(data)
-    while lo < hi:
-        start = data.rfind(b"\n", 0, (lo + hi) // 2) + 1  # the start of the line holding the middle byte
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
-        line = data[start:end].rstrip(b"\r")
-        if line < target:
-            lo = end + 1
-        else:
-            hi = start
+    lo = _first_at_or_after(data, target)
     end = data.find(b"\n", lo)
     line = data[lo : len(data) if end < 0 else end].rstrip(b"\r")
     return line.decode("utf-8") if line.startswith(target) else ""
@@ -177,8 +226,17 @@ def _parse_data_line(line: str, pos: str) -> tuple[Synset, dict[str, str]]:
     at = 4 + 2 * n_words
     pointers = tuple((fields[at + 1 + 4 * k], fields[at + 3 + 4 * k].replace("s", "a"), int(fields[at + 2 + 4 * k]))
                      for k in range(int(fields[at])))
+    # "source/target": two hex bytes each, the lemma a pointer is from and to (00: the synset)
+    unique = list(dict.fromkeys(lemmas))
+    sources = tuple(_lemma_number(lemmas, unique, int(fields[at + 4 + 4 * k][:2], 16)) for k in range(int(fields[at])))
+    targets = tuple(int(fields[at + 4 + 4 * k][2:], 16) for k in range(int(fields[at])))
     definition = gloss.split('; "')[0].strip().rstrip(";").strip()
-    return Synset(pos, int(fields[0]), tuple(dict.fromkeys(lemmas)), definition, pointers), keys
+    return Synset(pos, int(fields[0]), tuple(unique), definition, pointers, sources=sources, targets=targets), keys
+
+
+def _lemma_number(lemmas: list[str], unique: list[str], source: int) -> int:
+    """The place among the unique lemmas (from 1) of the data line's word ``source`` (from 1; 0: none)."""
+    return unique.index(lemmas[source - 1]) + 1 if 0 < source <= len(lemmas) else 0
 
 
 @functools.cache

