@@ -32,6 +32,7 @@ from write_model_card import ATTRIBUTES, cpu_name
 
 from kinema.hub import open_model
 from kinema.training.logging import training_seconds
+from card_wordings import put, section  # scripts/card_wordings.py (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -181,6 +182,7 @@ balance and diversity rows above).
 """
     if short:
         card += f"\nTargets not met yet (training continues; issue 5): {'; '.join(short)}.\n"
+    card = put(card, section(args.name))  # the held-out wordings (issue 17), when benchmarked
     (model_dir / "MODEL_CARD.md").write_text(card)
     print(f"wrote {model_dir / 'MODEL_CARD.md'}")
 

@@ -25,6 +25,7 @@ import yaml
 
 from kinema.hub import open_model
 from kinema.training.logging import training_seconds
+from card_wordings import put, section  # scripts/card_wordings.py (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -144,6 +145,7 @@ Objects are a few pixels wide at the 32x32 the network runs at.
         short.append(f"image-to-video gain {i2v['psnr_gain_db']:+.2f} dB < +3 dB")
     if short:
         card += "\nTargets not met yet (training continues; issue 4): " + "; ".join(short) + ".\n"
+    card = put(card, section("shapes-t2v"))  # the held-out wordings (issue 17), when benchmarked
     (args.model / "MODEL_CARD.md").write_text(card)
     print(f"wrote {args.model / 'MODEL_CARD.md'}")
 
