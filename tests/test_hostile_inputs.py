@@ -38,6 +38,9 @@ CASES = [
     ("generate-threads-0", "generate x --model {model} -o {s}/new.mp4 --threads 0", "--threads"),
     ("generate-device", "generate x --model {model} -o {s}/new.mp4 --device gpu0", "device must be auto, cpu"),
     ("generate-dtype", "generate x --model {model} -o {s}/new.mp4 --dtype fp8", "dtype must be auto or one of"),
+    ("generate-preview-every-negative", "generate x --model {model} -o {s}/new.mp4 --preview-every -2", "preview_every (--preview-every) must be >= 0"),
+    ("generate-preview-every-nan", "generate x --model {model} -o {s}/new.mp4 --preview-every nan", "--preview-every"),
+    ("generate-keep-preview-alone", "generate x --model {model} -o {s}/new.mp4 --keep-preview", "keep_preview (--keep-preview)"),
     # generate: files
     ("generate-existing-output", "generate x --model {model} -o {s}/existing.mp4", "existing.mp4 already exists"),
     ("generate-symlinked-output", "generate x --model {model} -o {s}/link.mp4", "link.mp4 already exists"),

@@ -133,6 +133,23 @@ def test_the_pixel_pipeline_previews_its_own_estimate(text_encoder):
     assert [p.shape if p is not None else None for _, _, p in previews] == [None, None, (1, 4, 32, 32, 3)]
 
 
+def test_the_videogpt_pipeline_previews_the_codes_sampled_so_far(text_encoder):
+    from kinema.pipelines.videogpt import tiny_pipeline
+
+    pipe = tiny_pipeline(text_encoder)  # 3 latent frames of 4 x 4 codes: 48 codes, 5 frames
+    previews = []
+    out = pipe(PROMPT, seed=0, preview_every=16, callback=collect(previews))
+    assert [s for s, _, p in previews if p is not None] == [16, 32, 48] and len(previews) == 48
+    # all codes sampled: the preview is the clip, exactly
+    assert previews[-1][2].shape == out.frames.shape and np.array_equal(previews[-1][2], out.frames)
+    # the first latent frame complete: the causal decoder's first frame is already the clip's
+    first = previews[15][2]
+    assert np.array_equal(first[:, 0], out.frames[:, 0]) and not np.array_equal(first, out.frames)
+    previews.clear()
+    assert np.array_equal(pipe(PROMPT, seed=0, callback=collect(previews)).frames, out.frames)
+    assert len(previews) == 48 and all(p is None for _, _, p in previews)
+
+
 def test_a_diffusers_pipeline_hands_the_linear_preview_of_its_latents():
     from kinema.pipelines.diffusers_backend import tiny_pipeline
 

@@ -322,14 +322,15 @@ class VideoGPT(PretrainedMixin, nn.Module):
         guidance_scale: float = 1.0,
         null_tokens: torch.Tensor | None = None,
         null_mask: torch.Tensor | None = None,
-        callback: Callable[[int, int], None] | None = None,
+        callback: Callable[[int, int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
         """Codes (b, num_tokens): the ``known`` codes (b, k) first (image-to-video: the image's codes), the rest
         sampled one at a time with the cache, clip i from generators[i].
 
         guidance_scale != 1: classifier-free guidance against the prompt ``null_tokens`` / ``null_mask`` (the
         empty prompt, or a negative one), run in the same batch; the guided next-token distribution is
-        log p_null + scale * (log p_prompt - log p_null). ``callback(done, total)`` after every sampled code.
+        log p_null + scale * (log p_prompt - log p_null). ``callback(done, total, codes)`` after every sampled code,
+        with the codes (b, k + done) so far.
         """
         b = text_tokens.shape[0]
         known = torch.zeros(b, 0, dtype=torch.long, device=text_tokens.device) if known is None else known
@@ -355,7 +356,7 @@ class VideoGPT(PretrainedMixin, nn.Module):
             if i + 1 < total:
                 logits = self.step(torch.cat([token, token]) if guided else token, cache)
             if callback is not None:
-                callback(i + 1, total)
+                callback(i + 1, total, torch.cat(out, dim=1))
         return torch.cat(out, dim=1)
 
 

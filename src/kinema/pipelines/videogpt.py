@@ -9,7 +9,7 @@ prior was trained on by caption dropout: the unconditional model.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -107,6 +107,7 @@ class VideoGPTPipeline(ReferencePrompts, VideoPipeline):
                 Option("height", int, size, "frame height (resized from the model's)", low=8, high=2048),
                 Option("width", int, size, "frame width (resized from the model's)", low=8, high=2048),
                 Option("fps", float, s.fps, "frame rate of a written video", low=0, low_open=True, high=1000),
+                Option("preview_every", int, 0, "hand the callback a decoded preview every N codes (0: never)", low=0),
             ),
         )
 
@@ -133,7 +134,7 @@ class VideoGPTPipeline(ReferencePrompts, VideoPipeline):
             text.tokens.to(device, dtype), text.mask.to(device), num_tokens, generators, known=known,
             temperature=options["temperature"], top_k=options["top_k"], top_p=options["top_p"], guidance_scale=guidance,
             null_tokens=None if null is None else null.tokens.to(device, dtype), null_mask=None if null is None else null.mask.to(device),
-            callback=None if callback is None else lambda done, total: callback(done, total, None),
+            callback=None if callback is None else self._progress(callback, options, latent_frames, image),
         )
         # 5. decode: the asked frames at the asked size; image-to-video starts on the given image
         grid = codes.view(b, latent_frames, p.latent_height, p.latent_width)
@@ -142,6 +143,36 @@ class VideoGPTPipeline(ReferencePrompts, VideoPipeline):
         if image is not None:
             video = paste_first_frame(video, image)
         return VideoPipelineOutput(frames=to_uint8(video), prompts=prompts, warnings=notes)
+
+    def _progress(self, callback: Callback, options: dict[str, Any], latent_frames: int, image) -> Callable:
+        """The prior's callback: ``callback(done, total, preview)``, the preview decoded every preview_every codes."""
+        every = options["preview_every"]
+
+        def progress(done: int, total: int, codes: torch.Tensor) -> None:
+            preview = None
+            if every and done % every == 0:
+                preview = self._preview(codes, latent_frames, options, image)
+            callback(done, total, preview)
+
+        return progress
+
+    @torch.no_grad()
+    def _preview(self, codes: torch.Tensor, latent_frames: int, options: dict[str, Any], image) -> np.ndarray:
+        """The clip as it stands: the codes sampled so far (b, k), each position not yet sampled holding the code one
+        latent frame before it (in the first latent frame: the commonest code so far, the background), decoded."""
+        p = self.prior.config
+        b, cells = codes.shape[0], p.latent_height * p.latent_width
+        grid = torch.empty(b, latent_frames * cells, dtype=torch.long, device=codes.device)
+        grid[:, : codes.shape[1]] = codes
+        if codes.shape[1] < cells:
+            grid[:, codes.shape[1] : cells] = codes.mode(dim=1).values[:, None]
+        for position in range(max(codes.shape[1], cells), latent_frames * cells):
+            grid[:, position] = grid[:, position - cells]
+        video = self.vqvae.decode(grid.view(b, latent_frames, p.latent_height, p.latent_width)).float()[:, :, : options["num_frames"]]
+        video = resize_video(video, (options["height"], options["width"]))
+        if image is not None:
+            video = paste_first_frame(video, image)
+        return to_uint8(video)
 
 
 def tiny_pipeline(text_encoder: MiniLMEncoder | None = None) -> VideoGPTPipeline:
