@@ -72,7 +72,7 @@ def unet_t2v(tmp_path_factory):
     return save(pipe, root / "text-to-video-tiny")
 
 
-def cogvideox_parts(image_to_video: bool):
+def cogvideox_parts(image_to_video: bool, layers: int = 1):
     from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
     from transformers import T5Config, T5EncoderModel
 
@@ -81,7 +81,7 @@ def cogvideox_parts(image_to_video: bool):
     # RoPE (image-to-video) needs a head dimension divisible by 16; the width stays 32 either way
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=2 if image_to_video else 4, attention_head_dim=16 if image_to_video else 8, in_channels=8 if image_to_video else 4,
-        out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
+        out_channels=4, time_embed_dim=2, text_embed_dim=32, num_layers=layers, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
         temporal_compression_ratio=4, max_text_seq_length=226,
         **(dict(use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True) if image_to_video else {}),
     )
@@ -129,6 +129,13 @@ def invoke(*args, code: int = 0):
 def one_line(output: str) -> str:
     assert output.startswith("error:") and len(output.strip().splitlines()) == 1, output
     return output
+
+
+def last_line(output: str) -> str:
+    """An error found while loading: what came before (the estimate, loading bars) and then one error line."""
+    lines = [line for line in output.replace("\r", "\n").splitlines() if line.strip()]
+    assert "Traceback" not in output and sum("error:" in line for line in lines) == 1 and "error:" in lines[-1], output
+    return lines[-1]
 
 
 # ---------------------------------------------------------------------------------------------- the three kinds of pipeline
@@ -278,3 +285,99 @@ def test_auto_offloading_picks_the_lightest_placement_that_fits(unet_t2v, monkey
         chosen = backend.estimate_from(pipe.anatomy, values, pipe.native, gpu, torch.float32, None, False, timing=False)
         assert chosen.offload == mode, (free, chosen.lines())
         assert (mode == "none") != any("offloading turned on" in n for n in chosen.notes)
+
+
+# ---------------------------------------------------------------------------------------------- LoRAs and step caches
+
+
+def tiny_lora(folder, out, rank: int = 4):
+    """A LoRA on the tiny CogVideoX transformer's attention projections with random non-zero weights (peft's
+    init_lora_weights=False: B is not zero), written as diffusers writes LoRAs (save_lora_weights)."""
+    from diffusers import CogVideoXPipeline, CogVideoXTransformer3DModel
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    transformer = CogVideoXTransformer3DModel.from_pretrained(str(folder), subfolder="transformer")
+    torch.manual_seed(1)
+    transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False))
+    CogVideoXPipeline.save_lora_weights(str(out), transformer_lora_layers=get_peft_model_state_dict(transformer))
+    return out / "pytorch_lora_weights.safetensors"
+
+
+def test_a_lora_changes_the_frames_as_diffusers_does_and_is_recorded(dit_t2v, tmp_path):
+    import hashlib
+
+    from diffusers import DiffusionPipeline
+
+    lora = tiny_lora(dit_t2v, tmp_path / "lora")
+    call = dict(seed=3, num_inference_steps=2)
+    plain = load_pipeline(dit_t2v, device="cpu")(PROMPT, **call).frames
+    assert not np.array_equal(load_pipeline(dit_t2v, device="cpu", lora=[(lora, 1.0)])(PROMPT, **call).frames, plain)
+    assert np.array_equal(load_pipeline(dit_t2v, device="cpu", lora=[(lora, 0.0)])(PROMPT, **call).frames, plain)  # scale 0: no LoRA
+    # the CLI, PATH:scale, against diffusers' own load_lora_weights + set_adapters with the same seed
+    invoke("generate", PROMPT, "--model", dit_t2v, "--lora", f"{lora}:0.7", "--steps", 2, "--seed", 3, "--format", "png", "-o", tmp_path / "clip")
+    pipe = DiffusionPipeline.from_pretrained(str(dit_t2v))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(lora), adapter_name="style")
+    pipe.set_adapters(["style"], [0.7])
+    expected = np.round(np.asarray(pipe(prompt=PROMPT, num_inference_steps=2, generator=torch.Generator().manual_seed(3), output_type="np").frames) * 255)
+    video = read_video(tmp_path / "clip")
+    assert np.array_equal(video.frames, expected.astype(np.uint8)[0]) and not np.array_equal(video.frames, plain[0])
+    sha = hashlib.sha256(lora.read_bytes()).hexdigest()
+    assert video.provenance.extra["lora"] == [{"file": "pytorch_lora_weights.safetensors", "sha256": sha, "scale": 0.7}]
+
+
+def test_a_lora_that_cannot_load_is_one_clear_error(dit_t2v, unet_t2v, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    lora = tiny_lora(dit_t2v, tmp_path / "lora")
+    run = lambda model, spec: one_line(invoke("generate", PROMPT, "--model", model, "--lora", spec, "--steps", 1, "-o", tmp_path / "x.mp4", code=2))  # noqa: E731
+    assert "no such file or folder" in run(dit_t2v, tmp_path / "nowhere.safetensors")
+    assert "the scale after ':' must be a finite number, got 'strong'" in run(dit_t2v, f"{lora}:strong")
+    assert "the scale must be a finite number, got nan" in run(dit_t2v, f"{lora}:nan")
+    assert "cannot take LoRAs" in run(unet_t2v, lora) and "UNet3DConditionModel has no LoRA support" in run(unet_t2v, lora)
+    # keys for layers the model does not have, and keys for a component it does not have
+    weights = load_file(str(lora))
+    save_file({k.replace("attn1", "attn9"): v for k, v in weights.items()}, str(tmp_path / "other_layers.safetensors"))
+    save_file({k.replace("transformer.", "unet."): v for k, v in weights.items()}, str(tmp_path / "other_model.safetensors"))
+    for name in ("other_layers", "other_model"):
+        output = last_line(invoke("generate", PROMPT, "--model", dit_t2v, "--lora", tmp_path / f"{name}.safetensors", "-o", tmp_path / "x.mp4", code=2))
+        assert f"{name}.safetensors: none of its keys match a layer of" in output and "a LoRA made for another model?" in output
+    (tmp_path / "lora.bin").write_bytes(b"pickle")
+    assert "only .safetensors LoRA files are read" in run(dit_t2v, tmp_path / "lora.bin")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def dit_two_blocks(tmp_path_factory):
+    """The tiny CogVideoX with two transformer blocks: first-block caching needs a block to skip."""
+    from diffusers import CogVideoXDDIMScheduler, CogVideoXPipeline
+
+    pipe = CogVideoXPipeline(scheduler=CogVideoXDDIMScheduler(), **cogvideox_parts(image_to_video=False, layers=2))
+    return save(pipe, tmp_path_factory.mktemp("dit2") / "cogvideox-two-blocks")
+
+
+@pytest.mark.parametrize("mode", ["first-block", "pab", "faster", "taylorseer"])
+def test_a_step_cache_runs_through_diffusers_hooks_and_is_recorded(dit_two_blocks, mode, tmp_path):
+    from diffusers.hooks import HookRegistry
+
+    call = dict(seed=5, num_inference_steps=8)
+    plain = load_pipeline(dit_two_blocks, device="cpu")(PROMPT, **call).frames
+    pipe = load_pipeline(dit_two_blocks, device="cpu", cache=mode)
+    assert pipe.pipe.transformer.is_cache_enabled and pipe.cache == mode
+    hooks = [name for m in pipe.pipe.transformer.modules() if (r := getattr(m, "_diffusers_hook", None)) for name in r.hooks]
+    assert hooks, "no cache hook registered"
+    first = pipe(PROMPT, **call).frames
+    assert np.array_equal(pipe(PROMPT, **call).frames, first)  # each call starts from a fresh cache
+    # the cache skipped work (the frames moved) without losing the clip (random weights: a loose bound)
+    assert first.shape == plain.shape and not np.array_equal(first, plain) and np.abs(first.astype(int) - plain.astype(int)).mean() < 8
+    invoke("generate", PROMPT, "--model", dit_two_blocks, "--cache", mode, "--steps", 2, "--format", "png", "-o", tmp_path / "clip")
+    assert read_video(tmp_path / "clip").provenance.extra["cache"] == mode
+
+
+def test_a_step_cache_where_there_is_none_is_one_clear_error(unet_t2v, dit_t2v, tmp_path):
+    run = lambda model, *more: one_line(invoke("generate", PROMPT, "--model", model, *more, "-o", tmp_path / "x.mp4", code=2))  # noqa: E731
+    assert "is a UNet pipeline (TextToVideoSDPipeline); diffusers' step caches are for transformer (DiT) pipelines: CogVideoX" in run(unet_t2v, "--cache", "pab")
+    assert "has 1 block(s), it needs 2 or more" in run(dit_t2v, "--cache", "first-block")
+    assert "cache (--cache) must be one of first-block, pab, faster, taylorseer, got 'fast'" in run(dit_t2v, "--cache", "fast")
+    assert "--cache faster reuses the unconditional half of classifier-free guidance" in run(dit_t2v, "--cache", "faster", "--guidance", 1, "--steps", 1)
+    assert not (tmp_path / "x.mp4").exists()

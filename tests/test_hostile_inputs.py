@@ -62,6 +62,17 @@ CASES = [
     ("generate-no-prompt", "generate --model {model} -o {s}/new.mp4", "give a prompt"),
     ("generate-unconditional-with-prompt", "generate hello --model shape-motion-gan -o {s}/new.mp4", "takes no prompt"),
     ("generate-undeclared-option", "generate --model shape-motion-gan -o {s}/new.mp4 --guidance 3", "does not take guidance_scale"),
+    # generate: LoRAs and step caches (diffusers pipelines only; tests/test_diffusers_backend.py has the diffusers side)
+    ("generate-lora-missing", "generate x --model {model} -o {s}/new.mp4 --lora {s}/nowhere.safetensors", "nowhere.safetensors: no such file or folder"),
+    ("generate-lora-scale-text", "generate x --model {model} -o {s}/new.mp4 --lora {s}/lora.safetensors:strong",
+     "the scale after ':' must be a finite number, got 'strong'"),
+    ("generate-lora-scale-nan", "generate x --model {model} -o {s}/new.mp4 --lora {s}/lora.safetensors:nan", "the scale must be a finite number, got nan"),
+    ("generate-lora-scale-inf", "generate x --model {model} -o {s}/new.mp4 --lora {s}/lora.safetensors:-inf", "the scale must be a finite number"),
+    ("generate-lora-pickle", "generate x --model {model} -o {s}/new.mp4 --lora {s}/binary.bin", "only .safetensors LoRA files are read"),
+    ("generate-lora-empty-folder", "generate x --model {model} -o {s}/new.mp4 --lora {s}/folder", "must hold one .safetensors file, it holds 0"),
+    ("generate-lora-on-kinema-model", "generate x --model {model} -o {s}/new.mp4 --lora {s}/lora.safetensors", "--lora is only for diffusers pipelines"),
+    ("generate-cache-unknown", "generate x --model {model} -o {s}/new.mp4 --cache warp", "cache (--cache) must be one of first-block, pab, faster, taylorseer"),
+    ("generate-cache-on-kinema-model", "generate x --model {model} -o {s}/new.mp4 --cache pab", "--cache is only for diffusers pipelines"),
     # check
     ("check-missing", "check {s}/nowhere.mp4", "nowhere.mp4 does not exist"),
     ("check-empty-file", "check {s}/empty.mp4 --caption 'a red circle'", "empty.mp4"),
@@ -146,6 +157,7 @@ def sandbox(tmp_path_factory):
     (s / "empty.mp4").write_bytes(b"")
     (s / "empty.txt").write_text("\n\n")
     (s / "binary.bin").write_bytes(bytes(range(256)) * 8)
+    (s / "lora.safetensors").write_bytes(bytes(range(256)) * 8)  # a LoRA by name only: refused before it is read
     (s / "prompts.txt").write_text("a small red circle moving left slowly\n")
     os.symlink(s / "existing.mp4", s / "link.mp4")
     os.symlink(s / "gone.mp4", s / "dangling.mp4")

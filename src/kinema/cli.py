@@ -150,6 +150,12 @@ def generate(
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="diffusers pipelines: decode in spatial tiles (less memory)."),
     decode_chunk: Optional[int] = typer.Option(None, "--decode-chunk", min=1, help="diffusers pipelines that take decode_chunk_size: frames decoded at once."),
     dry_run: bool = typer.Option(False, "--dry-run", help="diffusers pipelines: print the memory and time estimate only."),
+    lora: Optional[List[str]] = typer.Option(
+        None, "--lora", help="diffusers pipelines: a LoRA .safetensors file (or the folder save_lora_weights wrote) to load, "
+        "PATH or PATH:scale (default scale 1); repeat for several. Recorded in the output's provenance."),
+    cache: Optional[str] = typer.Option(
+        None, "--cache", help="diffusers transformer (DiT) pipelines: reuse work between steps with one of diffusers' step caches: "
+        "first-block, pab (pyramid attention broadcast), faster (FasterCache; needs --guidance > 1) or taylorseer. Faster, not identical."),
     preview_every: Optional[int] = typer.Option(
         None, "--preview-every", help="Every N steps write a cheap preview of the clip so far to OUT's stem + .preview.gif "
         "(clip.mp4 -> clip.preview.gif), replaced at each preview; removed when the clip is written unless --keep-preview. "
@@ -171,6 +177,8 @@ def generate(
     Unconditional models (no prompt): `kinema generate --model shape-motion-gan --count 16 --out-dir clips/`
 
     diffusers pipelines (a folder diffusers saved, or a hub id): `kinema generate "a cat surfing" --model ./text-to-video-ms-1.7b --frames 16`
+
+    with a LoRA and a step cache: `kinema generate "a cat" --model ./CogVideoX-2b --lora style.safetensors:0.8 --cache first-block`
     """
     from kinema.pipelines import diffusers_backend
     from kinema.pipelines import generate as gen
@@ -186,7 +194,7 @@ def generate(
         warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
         batch = prompts is not None or count is not None
         for line in diffusers_backend.fit_report(model, prompt=None if batch else prompt or "", image=image is not None, device=device,
-                                                 dtype=dtype, memory=memory, dry_run=dry_run, **options):
+                                                 dtype=dtype, memory=memory, dry_run=dry_run, lora=lora, cache=cache, **options):
             console.print(escape(line))
         if dry_run:
             return
@@ -200,7 +208,7 @@ def generate(
             results = gen.generate_batch(
                 prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt or "mp4", model=model, image=image,
                 device=device, dtype=dtype, overwrite=overwrite, skip_existing=skip_existing, raw_prompt=raw_prompt, memory=memory,
-                preview=bool(preview_every), keep_preview=keep_preview,
+                lora=lora, cache=cache, preview=bool(preview_every), keep_preview=keep_preview,
                 on_done=lambda r: _report_clip(r, f"{r.path}  " + (f"({r.seconds:.2f} s)" if r.seconds else "(kept: it was there)")),
                 **options,
             )
@@ -210,7 +218,7 @@ def generate(
             raise ValueError("--skip-existing is for batch mode (--prompts or --count)")
         result = gen.generate(
             prompt or "", out or Path(f"video.{fmt or 'mp4'}"), model=model, image=image, seed=seed, device=device, dtype=dtype,
-            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, memory=memory, preview=bool(preview_every),
+            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, memory=memory, lora=lora, cache=cache, preview=bool(preview_every),
             keep_preview=keep_preview, **options,
         )
     _report_clip(result, f"wrote {result.path}" + (f" (last step preview kept: {result.preview})" if result.preview else ""))

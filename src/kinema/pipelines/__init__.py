@@ -94,7 +94,7 @@ def describe_model(folder: ModelFolder) -> tuple[str, str, list[str]]:
 
 def load_pipeline(
     model: str | os.PathLike | ModelFolder | None = None, device: str | torch.device | None = "auto",
-    dtype: str | torch.dtype | None = None, memory=None, **components,
+    dtype: str | torch.dtype | None = None, memory=None, lora=None, cache: str | None = None, **components,
 ) -> VideoPipeline:
     """The pipeline for a built-in name (default shapes-t2v), a model folder, a training run folder, or a
     diffusers pipeline (a folder diffusers saved, or a Hugging Face hub id such as org/name).
@@ -102,7 +102,9 @@ def load_pipeline(
     ``device``: auto (an accelerator when there is one), cpu, cuda, cuda:N or mps. ``dtype``: auto
     (float32 on a CPU, bfloat16 on a GPU), float32, bfloat16 or float16. ``memory``: diffusers pipelines
     only, how they fit the device (kinema.pipelines.diffusers_backend.MemorySettings: offloading, VAE
-    tiling, decode chunk). ``components``: objects to share instead of loading them again, e.g.
+    tiling, decode chunk). ``lora``: diffusers pipelines only, LoRAs to load, each a path, 'PATH:scale' or a
+    (path, scale) pair. ``cache``: diffusers transformer pipelines only, a step cache (first-block, pab, faster
+    or taylorseer; kinema.pipelines.diffusers_backend.cache_config). ``components``: objects to share instead of loading them again, e.g.
     ``text_encoder=`` an already loaded MiniLMEncoder.
     """
     from kinema.hub import ModelFolder, open_model
@@ -113,6 +115,12 @@ def load_pipeline(
         if not registration.pipeline.takes_memory_settings:
             raise ValueError(f"--offload, --vae-tiling and --decode-chunk are only for diffusers pipelines; {folder.name} is a Kinema model")
         components["memory"] = memory
+    for value, flag, takes in ((lora, "--lora", "takes_lora"), (cache, "--cache", "takes_cache")):
+        if value is not None and value != [] and not getattr(registration.pipeline, takes, False):
+            raise ValueError(f"{flag} is only for diffusers pipelines; {folder.name} is a Kinema model, whose pipelines take no "
+                             f"{'LoRAs' if flag == '--lora' else 'step cache'}")
+        if value is not None and value != []:
+            components[flag.strip("-")] = value
     device = resolve_device(device)
     pipe = registration.pipeline.from_folder(folder, device=device, dtype=resolve_dtype(dtype, device), **components)
     pipe.source = folder.name

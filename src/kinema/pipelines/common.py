@@ -311,6 +311,8 @@ class VideoPipeline:
     source: str = "this model"  # how the user named the model (set by load_pipeline), for messages
     autocast: ClassVar[bool] = True  # run under autocast in the weights' type when they are not float32
     takes_memory_settings: ClassVar[bool] = False  # load_pipeline(memory=...): offloading, VAE tiling (diffusers pipelines)
+    takes_lora: ClassVar[bool] = False  # load_pipeline(lora=...): LoRA adapters (diffusers pipelines)
+    takes_cache: ClassVar[bool] = False  # load_pipeline(cache=...): a step cache (diffusers transformer pipelines)
     vocabulary: Any = None  # the kinema.text.Vocabulary its folder declares (set by load_pipeline); None: any wording
 
     @classmethod
@@ -351,6 +353,10 @@ class VideoPipeline:
     def modules(self) -> dict[str, torch.nn.Module]:
         """The networks by component name (what save_pretrained writes)."""
         raise NotImplementedError
+
+    def load_record(self) -> dict[str, Any]:
+        """What was done to the loaded model that changes its frames (LoRAs, a step cache), for the provenance record."""
+        return {}
 
     @property
     def device(self) -> torch.device:

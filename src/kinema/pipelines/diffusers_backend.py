@@ -103,6 +103,139 @@ def check_offload(device: torch.device, offload: str | None) -> None:
         raise ValueError(f"--offload {offload} moves weights between CPU memory and a CUDA GPU; on {device} everything is in one memory already")
 
 
+# ---------------------------------------------------------------------------------------------- LoRAs and step caches
+
+
+@dataclass(frozen=True)
+class LoRA:
+    """One LoRA to load into a diffusers pipeline (`kinema generate --lora PATH[:scale]`): a .safetensors file (or a
+    folder holding one, as save_lora_weights writes it) and the scale set_adapters gives it."""
+
+    path: Path
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not math.isfinite(self.scale):
+            raise ValueError(f"--lora {self.path}: the scale must be a finite number, got {self.scale!r}")
+        path = Path(self.path)
+        if not path.exists():
+            raise FileNotFoundError(f"--lora {path}: no such file or folder")
+        if path.is_dir():
+            found = sorted(path.glob("*.safetensors"))
+            preferred = [f for f in found if f.name == "pytorch_lora_weights.safetensors"]
+            if len(preferred or found) != 1:
+                raise ValueError(f"--lora {path}: a LoRA folder must hold one .safetensors file, it holds {len(found)}")
+            path = (preferred or found)[0]
+        if path.suffix != ".safetensors":
+            # .bin / .pt LoRAs are pickles, which Kinema never loads
+            raise ValueError(f"--lora {path}: only .safetensors LoRA files are read, got a {path.suffix or 'file without suffix'}")
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "scale", float(self.scale))
+
+    @classmethod
+    def parse(cls, spec: Any) -> LoRA:
+        """A LoRA from ``PATH``, ``PATH:scale``, a (path, scale) pair or a LoRA."""
+        if isinstance(spec, LoRA):
+            return spec
+        if isinstance(spec, (tuple, list)) and len(spec) == 2:
+            return cls(Path(spec[0]), spec[1])
+        if not isinstance(spec, (str, os.PathLike)):
+            raise ValueError(f"lora takes paths, 'PATH:scale' or (path, scale) pairs, got {spec!r}")
+        text = os.fspath(spec)
+        if ":" in text and not os.path.exists(text):
+            path, scale = text.rsplit(":", 1)
+            try:
+                value = float(scale)
+            except ValueError:
+                raise ValueError(f"--lora {text}: the scale after ':' must be a finite number, got {scale!r}") from None
+            return cls(Path(path), value)
+        return cls(Path(text))
+
+    @property
+    def sha256(self) -> str:
+        import hashlib
+
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+
+
+def lora_list(lora: Any) -> list[LoRA]:
+    """``lora`` (None, one spec or a list of them: paths, 'PATH:scale', (path, scale) pairs) as LoRAs, checked."""
+    if lora is None:
+        return []
+    if isinstance(lora, (str, os.PathLike, LoRA)) or (isinstance(lora, tuple) and len(lora) == 2 and isinstance(lora[1], (int, float))):
+        lora = [lora]
+    return [LoRA.parse(spec) for spec in lora]
+
+
+CACHE_MODES = ("first-block", "pab", "faster", "taylorseer")
+# the transformer pipelines diffusers gives step caches (CacheMixin) and LoRA loading, named in errors
+DIT_FAMILIES = "CogVideoX, Wan, LTX, HunyuanVideo, Mochi"
+# TaylorSeer's own default patterns (``^transformer_blocks.*attn``, fullmatched) miss the numbered attentions of the
+# video DiTs (CogVideoX's transformer_blocks.0.attn1, Wan's blocks.0.attn1): these hook each block's attentions and MLP
+TAYLORSEER_MODULES = [r"^(blocks|transformer_blocks|single_transformer_blocks|temporal_transformer_blocks)\.\d+\.(attn\d*|ff|ffn)$"]
+
+
+def check_cache(mode: str | None) -> None:
+    if mode is not None and mode not in CACHE_MODES:
+        raise ValueError(f"cache (--cache) must be one of {', '.join(CACHE_MODES)}, got {mode!r}")
+
+
+def check_support(who: str, pipeline: type, denoiser: type | None, kind: str | None, blocks: int, lora: bool, cache: str | None) -> None:
+    """A ValueError in one line when ``pipeline`` (with a ``denoiser`` network class of ``kind`` unet or transformer and
+    ``blocks`` transformer blocks) cannot take LoRAs or this step ``cache``: read from the classes, before loading."""
+    import diffusers
+
+    cls = pipeline.__name__
+    if lora and (not hasattr(pipeline, "load_lora_weights") or not hasattr(denoiser, "load_lora_adapter")):
+        why = f"its {getattr(denoiser, '__name__', 'denoiser')} has no LoRA support" if hasattr(pipeline, "load_lora_weights") else "it has no LoRA loading"
+        raise ValueError(f"--lora: {who} ({cls}) cannot take LoRAs in diffusers {diffusers.__version__} ({why}); {DIT_FAMILIES} pipelines can")
+    if cache is None:
+        return
+    check_cache(cache)
+    if kind != "transformer":
+        what = f"a UNet pipeline ({cls})" if kind == "unet" else f"{cls}, which has no transformer"
+        raise ValueError(f"--cache: {who} is {what}; diffusers' step caches are for transformer (DiT) pipelines: {DIT_FAMILIES}, ...")
+    if not hasattr(denoiser, "enable_cache"):
+        raise ValueError(f"--cache: {who}'s {getattr(denoiser, '__name__', 'transformer')} has no diffusers step cache (no enable_cache); "
+                         f"{DIT_FAMILIES} transformers have one")
+    if cache in ("pab", "faster") and not hasattr(pipeline, "current_timestep"):
+        raise ValueError(f"--cache {cache} follows the pipeline's current_timestep, which {cls} does not expose; try first-block or taylorseer")
+    if cache == "first-block" and blocks < 2:
+        raise ValueError(f"--cache first-block compares the first transformer block's output to skip the rest: {who} has {blocks} block(s), "
+                         "it needs 2 or more")
+
+
+def check_guided(cache: str | None, guidance: float | None) -> None:
+    """FasterCache skips the unconditional half of a guided batch: without guidance there is none (IndexError inside)."""
+    if cache == "faster" and (guidance is None or guidance <= 1):
+        raise ValueError(f"--cache faster reuses the unconditional half of classifier-free guidance: give --guidance above 1, got {guidance}")
+
+
+def cache_config(mode: str, pipe: Any, frames_first: bool) -> Any:
+    """diffusers' config for a step cache on ``pipe.transformer``; the values are those diffusers' own docstrings use
+    for CogVideoX (diffusers 0.42.1: hooks/pyramid_attention_broadcast.py and models/cache_utils.py for PAB,
+    hooks/faster_cache.py for FasterCache, hooks/taylorseer_cache.py for TaylorSeer) and FirstBlockCache's default."""
+    from diffusers import FasterCacheConfig, FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, TaylorSeerCacheConfig
+
+    check_cache(mode)
+    if mode == "first-block":
+        return FirstBlockCacheConfig(threshold=0.05)
+    if mode == "taylorseer":
+        return TaylorSeerCacheConfig(cache_interval=5, max_order=1, disable_cache_before_step=3, taylor_factors_dtype=torch.float32,
+                                     cache_identifiers=TAYLORSEER_MODULES)
+    if mode == "pab":
+        return PyramidAttentionBroadcastConfig(spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(100, 800),
+                                               current_timestep_callback=lambda: pipe.current_timestep)
+    return FasterCacheConfig(spatial_attention_block_skip_range=2, spatial_attention_timestep_skip_range=(-1, 681),
+                             low_frequency_weight_update_timestep_range=(99, 641), high_frequency_weight_update_timestep_range=(-1, 301),
+                             attention_weight_callback=lambda _: 0.3, tensor_format="BFCHW" if frames_first else "BCFHW",
+                             current_timestep_callback=lambda: pipe.current_timestep)
+
+
 @dataclass
 class DiffusersSettings(PipelineSettings):
     """kinema.json beside a diffusers model_index.json (optional): call defaults Kinema uses instead of the pipeline's own."""
@@ -584,12 +717,16 @@ def estimate(model: str | os.PathLike | ModelFolder | DiffusersPipeline, *, devi
 
 
 def fit_report(model: str | os.PathLike | None, *, prompt: str | None = None, image: bool = False, device: str | torch.device = "auto",
-               dtype: str | torch.dtype | None = None, memory: MemorySettings | None = None, dry_run: bool = False, **options: Any) -> list[str]:
+               dtype: str | torch.dtype | None = None, memory: MemorySettings | None = None, dry_run: bool = False, lora: Any = None,
+               cache: str | None = None, **options: Any) -> list[str]:
     """What `kinema generate` prints before loading: the estimate's lines for a diffusers model, once the call
-    (``prompt``, when one clip is made of it; whether an ``image`` is given; ``options``) is checked; none for
-    Kinema's own models, whose runs are small (``dry_run``, the estimate alone, is an error there)."""
+    (``prompt``, when one clip is made of it; whether an ``image`` is given; ``options``; the ``lora`` files and
+    whether the pipeline takes them and the step ``cache``) is checked; none for Kinema's own models, whose runs
+    are small (``dry_run``, the estimate alone, is an error there)."""
     from kinema.hub import DEFAULT_MODEL, names_diffusers, open_model
 
+    loras = lora_list(lora)
+    check_cache(cache)
     if not names_diffusers(model):
         if dry_run:
             raise ValueError(f"--dry-run is only for diffusers pipelines; {model or DEFAULT_MODEL} is a Kinema model")
@@ -598,6 +735,13 @@ def fit_report(model: str | os.PathLike | None, *, prompt: str | None = None, im
     contract = DiffusersPipeline.folder_contract(folder)
     if prompt is not None or contract.image_required:
         contract.check_prompts([] if prompt is None else [prompt], image, folder.name)
+    if loras or cache is not None:
+        cls, anatomy = folder_anatomy(folder)
+        entry = json.loads((folder.path / INDEX_NAME).read_text()).get(anatomy.denoiser or "")
+        denoiser = getattr(importlib.import_module(entry[0]), entry[1], None) if isinstance(entry, list) and len(entry) == 2 and None not in entry else None
+        check_support(folder.name, cls, denoiser, anatomy.denoiser, anatomy.layers, bool(loras), cache)
+        guidance = contract.option("guidance_scale")
+        check_guided(cache, options.get("guidance_scale", guidance.default if guidance else None))
     return estimate(folder, device=device, dtype=dtype, memory=memory, **options).lines()
 
 
@@ -659,6 +803,8 @@ class DiffusersPipeline(VideoPipeline):
     components: ClassVar[dict[str, str]] = {}
     autocast = False  # diffusers pipelines handle their dtypes themselves
     takes_memory_settings = True
+    takes_lora = True
+    takes_cache = True
 
     def __init__(self, pipe, settings: DiffusersSettings | None = None, memory: MemorySettings | None = None, who: str | None = None) -> None:
         self.pipe = pipe
@@ -672,6 +818,8 @@ class DiffusersPipeline(VideoPipeline):
         self._lock = threading.RLock()
         self._previewers: dict[tuple[int, int, int], LatentPreviewer] = {}  # the VAE's linear preview by fit size, built on the first preview
         self._no_preview: str | None = None  # why previews cannot be made, once found (said once)
+        self.loras: list[dict[str, Any]] = []  # the LoRAs loaded (file, sha256, scale), for provenance
+        self.cache: str | None = None  # the step cache turned on (CACHE_MODES)
         pipe.set_progress_bar_config(disable=True)  # Kinema draws its own (the step callback)
         if self.memory.vae_tiling:
             vae = getattr(pipe, "vae", None)
@@ -687,9 +835,12 @@ class DiffusersPipeline(VideoPipeline):
 
     @classmethod
     def from_folder(cls, folder: ModelFolder, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32,
-                    memory: MemorySettings | None = None, **components: Any) -> DiffusersPipeline:
+                    memory: MemorySettings | None = None, lora: Any = None, cache: str | None = None, **components: Any) -> DiffusersPipeline:
         """Load with diffusers' from_pretrained (the cache only when the hub cannot be reached), then place it:
-        on the device, or offloaded as ``memory`` says (auto: only when the estimate does not fit)."""
+        on the device, or offloaded as ``memory`` says (auto: only when the estimate does not fit); then load
+        the ``lora`` list (``lora_list``) and turn on the step ``cache`` (CACHE_MODES)."""
+        loras = lora_list(lora)
+        check_cache(cache)
         from diffusers import DiffusionPipeline
 
         from kinema.models.text import MiniLMEncoder
@@ -714,7 +865,73 @@ class DiffusersPipeline(VideoPipeline):
         if mode is None:  # auto: what the estimate for the default call says
             mode = loaded.estimate(device=device).offload if device.type == "cuda" else "none"
         loaded.place(device, mode)
+        loaded.load_loras(loras)
+        if cache is not None:
+            loaded.enable_cache(cache)
         return loaded
+
+    def load_loras(self, lora: Any) -> None:
+        """Load LoRAs (``lora_list``: paths, 'PATH:scale' or (path, scale) pairs) through the pipeline's
+        load_lora_weights, one adapter each, and weigh them with set_adapters; a ValueError in one line for a
+        pipeline that cannot take them or a LoRA none of whose keys match the model."""
+        loras = lora_list(lora)
+        if not loras:
+            return
+        self._check_support(lora=True)
+        import importlib.util
+
+        if importlib.util.find_spec("peft") is None:
+            raise ImportError("--lora needs the peft package, which diffusers loads LoRAs with: pip install peft")
+        from diffusers.utils import logging as diffusers_logging
+
+        with self._lock:
+            for i, item in enumerate(loras, start=len(self.loras)):
+                name = f"kinema_lora_{i}"
+                verbosity = diffusers_logging.get_verbosity()
+                diffusers_logging.set_verbosity(diffusers_logging.CRITICAL)  # its warnings and errors about the keys: our error below
+                try:
+                    self.pipe.load_lora_weights(str(item.path), adapter_name=name)
+                except Exception as error:  # noqa: BLE001 - peft's NoMatchingPeftModuleError, diffusers' "Invalid LoRA checkpoint"
+                    if type(error).__name__ != "NoMatchingPeftModuleError" and not isinstance(error, (ValueError, KeyError, OSError)):
+                        raise
+                    raise ValueError(f"--lora {item.path}: {self._lora_mismatch() if 'not found' in str(error) else str(error)}") from error
+                finally:
+                    diffusers_logging.set_verbosity(verbosity)
+                if not any(name in adapters for adapters in self.pipe.get_list_adapters().values()):
+                    raise ValueError(f"--lora {item.path}: {self._lora_mismatch()}")
+                self.loras.append({"file": item.path.name, "sha256": item.sha256, "scale": item.scale})
+            self.pipe.set_adapters([f"kinema_lora_{i}" for i in range(len(self.loras))], [entry["scale"] for entry in self.loras])
+
+    def _check_support(self, lora: bool = False, cache: str | None = None) -> None:
+        denoiser = getattr(self.pipe, self.anatomy.denoiser or "", None)
+        blocks = max((len(m) for m in denoiser.children() if isinstance(m, torch.nn.ModuleList)), default=0) if denoiser is not None else 0
+        check_support(self.source, type(self.pipe), None if denoiser is None else type(denoiser), self.anatomy.denoiser, blocks, lora, cache)
+
+    def _lora_mismatch(self) -> str:
+        parts = ", ".join(getattr(self.pipe, "_lora_loadable_modules", None) or [self.anatomy.denoiser or "model"])
+        return f"none of its keys match a layer of {self.source}'s {parts} ({type(self.pipe).__name__}): a LoRA made for another model?"
+
+    def enable_cache(self, mode: str) -> None:
+        """Turn on one of diffusers' step caches on the transformer (``cache_config``); a ValueError naming what
+        supports them for a UNet pipeline or a transformer without them."""
+        self._check_support(cache=mode)
+        transformer = self.pipe.transformer
+        with self._lock:
+            if transformer.is_cache_enabled:
+                transformer.disable_cache()
+            from diffusers.utils import logging as diffusers_logging
+
+            verbosity = diffusers_logging.get_verbosity()
+            diffusers_logging.set_verbosity_error()  # FasterCache's "purely experimental" warning: the README says what was measured
+            try:
+                transformer.enable_cache(cache_config(mode, self.pipe, self.anatomy.class_name.startswith(FRAMES_FIRST)))
+            finally:
+                diffusers_logging.set_verbosity(verbosity)
+            self.cache = mode
+
+    def load_record(self) -> dict[str, Any]:
+        """What was changed on the loaded pipeline that changes its frames: the LoRAs and the step cache (provenance)."""
+        return {**({"lora": list(self.loras)} if self.loras else {}), **({"cache": self.cache} if self.cache else {})}
 
     def place(self, device: torch.device, offload: str = "none") -> None:
         """Put the networks on ``device`` (none) or offload them to CPU memory, moving each network (model), each
@@ -788,6 +1005,8 @@ class DiffusersPipeline(VideoPipeline):
         images = None if image is None else _images(image, len(prompts))
         keywords = self._call_keywords(options)
         total = options.get("num_inference_steps") or self.native.get("num_inference_steps") or 0
+        guidance = options.get("guidance_scale")
+        check_guided(self.cache, self.native.get("guidance_scale") if guidance is None else guidance)
         clips, notes = [], []
         with self._lock:
             # 2. fit: offload now when the estimate for this call does not fit (auto, on a GPU, placed whole)
