@@ -11,6 +11,7 @@ from kinema.evaluation.metrics import (
     average_content_distance,
     color_diversity,
     content_distance,
+    object_colors,
     psnr_frames,
     ssim_frames,
     temporal_flicker,
@@ -67,6 +68,23 @@ def test_acd_is_zero_on_shape_motion_and_large_when_colour_drifts():
     fading = (video * np.linspace(1.0, 0.4, 16)[:, None, None, None]).astype(np.uint8)  # colour drifts over time
     assert content_distance(fading) > 30
     assert np.isnan(content_distance(np.zeros((16, 64, 64, 3), np.uint8)))  # no object: not measured
+
+
+def test_the_object_colour_is_the_mean_of_the_blob_eroded_by_exactly_one_pixel():
+    # a 9x9 object in rings: its 1-pixel edge (a), the ring inside it (b), a 5x5 core (c), all brighter than half
+    # the peak; eroding by one pixel leaves the 7x7 of b and c: (24 b + 25 c) / 49, computed here by hand
+    a, b, c = np.array([130.0, 0, 0]), np.array([0.0, 200, 0]), np.array([0.0, 0, 250])
+    frame = np.zeros((1, 32, 32, 3), np.uint8)
+    frame[0, 10:19, 10:19] = a
+    frame[0, 11:18, 11:18] = b
+    frame[0, 12:17, 12:17] = c
+    expected = (24 * b + 25 * c) / 49
+    np.testing.assert_allclose(object_colors(frame)[0], expected, atol=1e-9)
+    # a blob too thin to erode (a 2-pixel bar) falls back to its brightest pixels
+    bar = np.zeros((1, 16, 16, 3), np.uint8)
+    bar[0, 4:6, 2:12] = (90, 90, 90)
+    bar[0, 4:6, 12:14] = (200, 10, 10)
+    np.testing.assert_allclose(object_colors(bar)[0], [200, 10, 10])
 
 
 def test_color_diversity_tells_a_varied_set_from_a_collapsed_one():
