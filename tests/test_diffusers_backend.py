@@ -381,3 +381,48 @@ def test_a_step_cache_where_there_is_none_is_one_clear_error(unet_t2v, dit_t2v, 
     assert "cache (--cache) must be one of first-block, pab, faster, taylorseer, got 'fast'" in run(dit_t2v, "--cache", "fast")
     assert "--cache faster reuses the unconditional half of classifier-free guidance" in run(dit_t2v, "--cache", "faster", "--guidance", 1, "--steps", 1)
     assert not (tmp_path / "x.mp4").exists()
+
+
+# ---------------------------------------------------------------------------------------------- int8 weights (--quantize)
+
+# int8 frames against float32 frames, seed 3, 2 steps: measured 55.7 dB (UNet), 54.9 dB (CogVideoX), 54.2 dB (CogVideoX
+# with a LoRA); less a margin
+INT8_PSNR_FLOOR = 45.0
+
+
+def test_int8_quantizes_the_denoisers_linear_layers_only_and_keeps_the_frames_close(unet_t2v, dit_t2v, tmp_path):
+    pytest.importorskip("torchao")
+    from torchao.quantization import Int8Tensor
+
+    from kinema.pipelines.quantize import weight_bytes
+
+    def psnr(a, b):
+        mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+        return np.inf if mse == 0 else 10 * np.log10(255**2 / mse)
+
+    call = dict(seed=3, num_inference_steps=2)
+    for folder, denoiser in ((unet_t2v, "unet"), (dit_t2v, "transformer")):
+        plain = load_pipeline(folder, device="cpu")
+        pipe = load_pipeline(folder, device="cpu", quantize="int8")
+        net = getattr(pipe.pipe, denoiser)
+        linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+        assert linears and all(isinstance(m.weight, Int8Tensor) and m.weight.qdata.dtype == torch.int8 for m in linears)
+        assert weight_bytes(net) < weight_bytes(getattr(plain.pipe, denoiser))
+        for other in ("text_encoder", "vae"):  # as loaded
+            assert not any(isinstance(p, Int8Tensor) for p in getattr(pipe.pipe, other).parameters()), other
+        expected, got = plain(PROMPT, **call).frames, pipe(PROMPT, **call).frames
+        assert psnr(expected, got) >= INT8_PSNR_FLOOR, denoiser
+        assert np.array_equal(pipe(PROMPT, **call).frames, got)
+        assert pipe.load_record() == {"quantize": "int8"}
+    # with a LoRA: it loads into the float weights, then the base layers are quantized and the LoRA's own stay float
+    lora = tiny_lora(dit_t2v, tmp_path / "lora")
+    with_lora = load_pipeline(dit_t2v, device="cpu", lora=[(lora, 1.0)])
+    both = load_pipeline(dit_t2v, device="cpu", lora=[(lora, 1.0)], quantize="int8")
+    q = both.pipe.transformer.transformer_blocks[0].attn1.to_q
+    assert isinstance(q.base_layer.weight, Int8Tensor) and not isinstance(q.lora_A["kinema_lora_0"].weight, Int8Tensor)
+    assert psnr(with_lora(PROMPT, **call).frames, both(PROMPT, **call).frames) >= INT8_PSNR_FLOOR
+    invoke("generate", PROMPT, "--model", dit_t2v, "--quantize", "int8", "--lora", lora, "--steps", 2, "--format", "png", "-o", tmp_path / "clip")
+    extra = read_video(tmp_path / "clip").provenance.extra
+    assert extra["quantize"] == "int8" and extra["lora"][0]["file"] == lora.name
+    with pytest.raises(ValueError, match="quantized at load"):
+        both.save_pretrained(tmp_path / "copy")

@@ -73,6 +73,11 @@ CASES = [
     ("generate-lora-on-kinema-model", "generate x --model {model} -o {s}/new.mp4 --lora {s}/lora.safetensors", "--lora is only for diffusers pipelines"),
     ("generate-cache-unknown", "generate x --model {model} -o {s}/new.mp4 --cache warp", "cache (--cache) must be one of first-block, pab, faster, taylorseer"),
     ("generate-cache-on-kinema-model", "generate x --model {model} -o {s}/new.mp4 --cache pab", "--cache is only for diffusers pipelines"),
+    # generate: int8 weights (tests/test_quantize.py has the rest)
+    ("generate-quantize-unknown", "generate x --model {model} -o {s}/new.mp4 --quantize int4", "quantize (--quantize) must be one of int8, got 'int4'"),
+    ("generate-quantize-empty", "generate x --model {model} -o {s}/new.mp4 --quantize ''", "quantize (--quantize) must be one of int8, got ''"),
+    ("generate-quantize-case", "generate x --model {model} -o {s}/new.mp4 --quantize INT8", "must be one of int8, got 'INT8'"),
+    ("generate-quantize-batch", "generate --model {model} --prompts {s}/prompts.txt --out-dir {s}/out --quantize fp8", "must be one of int8, got 'fp8'"),
     # check
     ("check-missing", "check {s}/nowhere.mp4", "nowhere.mp4 does not exist"),
     ("check-empty-file", "check {s}/empty.mp4 --caption 'a red circle'", "empty.mp4"),

@@ -156,6 +156,10 @@ def generate(
     cache: Optional[str] = typer.Option(
         None, "--cache", help="diffusers transformer (DiT) pipelines: reuse work between steps with one of diffusers' step caches: "
         "first-block, pab (pyramid attention broadcast), faster (FasterCache; needs --guidance > 1) or taylorseer. Faster, not identical."),
+    quantize: Optional[str] = typer.Option(
+        None, "--quantize", help="int8: store the weights of the model's Linear layers in int8 (torchao weight-only; a diffusers "
+        "pipeline's denoiser only; convolutions stay as loaded). Less memory, close but not identical frames; not faster on a CPU. "
+        "Recorded in the output's provenance. Needs torchao."),
     preview_every: Optional[int] = typer.Option(
         None, "--preview-every", help="Every N steps write a cheap preview of the clip so far to OUT's stem + .preview.gif "
         "(clip.mp4 -> clip.preview.gif), replaced at each preview; removed when the clip is written unless --keep-preview. "
@@ -179,6 +183,8 @@ def generate(
     diffusers pipelines (a folder diffusers saved, or a hub id): `kinema generate "a cat surfing" --model ./text-to-video-ms-1.7b --frames 16`
 
     with a LoRA and a step cache: `kinema generate "a cat" --model ./CogVideoX-2b --lora style.safetensors:0.8 --cache first-block`
+
+    int8 weights (less memory): `kinema generate "a red circle moving left" --quantize int8`
     """
     from kinema.pipelines import diffusers_backend
     from kinema.pipelines import generate as gen
@@ -194,7 +200,8 @@ def generate(
         warnings.simplefilter("ignore", UserWarning)  # result.warnings are printed below
         batch = prompts is not None or count is not None
         for line in diffusers_backend.fit_report(model, prompt=None if batch else prompt or "", image=image is not None, device=device,
-                                                 dtype=dtype, memory=memory, dry_run=dry_run, lora=lora, cache=cache, **options):
+                                                 dtype=dtype, memory=memory, dry_run=dry_run, lora=lora, cache=cache, quantize=quantize,
+                                                 **options):
             console.print(escape(line))
         if dry_run:
             return
@@ -208,7 +215,7 @@ def generate(
             results = gen.generate_batch(
                 prompts, out_dir, count=count, prompt=prompt or "", seed=seed, format=fmt or "mp4", model=model, image=image,
                 device=device, dtype=dtype, overwrite=overwrite, skip_existing=skip_existing, raw_prompt=raw_prompt, memory=memory,
-                lora=lora, cache=cache, preview=bool(preview_every), keep_preview=keep_preview,
+                lora=lora, cache=cache, quantize=quantize, preview=bool(preview_every), keep_preview=keep_preview,
                 on_done=lambda r: _report_clip(r, f"{r.path}  " + (f"({r.seconds:.2f} s)" if r.seconds else "(kept: it was there)")),
                 **options,
             )
@@ -218,8 +225,8 @@ def generate(
             raise ValueError("--skip-existing is for batch mode (--prompts or --count)")
         result = gen.generate(
             prompt or "", out or Path(f"video.{fmt or 'mp4'}"), model=model, image=image, seed=seed, device=device, dtype=dtype,
-            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, memory=memory, lora=lora, cache=cache, preview=bool(preview_every),
-            keep_preview=keep_preview, **options,
+            format=fmt, overwrite=overwrite, raw_prompt=raw_prompt, shots=shots, memory=memory, lora=lora, cache=cache, quantize=quantize,
+            preview=bool(preview_every), keep_preview=keep_preview, **options,
         )
     _report_clip(result, f"wrote {result.path}" + (f" (last step preview kept: {result.preview})" if result.preview else ""))
     console.print(f"sampling {result.seconds:.2f} s, total {time.perf_counter() - start:.2f} s")

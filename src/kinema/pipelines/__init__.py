@@ -39,7 +39,7 @@ class Registration:
 
 
 _PIPELINES: dict[str, Registration] = {}
-_SKIP = {"common", "generate", "autoencoder", "preview"}  # modules of this package that register no generation pipeline
+_SKIP = {"common", "generate", "autoencoder", "preview", "quantize"}  # modules of this package that register no generation pipeline
 
 
 def register(registration: Registration) -> Registration:
@@ -94,7 +94,8 @@ def describe_model(folder: ModelFolder) -> tuple[str, str, list[str]]:
 
 def load_pipeline(
     model: str | os.PathLike | ModelFolder | None = None, device: str | torch.device | None = "auto",
-    dtype: str | torch.dtype | None = None, memory=None, lora=None, cache: str | None = None, **components,
+    dtype: str | torch.dtype | None = None, memory=None, lora=None, cache: str | None = None, quantize: str | None = None,
+    **components,
 ) -> VideoPipeline:
     """The pipeline for a built-in name (default shapes-t2v), a model folder, a training run folder, or a
     diffusers pipeline (a folder diffusers saved, or a Hugging Face hub id such as org/name).
@@ -104,10 +105,12 @@ def load_pipeline(
     only, how they fit the device (kinema.pipelines.diffusers_backend.MemorySettings: offloading, VAE
     tiling, decode chunk). ``lora``: diffusers pipelines only, LoRAs to load, each a path, 'PATH:scale' or a
     (path, scale) pair. ``cache``: diffusers transformer pipelines only, a step cache (first-block, pab, faster
-    or taylorseer; kinema.pipelines.diffusers_backend.cache_config). ``components``: objects to share instead of loading them again, e.g.
-    ``text_encoder=`` an already loaded MiniLMEncoder.
+    or taylorseer; kinema.pipelines.diffusers_backend.cache_config). ``quantize``: every pipeline, ``"int8"`` stores the
+    Linear weights of its networks (a diffusers pipeline's denoiser) in int8 (kinema.pipelines.quantize; needs torchao).
+    ``components``: objects to share instead of loading them again, e.g. ``text_encoder=`` an already loaded MiniLMEncoder.
     """
     from kinema.hub import ModelFolder, open_model
+    from kinema.pipelines.quantize import check_offload, check_quantize
 
     folder = model if isinstance(model, ModelFolder) else open_model(model)
     registration = registration_for(folder)
@@ -121,8 +124,12 @@ def load_pipeline(
                              f"{'LoRAs' if flag == '--lora' else 'step cache'}")
         if value is not None and value != []:
             components[flag.strip("-")] = value
+    check_quantize(quantize, need_package=True)
+    check_offload(quantize, getattr(memory, "offload", None))
     device = resolve_device(device)
     pipe = registration.pipeline.from_folder(folder, device=device, dtype=resolve_dtype(dtype, device), **components)
     pipe.source = folder.name
     pipe.vocabulary = folder.vocabulary
+    if quantize is not None:
+        pipe.quantize(quantize)  # after LoRAs and a step cache: the LoRAs load into float weights, and their own layers stay float
     return pipe

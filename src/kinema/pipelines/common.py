@@ -295,6 +295,12 @@ def randn_per_clip(shape: tuple[int, ...], generators: Sequence[torch.Generator]
 # ---------------------------------------------------------------------------------------------- the base class
 
 
+def check_not_quantized(pipe: VideoPipeline) -> None:
+    if pipe.quantized:
+        raise ValueError(f"a pipeline quantized at load ({pipe.quantized}) is not saved: save the model as it was loaded, "
+                         "and quantize when loading it (--quantize)")
+
+
 class VideoPipeline:
     """Inference only: a call checks its inputs against the declared contract, gives every clip its seed,
     and hands over to ``_generate``, which each family writes with its steps numbered.
@@ -313,6 +319,7 @@ class VideoPipeline:
     takes_memory_settings: ClassVar[bool] = False  # load_pipeline(memory=...): offloading, VAE tiling (diffusers pipelines)
     takes_lora: ClassVar[bool] = False  # load_pipeline(lora=...): LoRA adapters (diffusers pipelines)
     takes_cache: ClassVar[bool] = False  # load_pipeline(cache=...): a step cache (diffusers transformer pipelines)
+    quantized: str | None = None  # load_pipeline(quantize=...): the mode its Linear weights were quantized to (int8), every pipeline
     vocabulary: Any = None  # the kinema.text.Vocabulary its folder declares (set by load_pipeline); None: any wording
 
     @classmethod
@@ -355,8 +362,24 @@ class VideoPipeline:
         raise NotImplementedError
 
     def load_record(self) -> dict[str, Any]:
-        """What was done to the loaded model that changes its frames (LoRAs, a step cache), for the provenance record."""
-        return {}
+        """What was done to the loaded model that changes its frames (LoRAs, a step cache, quantization), for the provenance record."""
+        return {"quantize": self.quantized} if self.quantized else {}
+
+    def quantization_targets(self) -> dict[str, torch.nn.Module]:
+        """The networks ``quantize`` converts: all of them (the text encoder is shared and stays as loaded)."""
+        return self.modules()
+
+    def quantize(self, mode: str = "int8") -> int:
+        """Store the Linear weights of ``quantization_targets`` in int8 (kinema.pipelines.quantize: torchao's weight-only
+        int8; convolutions stay as they are); returns how many layers were converted. Done once, at load."""
+        from kinema.pipelines.quantize import check_quantize, quantize_linear
+
+        check_quantize(mode, need_package=True)
+        if self.quantized is not None:
+            raise ValueError(f"{self.source} is already quantized ({self.quantized})")
+        converted = sum(quantize_linear(module, mode) for module in self.quantization_targets().values())
+        self.quantized = mode
+        return converted
 
     @property
     def device(self) -> torch.device:
@@ -369,6 +392,8 @@ class VideoPipeline:
     def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False, training: dict[str, Any] | None = None) -> Path:
         """Write this pipeline as a model folder (format 1): one subfolder per component and model_index.json."""
         from kinema.hub import ModelIndex
+
+        check_not_quantized(self)
         from kinema.io.atomic import atomic_dir
 
         with atomic_dir(folder, overwrite=overwrite) as tmp:

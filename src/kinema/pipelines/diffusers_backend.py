@@ -32,8 +32,11 @@ from einops import rearrange
 
 from kinema.hub import DIFFUSERS_SETTINGS_NAME, INDEX_NAME, ModelFolder, ModelFormatError
 from kinema.pipelines import Registration, register
-from kinema.pipelines.common import Callback, Contract, Option, PipelineSettings, VideoPipeline, VideoPipelineOutput
+from kinema.pipelines.common import Callback, Contract, Option, PipelineSettings, VideoPipeline, VideoPipelineOutput, check_not_quantized
 from kinema.pipelines.preview import LatentPreviewer
+from kinema.pipelines.quantize import mute_torchao_noise
+
+mute_torchao_noise()  # diffusers' model classes import torchao when it is installed (--quantize): five lines of warnings otherwise
 
 OFFLOAD_MODES = ("none", "model", "sequential", "group")
 # __call__ keywords that are not options: what the backend passes itself, tensors, callbacks, nested settings
@@ -718,15 +721,19 @@ def estimate(model: str | os.PathLike | ModelFolder | DiffusersPipeline, *, devi
 
 def fit_report(model: str | os.PathLike | None, *, prompt: str | None = None, image: bool = False, device: str | torch.device = "auto",
                dtype: str | torch.dtype | None = None, memory: MemorySettings | None = None, dry_run: bool = False, lora: Any = None,
-               cache: str | None = None, **options: Any) -> list[str]:
+               cache: str | None = None, quantize: str | None = None, **options: Any) -> list[str]:
     """What `kinema generate` prints before loading: the estimate's lines for a diffusers model, once the call
     (``prompt``, when one clip is made of it; whether an ``image`` is given; ``options``; the ``lora`` files and
-    whether the pipeline takes them and the step ``cache``) is checked; none for Kinema's own models, whose runs
-    are small (``dry_run``, the estimate alone, is an error there)."""
+    whether the pipeline takes them, the step ``cache`` and the ``quantize`` mode) is checked; none for Kinema's own
+    models, whose runs are small (``dry_run``, the estimate alone, is an error there). The estimate counts the weights
+    as loaded: int8 denoiser weights (``quantize``) would need less."""
     from kinema.hub import DEFAULT_MODEL, names_diffusers, open_model
+    from kinema.pipelines.quantize import check_offload, check_quantize
 
     loras = lora_list(lora)
     check_cache(cache)
+    check_quantize(quantize, need_package=True)
+    check_offload(quantize, getattr(memory, "offload", None))
     if not names_diffusers(model):
         if dry_run:
             raise ValueError(f"--dry-run is only for diffusers pipelines; {model or DEFAULT_MODEL} is a Kinema model")
@@ -930,8 +937,19 @@ class DiffusersPipeline(VideoPipeline):
             self.cache = mode
 
     def load_record(self) -> dict[str, Any]:
-        """What was changed on the loaded pipeline that changes its frames: the LoRAs and the step cache (provenance)."""
-        return {**({"lora": list(self.loras)} if self.loras else {}), **({"cache": self.cache} if self.cache else {})}
+        """What was changed on the loaded pipeline that changes its frames: the LoRAs, the step cache and quantization (provenance)."""
+        return {**({"lora": list(self.loras)} if self.loras else {}), **({"cache": self.cache} if self.cache else {}), **super().load_record()}
+
+    def quantization_targets(self) -> dict[str, torch.nn.Module]:
+        """The denoiser (pipe.transformer or pipe.unet, and Wan 2.2's second transformer): where the weights and the time
+        are; the text encoder and the VAE stay as loaded."""
+        from kinema.pipelines.quantize import check_offload
+
+        check_offload("int8", self.offload)
+        names = [n for n in (self.anatomy.denoiser, "transformer_2") if n and isinstance(getattr(self.pipe, n, None), torch.nn.Module)]
+        if not names:
+            raise ValueError(f"--quantize: {self.source} ({type(self.pipe).__name__}) has no transformer or unet to quantize")
+        return {name: getattr(self.pipe, name) for name in names}
 
     def place(self, device: torch.device, offload: str = "none") -> None:
         """Put the networks on ``device`` (none) or offload them to CPU memory, moving each network (model), each
@@ -970,6 +988,8 @@ class DiffusersPipeline(VideoPipeline):
         """Write the pipeline as diffusers does (save_pretrained), plus kinema.json when it has Kinema defaults."""
         from kinema import __version__
         from kinema.io.atomic import atomic_dir
+
+        check_not_quantized(self)
 
         with atomic_dir(folder, overwrite=overwrite) as tmp:
             self.pipe.save_pretrained(tmp)

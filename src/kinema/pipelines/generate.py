@@ -51,7 +51,7 @@ class GenerateResult:
     warnings: list[str] = field(default_factory=list)
     scenes: list[Scene] = field(default_factory=list)  # how the prompt was read: one per shot; caption = what the model was given
     preview: Path | None = None  # the last step preview's GIF, where it was kept (keep_preview)
-    setup: dict[str, Any] = field(default_factory=dict)  # what was done to the loaded model (LoRAs, step cache): pipe.load_record()
+    setup: dict[str, Any] = field(default_factory=dict)  # what was done to the loaded model (LoRAs, step cache, quantization): pipe.load_record()
 
     @property
     def caption(self) -> str:
@@ -128,28 +128,31 @@ def terminal_progress(show: bool | None = None, label: str = "sampling") -> Iter
 
 def _load(model: str | os.PathLike | None, device: str, dtype: str | None, progress: bool | Callback | None,
           check: tuple[list[str], bool, dict[str, Any]] | None = None, memory: Any = None, lora: Any = None,
-          cache: str | None = None) -> VideoPipeline:
+          cache: str | None = None, quantize: str | None = None) -> VideoPipeline:
     """load_pipeline, with a spinner naming the model on a terminal (loading takes seconds on a slow machine).
 
     ``check`` (prompts, whether an image is given, options) is checked against the model's contract
     first, from its configs alone: a wrong call fails before the weights (and the text encoder) load; so do
-    a LoRA file that is not there or a scale that is not a number, and a step cache of another name.
+    a LoRA file that is not there or a scale that is not a number, a step cache of another name, and a quantization
+    mode of another name (or torchao missing).
     """
     from kinema.pipelines.diffusers_backend import check_cache, lora_list
+    from kinema.pipelines.quantize import check_quantize
 
     lora = lora_list(lora) or None
     check_cache(cache)
+    check_quantize(quantize, need_package=True)
     folder = open_model(model)
     resolve_dtype(dtype, resolve_device(device))  # a wrong --device or --dtype fails here, before loading too
     if check is not None:
         contract_of(folder).check_call(*check, folder.name)
     show = sys.stderr.isatty() if progress is None else progress is True
     if not show:
-        return load_pipeline(folder, device=device, dtype=dtype, memory=memory, lora=lora, cache=cache)
+        return load_pipeline(folder, device=device, dtype=dtype, memory=memory, lora=lora, cache=cache, quantize=quantize)
     from rich.console import Console
 
     with Console(stderr=True).status(f"loading {folder.name}"):
-        return load_pipeline(folder, device=device, dtype=dtype, memory=memory, lora=lora, cache=cache)
+        return load_pipeline(folder, device=device, dtype=dtype, memory=memory, lora=lora, cache=cache, quantize=quantize)
 
 
 def preview_path(out: str | os.PathLike, format: str | None = None) -> Path:
@@ -235,6 +238,7 @@ def generate(
     memory: Any = None,
     lora: Any = None,
     cache: str | None = None,
+    quantize: str | None = None,
     preview: bool | str | os.PathLike = False,
     keep_preview: bool = False,
     **options: Any,
@@ -254,7 +258,8 @@ def generate(
     ``memory``: diffusers pipelines only, how the model is loaded to fit the device
     (kinema.pipelines.diffusers_backend.MemorySettings: offloading, VAE tiling, decode chunk). ``lora``: diffusers
     pipelines only, LoRAs to load (paths, 'PATH:scale' or (path, scale) pairs); ``cache``: a diffusers transformer's
-    step cache (first-block, pab, faster or taylorseer); both are recorded in the clip's provenance.
+    step cache (first-block, pab, faster or taylorseer); ``quantize``: any model, "int8" stores its networks' Linear
+    weights in int8 (torchao; a diffusers pipeline's denoiser only). All three are recorded in the clip's provenance.
 
     ``preview`` (with the option ``preview_every=N``): write the preview the pipeline makes every N steps as a
     GIF, replaced atomically at each one: True puts it beside ``out`` (``preview_path``: clip.mp4 ->
@@ -273,9 +278,10 @@ def generate(
         raise ValueError("preview=True writes beside the output: give out, or a path for the preview")
     preview_file = None if preview is False else preview_path(out, format) if preview is True else Path(preview)
     first, image_name = _image_input(image)
-    if pipeline is not None and (lora or cache):
-        raise ValueError("lora and cache are loaded with the model: give them to load_pipeline, not with a loaded pipeline")
-    pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options), memory=memory, lora=lora, cache=cache)
+    if pipeline is not None and (lora or cache or quantize):
+        raise ValueError("lora, cache and quantize are applied when the model loads: give them to load_pipeline, not with a loaded pipeline")
+    pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options), memory=memory, lora=lora, cache=cache,
+                             quantize=quantize)
     scenes = understand(pipe, prompt, raw_prompt, shots)
     notes = [note for scene in scenes for note in scene.warnings(getattr(pipe, "source", "this model"))]
     for note in notes:
@@ -370,6 +376,7 @@ def generate_batch(
     memory: Any = None,
     lora: Any = None,
     cache: str | None = None,
+    quantize: str | None = None,
     preview: bool = False,
     keep_preview: bool = False,
     **options: Any,
@@ -381,7 +388,7 @@ def generate_batch(
     The model is loaded once. Under several processes each takes every world-size-th line.
     ``skip_existing``: a clip already in ``out_dir`` is kept (read back, not regenerated), so an
     interrupted batch continues where it stopped; each clip is written whole or not at all.
-    Each prompt goes through the planner as in ``generate`` (``raw_prompt`` turns it off); ``memory``, ``lora``, ``cache``, ``preview``
+    Each prompt goes through the planner as in ``generate`` (``raw_prompt`` turns it off); ``memory``, ``lora``, ``cache``, ``quantize``, ``preview``
     (each clip's preview beside it, 0000.preview.gif) and ``keep_preview`` as there.
     """
     check_seed(seed)
@@ -401,10 +408,10 @@ def generate_batch(
         items = read_prompts(prompts) if isinstance(prompts, (str, os.PathLike)) else list(prompts)
     rank, world = this_process()
     first, image_name = _image_input(image)
-    if pipeline is not None and (lora or cache):
-        raise ValueError("lora and cache are loaded with the model: give them to load_pipeline, not with a loaded pipeline")
+    if pipeline is not None and (lora or cache or quantize):
+        raise ValueError("lora, cache and quantize are applied when the model loads: give them to load_pipeline, not with a loaded pipeline")
     pipe = pipeline or _load(model, device, dtype, progress, check=([text for _, text in items] or [""], first is not None, options),
-                             memory=memory, lora=lora, cache=cache)
+                             memory=memory, lora=lora, cache=cache, quantize=quantize)
     results = []
     with terminal_progress(progress) as callback:
         for index, text in items[rank::world]:
