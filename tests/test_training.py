@@ -452,6 +452,13 @@ def test_resume_errors_name_what_is_missing(tmp_path):
         train(TINY, ["train.max_steps=4"], out=run, resume="auto")
     with pytest.raises(ValueError, match=r"checkpoint .*step_000004.pt .*"):
         train(TINY, ["train.max_steps=4"], out=tmp_path / "c", resume=checkpoint_path(run / "checkpoints", 4))
+    # a run resumed under a model of another size: one line naming the change, not torch's list of every tensor
+    run = train(TINY, ["train.max_steps=2"], out=tmp_path / "d")
+    with pytest.raises(ValueError) as error:
+        train(TINY, ["train.max_steps=4", "model.hidden=24"], out=run, resume="auto")
+    message = str(error.value)
+    assert "its model weights do not fit this run's model: the model config changed since it was saved (model.hidden 16 -> 24)" in message
+    assert str(run / "config.yaml") in message and "\n" not in message and "size mismatch" not in message
 
 
 def test_a_checkpoint_past_max_steps_is_refused_and_ema_switched_on_starts_from_the_weights(tmp_path, capsys):

@@ -628,10 +628,18 @@ class Trainer:
     def _load_state(self, state: dict, path: Path, messages: list[str]) -> dict | None:
         """Restore everything but the RNG from a checkpoint; return this process's RNG state (or None)."""
         t = self.train_config
+        old, new = flatten(state["config"]), flatten(self.config.to_dict())
         for name in self.trainable:
             if name not in state["modules"]:
                 raise KeyError(f"checkpoint {path} has no weights for module {name!r} (it has {sorted(state['modules'])})")
-            self._load_module_state(name, state["modules"][name])
+            try:
+                self._load_module_state(name, state["modules"][name])
+            except RuntimeError as error:  # torch's message lists every tensor that does not fit: one line instead
+                shape = [f"{k} {old.get(k, '(absent)')} -> {new.get(k, '(absent)')}" for k in sorted(set(old) | set(new))
+                         if k.startswith("model.") and old.get(k) != new.get(k)]
+                why = f"the model config changed since it was saved ({'; '.join(shape)})" if shape else str(error).splitlines()[0]
+                raise ValueError(f"checkpoint {path}: its {name} weights do not fit this run's model: {why}; resume with the "
+                                 f"config it was trained with ({self.run_dir / 'config.yaml'}) or give --out a new run folder") from None
         if self.ema is not None:
             if state["ema"]:
                 self.ema.load_state_dict(state["ema"])
@@ -649,7 +657,6 @@ class Trainer:
         self.position = DataPosition(**state["data"])
 
         changes = []
-        old, new = flatten(state["config"]), flatten(self.config.to_dict())
         for key in sorted(set(old) | set(new)):
             if old.get(key) != new.get(key):
                 changes.append(f"{key} {old.get(key, '(absent)')} -> {new.get(key, '(absent)')}")
