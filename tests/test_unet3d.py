@@ -101,3 +101,25 @@ def test_output_channels_unpack_as_channel_then_row_then_column():
         for p1 in range(2):
             for p2 in range(2):
                 assert (out[0, c, :, p1::2, p2::2] == bias[c * 4 + p1 * 2 + p2]).all(), (c, p1, p2)
+
+
+def test_text_pooling_queries_start_distinct_and_attend_by_content():
+    """Each learned query starts as its own random direction (std 1/sqrt(d)), so at initialisation the queries already
+    weigh the prompt's tokens differently; zero queries would make every one the masked mean (plain mean pooling)."""
+    from kinema.models.unet3d import TextPooling
+
+    torch.manual_seed(0)
+    d, n = 384, 12
+    pooling = TextPooling(d, 4, 32)
+    q = pooling.queries.detach()
+    assert abs(q.std().item() * d**0.5 - 1.0) < 0.1 and torch.linalg.matrix_rank(q) == 4
+    tokens, mask = torch.randn(2, n, d) * 4, torch.ones(2, n, dtype=torch.bool)
+    mask[1, 7:] = False  # padding is never attended
+    captured = {}
+    pooling.proj.register_forward_hook(lambda module, args, out: captured.update(pooled=args[0].view(2, 4, d)))
+    pooling(tokens, mask)
+    for b in range(2):
+        keep = tokens[b][mask[b]]
+        weights = torch.softmax(q @ keep.T / d**0.5, dim=-1)  # (queries, kept tokens): computed here by hand
+        torch.testing.assert_close(captured["pooled"][b], weights @ keep, rtol=1e-4, atol=1e-4)
+        assert (captured["pooled"][b] - keep.mean(0)).abs().max() > 0.1  # not the mean of the tokens
