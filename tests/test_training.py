@@ -131,6 +131,20 @@ def test_exported_model_loads_and_gives_the_ema_outputs(baseline):
     assert torch.equal(ToyDenoiser.from_pretrained(baseline).eval()(x), model(x))  # a run folder works too
 
 
+def test_a_half_export_stores_float16_and_loads_the_rounded_weights(baseline, tmp_path):
+    from kinema.training.export import export_checkpoint
+
+    folder = export_checkpoint(baseline, tmp_path / "half", half=True)
+    stored = load_file(folder / "denoiser" / "model.safetensors")
+    full = load_file(baseline / "model" / "denoiser" / "model.safetensors")
+    assert stored.keys() == full.keys() and all(v.dtype == torch.float16 for v in stored.values())
+    assert (folder / "denoiser" / "model.safetensors").stat().st_size < 0.6 * (baseline / "model" / "denoiser" / "model.safetensors").stat().st_size
+    assert json.loads((folder / "model_index.json").read_text())["training"]["stored_as"] == "float16"
+    model = ToyDenoiser.from_pretrained(folder).eval()  # float32 parameters holding the float16 values
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(torch.equal(model.state_dict()[k], full[k].half().float()) for k in full)
+
+
 # ---------------------------------------------------------------------------- stopping and resuming
 
 

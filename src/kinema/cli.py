@@ -329,6 +329,7 @@ def export(
     raw: bool = typer.Option(False, "--raw", help="Export the raw weights instead of the EMA ones."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
     sampling_only: bool = typer.Option(False, "--sampling-only", help="Leave out what only fine-tuning needs (a GAN's discriminator)."),
+    half: bool = typer.Option(False, "--half", help="Store the weights in float16: half the bytes; they load into float32 models."),
     threads: Optional[int] = _threads_option(),
 ) -> None:
     """Export a model folder from a run's checkpoint, e.g. to sample a run mid-way.
@@ -338,7 +339,7 @@ def export(
     from kinema.training.export import export_checkpoint
 
     _threads(threads)
-    folder = export_checkpoint(run, out, overwrite=overwrite, ema=not raw, sampling_only=sampling_only)
+    folder = export_checkpoint(run, out, overwrite=overwrite, ema=not raw, sampling_only=sampling_only, half=half)
     console.print(f"wrote {folder}")
 
 

@@ -101,11 +101,14 @@ class PretrainedMixin:
         super().__init_subclass__(**kwargs)
         _MODEL_CLASSES[cls.__name__] = cls
 
-    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = True, extra: dict[str, Any] | None = None) -> Path:
-        """Write the model folder atomically; ``extra`` keys (e.g. training notes) go into config.json."""
+    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = True, extra: dict[str, Any] | None = None,
+                        dtype: torch.dtype | None = None) -> Path:
+        """Write the model folder atomically; ``extra`` keys (e.g. training notes) go into config.json. ``dtype``
+        (e.g. torch.float16): store the floating-point tensors in it (from_pretrained loads them into the model's own)."""
         assert isinstance(self, nn.Module)
         config = {"model_class": type(self).__name__, **dataclasses.asdict(self.config), **(extra or {})}
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().contiguous().cpu()
+                 for k, v in self.state_dict().items()}
         with atomic_dir(folder, overwrite=overwrite) as tmp:
             (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
             save_file(state, str(tmp / WEIGHTS_NAME))

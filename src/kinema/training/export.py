@@ -19,13 +19,15 @@ from kinema.training.objectives import Objective, get_family
 
 
 def export_checkpoint(
-    source: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False, ema: bool = True, sampling_only: bool = False
+    source: str | os.PathLike, out: str | os.PathLike, *, overwrite: bool = False, ema: bool = True, sampling_only: bool = False,
+    half: bool = False,
 ) -> Path:
     """Write the model of ``source`` (a run folder: its newest valid checkpoint; or a checkpoint file) to ``out``.
 
     Uses the EMA weights when the run keeps them (``ema=False`` takes the raw ones), exactly as
     the trainer's own export at the end of a run does, so a run can be sampled mid-way.
-    ``sampling_only`` leaves out what only fine-tuning needs (a GAN's discriminator).
+    ``sampling_only`` leaves out what only fine-tuning needs (a GAN's discriminator). ``half``: store the weights
+    in float16 (half the bytes; they load into float32 models, and frames differ from float32 storage by rounding).
     """
     source = Path(source)
     if not source.exists():
@@ -48,11 +50,14 @@ def export_checkpoint(
         for name, module_state in weights.items():
             objective.modules[name].load_state_dict(module_state)
     training = {"family": config.family, "step": state["step"], "weights": "ema" if use_ema else "raw"}
-    return write_model_folder(objective, out, training, overwrite=overwrite, sampling_only=sampling_only)
+    if half:
+        training["stored_as"] = "float16"
+    return write_model_folder(objective, out, training, overwrite=overwrite, sampling_only=sampling_only, half=half)
 
 
 def write_model_folder(
-    objective: Objective, target: str | os.PathLike, training: dict[str, Any], overwrite: bool = True, sampling_only: bool = False
+    objective: Objective, target: str | os.PathLike, training: dict[str, Any], overwrite: bool = True, sampling_only: bool = False,
+    half: bool = False,
 ) -> Path:
     """The objective's model as a model folder (docs/model_format.md), written whole: one subfolder per
     component (config.json + model.safetensors) and model_index.json naming the pipeline and its settings.
@@ -68,7 +73,7 @@ def write_model_folder(
     vocabulary = objective.export_vocabulary()
     with atomic_dir(target, overwrite=overwrite) as tmp:
         for name, module in components.items():
-            module.save_pretrained(tmp / name)
+            module.save_pretrained(tmp / name, **({"dtype": torch.float16} if half else {}))
             files = {p.name for p in (tmp / name).iterdir()}
             if not {CONFIG_NAME, WEIGHTS_NAME} <= files:
                 raise RuntimeError(f"{type(module).__name__}.save_pretrained must write {CONFIG_NAME} and {WEIGHTS_NAME}, wrote {sorted(files)}")

@@ -62,12 +62,12 @@ class ToyDenoiser(nn.Module):
         h = self.dropout(F.silu(self.conv_in(x)))  # (b, hidden, f, h, w)
         return x + self.conv_out(h)
 
-    def save_pretrained(self, directory: str | Path) -> None:
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(directory / "config.json", overwrite=True) as tmp:
             tmp.write_text(json.dumps({"_class_name": type(self).__name__, **to_dict(self.config)}, indent=2) + "\n")
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        state = {k: (v.to(dtype) if dtype is not None else v).detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_path(directory / "model.safetensors", overwrite=True) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt"})
 
