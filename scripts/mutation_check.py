@@ -466,12 +466,14 @@ MUTATIONS = [
     ("fit-uses-total-memory", "fresh-12", "src/kinema/pipelines/diffusers_backend.py",
      "return int(psutil.virtual_memory().available)", "return int(psutil.virtual_memory().total)", ["tests/test_diffusers_backend.py"]),
     ("diffusers-callback-never-wired", "fresh-12", "src/kinema/pipelines/diffusers_backend.py",
-     "                    call.update(self._step_callback(callback, total))\n", "                    pass\n", ["tests/test_diffusers_backend.py"]),
+     "                    call.update(self._step_callback(callback, total, options.get(\"preview_every\") or 0, notes))\n", "                    pass\n",
+     ["tests/test_diffusers_backend.py"]),  # repointed: the line gained the preview arguments after the draw
     ("negative-prompt-ignored", "fresh-12", "src/kinema/pipelines/text2video.py",
      'text = self.text_encoder.encode(prompts + ([options["negative_prompt"]] * b if use_cfg else []))',
      'text = self.text_encoder.encode(prompts + ([""] * b if use_cfg else []))', ["tests/test_text2video.py"]),
     ("planner-lexicon-first-words-only", "fresh-12", "src/kinema/text/phrases.py",
-     "lexicon = {w for words in self._phrases for w in words}", "lexicon = {words[0] for words in self._phrases}", ["tests/test_text_planner.py"]),
+     "lexicon = {w for words in self.phrases for w in words}", "lexicon = {words[0] for words in self.phrases}",
+     ["tests/test_text_planner.py"]),  # repointed: the attribute became public after the draw
     ("planner-pixel-unit-only-px", "fresh-12", "src/kinema/text/phrases.py",
      "unit_at = 0 if after[:1] and after[0] in _PIXEL else None", 'unit_at = 0 if after[:1] and after[0] == "px" else None', ["tests/test_text_planner.py"]),
     ("shot-refers-to-the-first-scene", "fresh-12", "src/kinema/text/shots.py",

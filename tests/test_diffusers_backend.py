@@ -4,6 +4,7 @@ saved as diffusers saves them: a UNet text-to-video one (ModelScope's TextToVide
 
 import json
 import string
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -285,6 +286,23 @@ def test_auto_offloading_picks_the_lightest_placement_that_fits(unet_t2v, monkey
         chosen = backend.estimate_from(pipe.anatomy, values, pipe.native, gpu, torch.float32, None, False, timing=False)
         assert chosen.offload == mode, (free, chosen.lines())
         assert (mode == "none") != any("offloading turned on" in n for n in chosen.notes)
+
+
+def test_available_memory_on_a_cpu_is_what_is_free_not_what_is_installed(monkeypatch):
+    import types
+
+    from kinema.pipelines.diffusers_backend import available_memory
+
+    psutil = pytest.importorskip("psutil")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(total=64 * 2**30, available=3 * 2**30))
+    assert available_memory(torch.device("cpu")) == 3 * 2**30
+    # without psutil: MemAvailable of /proc/meminfo, in bytes
+    monkeypatch.setitem(__import__("sys").modules, "psutil", None)
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        expected = next(int(line.split()[1]) * 1024 for line in meminfo.read_text().splitlines() if line.startswith("MemAvailable:"))
+        assert abs(available_memory(torch.device("cpu")) - expected) < 256 * 2**20  # it moves a little between the reads
+    assert available_memory(torch.device("meta")) is None
 
 
 # ---------------------------------------------------------------------------------------------- LoRAs and step caches

@@ -81,6 +81,17 @@ def test_round_trip_keeps_frame_count_size_and_fps(tmp_path, suffix):
     assert info.duration == pytest.approx(16 / 12)
 
 
+@pytest.mark.parametrize("name", ["CLIP.MP4", "clip.Gif", "clip.WebM"])
+def test_an_upper_case_suffix_names_the_same_format(tmp_path, name):
+    frames = moving_square()
+    path = write_video(tmp_path / name, frames, fps=12)
+    assert listing(tmp_path) == [name]  # written where asked, not beside it
+    video = read_video(path)
+    assert video.frames.shape == frames.shape and [frame_index(f) for f in video.frames] == list(range(16))
+    lower = probe(write_video(tmp_path / "lower" / name.lower(), frames, fps=12))
+    assert (probe(path).container, probe(path).codec) == (lower.container, lower.codec) == (name.split(".")[1].lower(), lower.codec)
+
+
 def test_png_folder_round_trip_is_exact(tmp_path):
     frames = np.random.default_rng(0).integers(0, 256, (5, 17, 23, 3), dtype=np.uint8)
     write_video(tmp_path / "frames", frames, fps=5)

@@ -359,6 +359,11 @@ def test_shots_are_split_and_planned_one_by_one(vocabulary, text_encoder):
     scenes = split_shots("a small red circle moves left, then it rises quickly", vocabulary, encoder=text_encoder)
     assert [s.caption for s in scenes] == ["a small red circle moving left slowly", "a small red circle moving up quickly"]
     assert scenes[1].choices["shape"].how == "carried" and scenes[1].guessed == []
+    # "it" is the shot just before, not the first one
+    scenes = split_shots("A small red circle moves left slowly. Then a big blue square rises quickly. Then it falls.", vocabulary,
+                         encoder=text_encoder)
+    assert [s.caption for s in scenes][2] == "a large blue square moving down quickly"
+    assert scenes[2].choices["color"].how == "carried"
     # without a vocabulary the shots come back as written
     assert [s.caption for s in split_shots("One shot! Then another; and a third\nand a fourth")] == ["One shot", "another", "a third", "a fourth"]
     assert [s.caption for s in split_shots("a small red circle moving left slowly", vocabulary, encoder=text_encoder)] == [

@@ -153,6 +153,24 @@ def test_guided_generation_keeps_the_known_codes_and_follows_the_seed(one_thread
         gpt.generate(text, mask, 10, [torch.Generator()] * 2, guidance_scale=2.0)
 
 
+def test_guidance_below_one_is_applied_and_zero_samples_the_null_prompt(one_thread):
+    """log p_null + s (log p_prompt - log p_null): at s = 0 the prompt drops out, so sampling with the prompt at
+    guidance 0 is sampling the null prompt unguided; at 0.5 it is neither (guidance is on for any s != 1)."""
+    gpt = random_gpt()
+    codes, text, mask = inputs()
+    null, null_mask = text[:, :2], mask[:, :2]
+
+    def run(scale, tokens, tokens_mask, **null_prompt):
+        return gpt.generate(tokens, tokens_mask, SMALL.max_tokens, [torch.Generator().manual_seed(i) for i in range(2)],
+                            guidance_scale=scale, **null_prompt)
+
+    zero = run(0.0, text, mask, null_tokens=null, null_mask=null_mask)
+    assert torch.equal(zero, run(1.0, null, null_mask))
+    assert not torch.equal(zero, run(1.0, text, mask))
+    half = run(0.5, text, mask, null_tokens=null, null_mask=null_mask)
+    assert not torch.equal(half, run(1.0, text, mask)) and not torch.equal(half, zero)
+
+
 # ------------------------------------------------------------------------------------------ the pipeline
 
 
