@@ -388,6 +388,8 @@ def test_the_vocabulary_round_trips_through_model_index_json(tmp_path, vocabular
     (lambda v: v.update(templates=v["template"]), UnknownKeyError, "templates"),
     (lambda v: v["attributes"]["size"].update(defualt="large"), UnknownKeyError, "defualt"),
     (lambda v: v.update(template="a {size} {colour} {shape} moving {direction} {speed}"), ModelFormatError, "template"),
+    (lambda v: v.update(template="a {size} {color} {shape} moving {direction} {speed}, {shape}"), ModelFormatError,
+     r"must name every attribute once .*it names size, color, shape, direction, speed, shape"),
     (lambda v: v["attributes"]["size"].update(default="huge"), ModelFormatError, "default 'huge'"),
     (lambda v: v["attributes"]["size"]["values"]["small"].update(measure="12"), ModelFormatError, "measure must be a number"),
     (lambda v: v["attributes"]["color"]["values"]["red"].update(rgb=[255, 0]), ModelFormatError, "rgb must be three integers"),
