@@ -100,7 +100,7 @@ def main() -> None:
     args = parser.parse_args()
 
     pipe = load_pipeline(args.model, dtype=args.dtype)
-    result: dict = {"model": str(args.model), "dtype": str(pipe.dtype).replace("torch.", ""), "steps": args.steps or pipe.settings.default_steps,
+    result: dict = {"model": str(args.model), "dtype": str(pipe.dtype).replace("torch.", ""), "steps": args.steps or getattr(pipe.settings, "default_steps", None),
                     "guidance": getattr(pipe.settings, "default_guidance", None) if args.guidance is None else args.guidance}
     grids, reference_colors = [], training_colors()
     for split, count in (("test", args.num_test), ("heldout", args.num_heldout)):
