@@ -390,7 +390,8 @@ def _final_state_at(run: Path, step: int) -> dict:
     return load_checkpoint(checkpoint_path(run / "checkpoints", step))
 
 
-def test_a_failing_preview_neither_ends_the_run_nor_moves_its_randomness(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("error", [RuntimeError, ValueError, IndexError])  # whatever a sampler raises (a shape check, a bad index)
+def test_a_failing_preview_neither_ends_the_run_nor_moves_its_randomness(tmp_path, monkeypatch, capsys, error):
     from kinema.training.objectives.toy import ToyObjective
 
     overrides = ["train.max_steps=12", "train.sample_every=5", "train.checkpoint_every=5"]
@@ -398,11 +399,11 @@ def test_a_failing_preview_neither_ends_the_run_nor_moves_its_randomness(tmp_pat
 
     def broken(self, num, generator):
         torch.rand(100)  # draws from the global stream before failing, as a half-run sampler would
-        raise RuntimeError("decoder exploded")
+        raise error("decoder exploded")
 
     monkeypatch.setattr(ToyObjective, "sample", broken)
     failing = train(TINY, overrides=overrides, out=tmp_path / "failing")
-    assert "preview at step 5 failed" in capsys.readouterr().out
+    assert f"preview at step 5 failed ({error.__name__}: " in capsys.readouterr().out
     assert (failing / "checkpoints" / "step_000010.pt").exists()
     a = load_file(str(clean / "model" / "denoiser" / "model.safetensors"))
     b = load_file(str(failing / "model" / "denoiser" / "model.safetensors"))

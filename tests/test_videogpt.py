@@ -289,3 +289,18 @@ def test_the_vqvae_pin_and_the_code_grid_are_checked(vqvae_run, tmp_path):
         family.objective(load_config(TINY_GPT, [f"objective.vqvae={vqvae_run}", "model.vocab_size=64"]))
     with pytest.raises(ValueError, match="objective.vqvae is required"):
         load_config(TINY_GPT, ["objective.vqvae=null"])
+
+
+@pytest.mark.parametrize("captions", ["canonical", "varied"])
+def test_the_prior_trains_on_the_captions_its_config_names(captions):
+    from kinema.data.shapes import CaptionedShapes, canonical_captions
+    from kinema.training import load_config
+    from kinema.training.objectives.videogpt import build_dataset
+
+    config = load_config(TINY_GPT, ["objective.vqvae=runs/unused", f"data.captions={captions}", "data.num_samples=64"])
+    dataset = build_dataset(config)
+    d = config.data
+    reference = CaptionedShapes(d.split, num_samples=64, resolution=d.resolution, num_frames=d.num_frames, captions=captions, seed=d.seed)
+    assert [dataset.caption(i) for i in range(64)] == [reference.caption(i) for i in range(64)]
+    plain = set(canonical_captions())
+    assert (sum(dataset.caption(i) not in plain for i in range(64)) > 16) == (captions == "varied")
