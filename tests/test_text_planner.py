@@ -90,6 +90,19 @@ def test_wordings_reach_the_caption(read, prompt, caption):
             assert scene.choices[attribute].how in ("lexicon", "meaning")
 
 
+def test_every_word_of_a_description_phrase_is_known_in_its_other_forms(vocabulary):
+    """Word forms are read for every word of the value phrases, not only the first: "at a slow pace" also says
+    "paces", "no corners" also "corner"."""
+    from kinema.text.phrases import Phrases
+    from kinema.text.words import forms
+
+    phrases = Phrases(vocabulary)
+    assert (phrases.normal("paces"), phrases.normal("corner"), phrases.normal("outlines")) == ("pace", "corners", "outline")
+    for words in phrases.phrases:
+        for word in words:
+            assert any(phrases.normal(f) == word for f in forms(word) if f != word) or not [f for f in forms(word) if f != word], word
+
+
 def test_typos_are_read_as_the_words_meant(read):
     scene = read("a big yelow sqaure moving lfet quikly")
     assert scene.caption == "a large yellow square moving left quickly"
