@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "src" / "kinema" / "builtin" / "shapes-videogpt")
     parser.add_argument("--earlier-prior-hours", type=float, default=0.0,
                         help="training hours of earlier runs the prior started from (train.init_from, one per session)")
+    parser.add_argument("--prior-threads", default="one CPU thread", help="what the prior trained on, as the card says it")
     parser.add_argument("--earlier-prior-steps", type=int, default=0, help="... and their steps")
     args = parser.parse_args()
 
@@ -76,7 +77,7 @@ rest (image-to-video: the frame's codes come first); with no prompt, any clip of
   {vq_steps} steps in {vq_hours:.2f} h on one CPU thread: `kinema train configs/vqvae/shapes.yaml`.
 - Prior (`prior/`): {pm['layers']} layers, width {pm['width']}, {pm['heads']} heads, over {pm['latent_frames']} x {pm['latent_height']} x
   {pm['latent_width']} codes ({settings.get('num_frames', 17)} frames at 64x64); captions dropped {o['text_dropout']:.0%} of the time for guidance.
-  Step {step + args.earlier_prior_steps} (batch {t['batch_size']}, EMA weights), {prior_hours:.2f} h of training on one CPU thread
+  Step {step + args.earlier_prior_steps} (batch {t['batch_size']}, EMA weights), {prior_hours:.2f} h of training on {args.prior_threads}
   ({cpu_name()}; the sum of logged intervals): `kinema train configs/videogpt/shapes.yaml` (see the config's header).
 - Sampling defaults: temperature {settings.get('default_temperature')}, top-k {settings.get('default_top_k')}, top-p
   {settings.get('default_top_p')}, guidance {settings.get('default_guidance')}.
