@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -30,8 +31,10 @@ import numpy as np
 import torch
 
 from kinema.data.shapes import CaptionedShapes, ShapeMotion, frames_to_tensor, tensor_to_frames
-from kinema.evaluation.metrics import psnr_frames, ssim_frames
 from kinema.models.vqvae import VideoVQVAE
+
+sys.path.insert(0, str(Path(__file__).parent))
+from vae import quality  # noqa: E402  (PSNR, SSIM, ACD: the same measures as the VAE's)
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"psnr": 30.0, "codes_used": 0.8}
@@ -56,13 +59,6 @@ def code_and_decode(vqvae: VideoVQVAE, videos: list[np.ndarray], batch: int) -> 
         codes.append(c)
         out.extend(tensor_to_frames(r) for r in vqvae.decode(c))
     return out, torch.cat(codes)
-
-
-def quality(real: list[np.ndarray], fake: list[np.ndarray]) -> dict:
-    psnr = np.array([psnr_frames(a, b) for a, b in zip(real, fake)])  # (videos, frames)
-    ssim = np.array([ssim_frames(a, b) for a, b in zip(real, fake)])
-    return {"psnr": float(psnr.mean()), "ssim": float(ssim.mean()), "psnr_worst_video": float(psnr.mean(axis=1).min()),
-            "psnr_per_frame": [round(float(v), 2) for v in psnr.mean(axis=0)]}
 
 
 def codebook(codes: torch.Tensor, size: int) -> dict:
