@@ -264,9 +264,11 @@ def test_the_estimate_counts_every_weight_and_scales_with_the_latent_volume(unet
     for folder in (unet_t2v, dit_t2v):
         pipe = load_pipeline(folder, device="cpu")
         params = sum(p.numel() for m in pipe.modules().values() for p in m.parameters())
+        # and the buffers as built (the random CogVideoX's float64 positional embedding is 47% of its transformer's bytes)
+        buffers = sum(b.numel() * b.element_size() for m in pipe.modules().values() for b in m.buffers())
         from_folder = estimate(folder, device="cpu", num_frames=9, height=32, width=32)  # configs only, networks on the meta device
-        assert sum(from_folder.weights.values()) == 4 * params == sum(pipe.estimate(num_frames=9, height=32, width=32).weights.values())
-        assert sum(estimate(folder, device="cpu", dtype="bfloat16").weights.values()) == 2 * params
+        assert sum(from_folder.weights.values()) == 4 * params + buffers == sum(pipe.estimate(num_frames=9, height=32, width=32).weights.values())
+        assert sum(estimate(folder, device="cpu", dtype="bfloat16").weights.values()) == 2 * params + buffers
     small, large = (estimate(unet_t2v, device="cpu", num_frames=n, height=32, width=32) for n in (4, 8))
     assert large.activations == 2 * small.activations and large.peak > small.peak
 
@@ -444,3 +446,24 @@ def test_int8_quantizes_the_denoisers_linear_layers_only_and_keeps_the_frames_cl
     assert extra["quantize"] == "int8" and extra["lora"][0]["file"] == lora.name
     with pytest.raises(ValueError, match="quantized at load"):
         both.save_pretrained(tmp_path / "copy")
+
+
+def test_the_estimate_counts_int8_weights_as_torchao_stores_them(unet_t2v, dit_t2v, tmp_path):
+    """--dry-run --quantize int8: the denoiser's weights as measured on the loaded quantized pipeline, the rest as before."""
+    pytest.importorskip("torchao")
+    from kinema.pipelines.quantize import weight_bytes
+
+    for folder, denoiser in ((unet_t2v, "unet"), (dit_t2v, "transformer")):
+        plain = estimate(folder, device="cpu", num_frames=9, height=32, width=32)
+        int8 = estimate(folder, device="cpu", num_frames=9, height=32, width=32, quantize="int8")
+        net = getattr(load_pipeline(folder, device="cpu", quantize="int8").pipe, denoiser)
+        measured = weight_bytes(net)
+        assert int8.weights[denoiser] < plain.weights[denoiser]
+        assert int8.weights[denoiser] == measured
+        assert {n: b for n, b in int8.weights.items() if n != denoiser} == {n: b for n, b in plain.weights.items() if n != denoiser}
+        assert int8.peak == plain.peak - (plain.weights[denoiser] - int8.weights[denoiser])
+        assert any(n.startswith(f"int8: {denoiser}") for n in int8.notes)
+    output = invoke("generate", PROMPT, "--model", dit_t2v, "--quantize", "int8", "--dry-run", "-o", tmp_path / "x.mp4")
+    assert "int8: transformer" in output and not (tmp_path / "x.mp4").exists()
+    with pytest.raises(ValueError, match="quantize .* must be one of int8"):
+        estimate(dit_t2v, device="cpu", quantize="int4")

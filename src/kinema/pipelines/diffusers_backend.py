@@ -34,7 +34,7 @@ from kinema.hub import DIFFUSERS_SETTINGS_NAME, INDEX_NAME, ModelFolder, ModelFo
 from kinema.pipelines import Registration, register
 from kinema.pipelines.common import Callback, Contract, Option, PipelineSettings, VideoPipeline, VideoPipelineOutput, check_not_quantized
 from kinema.pipelines.preview import LatentPreviewer
-from kinema.pipelines.quantize import mute_torchao_noise
+from kinema.pipelines.quantize import check_quantize, mute_torchao_noise
 
 mute_torchao_noise()  # diffusers' model classes import torchao when it is installed (--quantize): five lines of warnings otherwise
 
@@ -302,6 +302,8 @@ class Anatomy:
     flops_per_position: float = 0.0  # a UNet's weight FLOPs per latent position, each block at its level's resolution
     attention_levels: tuple[tuple[int, int, int], ...] = ()  # a UNet's spatial self-attentions: (level, channels, count)
     text_tokens: int = 0  # text tokens the transformer attends over with the video's (CogVideoX's joint attention)
+    linear: dict[str, tuple[int, int]] = field(default_factory=dict)  # network -> (nn.Linear weight values, their output rows)
+    buffers: dict[str, int] = field(default_factory=dict)  # network -> bytes of its buffers, in their own dtypes (CogVideoX's float64 positions)
 
     def native(self, parameters: dict[str, inspect.Parameter]) -> dict[str, Any]:
         """Each keyword's default as the pipeline itself would settle it (None: it decides in ways not read here)."""
@@ -343,8 +345,12 @@ def anatomy_of(class_name: str, modules: dict[str, torch.nn.Module], counts: dic
     configs = {name: c for name, m in modules.items() if (c := _config_dict(m)) is not None}
     parameters = dict(counts or {})
     largest_leaf = largest_block = 0
+    linear, buffers = {}, {}
     for name, module in modules.items():
         parameters.setdefault(name, sum(p.numel() for p in module.parameters()))
+        layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        linear[name] = (sum(m.weight.numel() for m in layers), sum(m.weight.shape[0] for m in layers))
+        buffers[name] = sum(b.numel() * b.element_size() for b in module.buffers())
         for sub in module.modules():
             if isinstance(sub, torch.nn.ModuleList):
                 largest_block = max([largest_block, *(sum(p.numel() for p in entry.parameters()) for entry in sub)])
@@ -384,7 +390,7 @@ def anatomy_of(class_name: str, modules: dict[str, torch.nn.Module], counts: dic
         denoiser=denoiser, width=width, layers=layers, patch=patch_pair, spatial=int(spatial), temporal=int(temporal),
         vae_class=type(vae).__name__ if vae is not None else "", vae_channels=int(max(channels[:2])) if channels else 128,
         vae_tile=tile, configs=configs, broken=frozenset(broken), text_tokens=int(den.get("max_text_seq_length") or 0),
-        flops_per_position=flops_per_position, attention_levels=attention_levels,
+        flops_per_position=flops_per_position, attention_levels=attention_levels, linear=linear, buffers=buffers,
     )
 
 
@@ -540,7 +546,7 @@ class MemoryEstimate:
     height: int
     width: int
     steps: int
-    weights: dict[str, int]  # bytes per network
+    weights: dict[str, int]  # bytes per network: its parameters in the dtype, its buffers as built
     activations: int  # the denoiser's peak working set, bytes
     decode: int  # the VAE decode's peak working set plus the output video, bytes
     offload: str  # the placement the run uses (none, model, sequential, group)
@@ -620,8 +626,10 @@ def matmul_throughput(device: torch.device, dtype: torch.dtype) -> float:
 
 
 def estimate_from(anatomy: Anatomy, values: dict[str, Any], native: dict[str, Any], device: torch.device, dtype: torch.dtype,
-                  offload: str | None, vae_tiling: bool, resident: int = 0, timing: bool = True) -> MemoryEstimate:
-    """The estimate for one clip with these option values; ``offload`` None: the placement auto would pick."""
+                  offload: str | None, vae_tiling: bool, resident: int = 0, timing: bool = True, quantize: str | None = None) -> MemoryEstimate:
+    """The estimate for one clip with these option values; ``offload`` None: the placement auto would pick; ``quantize``
+    "int8": the denoisers' Linear weights as torchao stores them (kinema.pipelines.quantize), an int8 value each and a
+    float32 scale a row; the time is unchanged (weight-only: the matmuls still run in ``dtype``)."""
     size = torch.tensor([], dtype=dtype).element_size()
     pick = lambda name, fallback: values.get(name) if values.get(name) is not None else native.get(name) if native.get(name) is not None else fallback  # noqa: E731
     frames, height, width = int(pick("num_frames", 16)), int(pick("height", 512)), int(pick("width", 512))
@@ -633,7 +641,14 @@ def estimate_from(anatomy: Anatomy, values: dict[str, Any], native: dict[str, An
     t, s = anatomy.temporal, anatomy.spatial
     latent_frames = (frames - 1) // t + 1 if t > 1 else frames
     lh, lw = max(1, height // s), max(1, width // s)
-    weights = {n: c * size for n, c in anatomy.parameters.items()}
+    weights = {n: c * size + anatomy.buffers.get(n, 0) for n, c in anatomy.parameters.items()}
+    if quantize is not None:
+        for name in (anatomy.denoiser, "transformer_2"):
+            values_int8, rows = anatomy.linear.get(name or "", (0, 0))
+            if name in weights and values_int8:
+                before = weights[name]
+                weights[name] -= values_int8 * size - values_int8 - 4 * rows
+                notes.append(f"{quantize}: {name} {_gb(before)} -> {_gb(weights[name])} (its Linear weights; the rest stays {str(dtype).replace('torch.', '')})")
     denoiser_params = anatomy.parameters.get(anatomy.denoiser or "", 0)  # Wan 2.2's transformer_2 takes turns with it: same cost a step
     # 1. the denoiser's working set, scaled by the latent volume
     if anatomy.denoiser == "transformer":
@@ -695,14 +710,16 @@ def estimate_from(anatomy: Anatomy, values: dict[str, Any], native: dict[str, An
 
 
 def estimate(model: str | os.PathLike | ModelFolder | DiffusersPipeline, *, device: str | torch.device = "auto", dtype: str | torch.dtype | None = None,
-             memory: MemorySettings | None = None, **options: Any) -> MemoryEstimate:
+             memory: MemorySettings | None = None, quantize: str | None = None, **options: Any) -> MemoryEstimate:
     """Peak memory and time of one clip of a diffusers pipeline (a folder, hub id or loaded pipeline) with these
-    options, before running it; weights are counted from the configs, nothing is loaded (`kinema generate --dry-run`)."""
+    options, before running it; weights are counted from the configs, nothing is loaded (`kinema generate --dry-run`);
+    ``quantize`` "int8": with the denoiser's Linear weights in int8 (a loaded pipeline counts as it was loaded)."""
     from kinema.device import resolve_device, resolve_dtype
     from kinema.hub import open_model
 
     if isinstance(model, DiffusersPipeline):
         return model.estimate(**options)
+    check_quantize(quantize)
     if isinstance(model, VideoPipeline):
         raise ValueError(f"--dry-run and the memory estimate are only for diffusers pipelines; {model.source} is a Kinema model")
     folder = model if isinstance(model, ModelFolder) else open_model(model)
@@ -716,7 +733,7 @@ def estimate(model: str | os.PathLike | ModelFolder | DiffusersPipeline, *, devi
     settings = DiffusersSettings.from_dict(folder.index.settings, str(folder.path / DIFFUSERS_SETTINGS_NAME))
     contract, native, _ = declare(cls, anatomy, settings, memory, folder.name)
     values = contract.resolve(options, has_image=True, who=folder.name)
-    return estimate_from(anatomy, values, native, device, dtype, memory.offload, memory.vae_tiling)
+    return estimate_from(anatomy, values, native, device, dtype, memory.offload, memory.vae_tiling, quantize=quantize)
 
 
 def fit_report(model: str | os.PathLike | None, *, prompt: str | None = None, image: bool = False, device: str | torch.device = "auto",
@@ -726,7 +743,7 @@ def fit_report(model: str | os.PathLike | None, *, prompt: str | None = None, im
     (``prompt``, when one clip is made of it; whether an ``image`` is given; ``options``; the ``lora`` files and
     whether the pipeline takes them, the step ``cache`` and the ``quantize`` mode) is checked; none for Kinema's own
     models, whose runs are small (``dry_run``, the estimate alone, is an error there). The estimate counts the weights
-    as loaded: int8 denoiser weights (``quantize``) would need less."""
+    as they will be loaded, the denoiser's Linear weights in int8 with ``quantize``."""
     from kinema.hub import DEFAULT_MODEL, names_diffusers, open_model
     from kinema.pipelines.quantize import check_offload, check_quantize
 
@@ -749,7 +766,7 @@ def fit_report(model: str | os.PathLike | None, *, prompt: str | None = None, im
         check_support(folder.name, cls, denoiser, anatomy.denoiser, anatomy.layers, bool(loras), cache)
         guidance = contract.option("guidance_scale")
         check_guided(cache, options.get("guidance_scale", guidance.default if guidance else None))
-    return estimate(folder, device=device, dtype=dtype, memory=memory, **options).lines()
+    return estimate(folder, device=device, dtype=dtype, memory=memory, quantize=quantize, **options).lines()
 
 
 # ---------------------------------------------------------------------------------------------- the pipeline
@@ -1002,9 +1019,13 @@ class DiffusersPipeline(VideoPipeline):
         """Peak memory and time of one clip with these options, on ``device`` (default: where it runs now)."""
         values = self._contract.resolve(options, has_image=True, who=self.source)
         device = torch.device(device) if device is not None else self.device
-        resident = sum(self.anatomy.parameters.values()) * torch.tensor([], dtype=self.dtype).element_size() if self.offload == "none" and self.device == device else 0
+        from kinema.pipelines.quantize import weight_bytes
+
+        # the weights already on the device (int8 ones as stored): free memory no longer counts them
+        resident = sum(weight_bytes(m) for m in self.modules().values()) if self.offload == "none" and self.device == device else 0
         auto = self.memory.offload is None and self.offload == "none"
-        return estimate_from(self.anatomy, values, self.native, device, self.dtype, None if auto else self.offload, self.memory.vae_tiling, resident)
+        return estimate_from(self.anatomy, values, self.native, device, self.dtype, None if auto else self.offload, self.memory.vae_tiling, resident,
+                             quantize=self.quantized)
 
     def _call_keywords(self, values: dict[str, Any]) -> dict[str, Any]:
         """The options that differ from what the pipeline does on its own: only those are passed."""
