@@ -1,4 +1,5 @@
-"""int8 weight-only quantization (torchao) against float32 and bfloat16 on Kinema's Shapes text-to-video models, on a CPU.
+"""int8 weight-only quantization (torchao) and magnitude pruning against float32 and bfloat16 on Kinema's Shapes
+text-to-video models, on a CPU.
 
 For each model and each precision: warm seconds per clip, the Shapes checker's accuracy per attribute on test-split
 prompts (the captions and seeds of benchmarks/shapes_t2v.py: CaptionedShapes("test", seed=1234), clip i seed + i),
@@ -10,6 +11,9 @@ the PSNR of each clip against the float32 clip of the same prompt and seed, and 
     int8     the Linear weights in int8 (load_pipeline(quantize="int8"): torchao Int8WeightOnlyConfig, one scale per
              output channel); convolutions stay float32 (torchao 0.18 has no int8 convolution)
     int8+bf16 both: int8 Linear weights, the rest in bfloat16, under autocast
+    prune30, prune50  float32 with the 30% / 50% smallest-magnitude weights of every Linear and convolution set to
+             zero (torch.nn.utils.prune.l1_unstructured, layer by layer, no fine-tuning): the seeds' other lever.
+             Dense kernels multiply the zeros all the same, so it is measured for quality against speed, not shipped
 
     python benchmarks/quantize.py                                 # shapes-t2v and shapes-ldm, 32 prompts each
     python benchmarks/quantize.py --models shapes-t2v --num-prompts 8
@@ -38,7 +42,9 @@ from kinema.pipelines.quantize import is_quantized, weight_bytes
 
 RESULTS = Path(__file__).parent / "results"
 MODES = {"float32": dict(dtype="float32"), "bf16": dict(dtype="bfloat16"), "int8": dict(dtype="float32", quantize="int8"),
-         "int8+bf16": dict(dtype="bfloat16", quantize="int8")}
+         "int8+bf16": dict(dtype="bfloat16", quantize="int8"), "prune30": dict(dtype="float32", prune=0.3),
+         "prune50": dict(dtype="float32", prune=0.5)}
+PRUNED = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.ConvTranspose2d, torch.nn.ConvTranspose3d)
 
 
 def cpu_name() -> str:
@@ -61,6 +67,22 @@ def generate(pipe, prompts: list[str], seed: int, batch: int) -> tuple[np.ndarra
     return np.concatenate(clips), (time.perf_counter() - start) / len(prompts)
 
 
+def prune_weights(pipe, amount: float) -> float:
+    """Zero the ``amount`` smallest-magnitude weights of each Linear and convolution of the pipeline's networks (the
+    shared text encoder excepted, as with int8); returns the share of all their parameters now zero."""
+    from torch.nn.utils import prune
+
+    zeros = total = 0
+    for net in pipe.modules().values():
+        for layer in net.modules():
+            if isinstance(layer, PRUNED):
+                prune.l1_unstructured(layer, "weight", amount)
+                prune.remove(layer, "weight")  # the mask folded into the weight: a plain tensor with zeros
+        zeros += sum(int((p == 0).sum()) for p in net.parameters())
+        total += sum(p.numel() for p in net.parameters())
+    return zeros / total
+
+
 def linear_share(pipe) -> tuple[int, int]:
     """(weights in quantized Linear layers, all weights) of the pipeline's networks, in parameters."""
     quantized = total = 0
@@ -75,7 +97,10 @@ def linear_share(pipe) -> tuple[int, int]:
 def run_model(model: str, prompts: list[str], seed: int, batch: int) -> dict:
     rows, reference = {}, None
     for mode, how in MODES.items():
+        how = dict(how)
+        amount = how.pop("prune", None)
         pipe = load_pipeline(model, device="cpu", **how)
+        zero_share = prune_weights(pipe, amount) if amount else None
         videos, seconds = generate(pipe, prompts, seed, batch)
         report = check_videos(list(videos), prompts)
         if reference is None:
@@ -92,6 +117,7 @@ def run_model(model: str, prompts: list[str], seed: int, batch: int) -> dict:
             "clips_identical_to_float32": sum(not math.isfinite(p) for p in psnrs),
             "weights_mb": sum(weight_bytes(net) for net in pipe.modules().values()) / 2**20,
             "params_in_int8": quantized / total,
+            "params_zero": zero_share,
         }
         print(f"  {model} {mode}: {seconds:.2f} s/clip", flush=True)
     return rows
@@ -127,7 +153,8 @@ def main() -> None:
             psnr = "(itself)" if mode == "float32" else f"{r['psnr_vs_float32_mean_db']:5.1f} (min {r['psnr_vs_float32_min_db']:4.1f})"
             print(f"{model:11} {mode:9} {r['seconds_per_clip']:7.2f} {base / r['seconds_per_clip']:5.2f}x {accs} {r['single_blob_rate']:9.1%} "
                   f"{psnr:>13} {r['weights_mb']:6.2f} {r['params_in_int8']:8.0%}")
-    print("PSNR: mean over the clips that differ from float32 (min: the worst clip); MB: the networks' weights (text encoder not counted)")
+    print("PSNR: mean over the clips that differ from float32 (min: the worst clip); MB: the networks' weights (text encoder not counted),\n"
+          "dense: pruned weights are stored and multiplied as zeros")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
