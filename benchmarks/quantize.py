@@ -145,14 +145,14 @@ def main() -> None:
         result["models"][model] = run_model(model, prompts, args.seed, args.batch)
 
     head = f"{'model':11} {'weights':9} {'s/clip':>7} {'speed':>6} " + " ".join(f"{a:>9}" for a in ATTRIBUTES)
-    print("\n" + head + f" {'one blob':>9} {'PSNR vs fp32':>13} {'MB':>6} {'in int8':>8}")
+    print("\n" + head + f" {'one blob':>9} {'PSNR vs fp32':>13} {'MB':>6} {'in int8':>8} {'zeros':>6}")
     for model, rows in result["models"].items():
         base = rows["float32"]["seconds_per_clip"]
         for mode, r in rows.items():
             accs = " ".join(f"{r['accuracy'][a]:9.1%}" for a in ATTRIBUTES)
             psnr = "(itself)" if mode == "float32" else f"{r['psnr_vs_float32_mean_db']:5.1f} (min {r['psnr_vs_float32_min_db']:4.1f})"
             print(f"{model:11} {mode:9} {r['seconds_per_clip']:7.2f} {base / r['seconds_per_clip']:5.2f}x {accs} {r['single_blob_rate']:9.1%} "
-                  f"{psnr:>13} {r['weights_mb']:6.2f} {r['params_in_int8']:8.0%}")
+                  f"{psnr:>13} {r['weights_mb']:6.2f} {r['params_in_int8']:8.0%} {r['params_zero'] or 0:6.0%}")
     print("PSNR: mean over the clips that differ from float32 (min: the worst clip); MB: the networks' weights (text encoder not counted),\n"
           "dense: pruned weights are stored and multiplied as zeros")
     args.out.parent.mkdir(parents=True, exist_ok=True)
