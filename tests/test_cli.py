@@ -48,6 +48,10 @@ def test_render_writes_playable_videos_manifest_and_preview(tmp_path):
     assert table.count("100.0%") >= 7, table
     report = json.loads(invoke("check", out, "--json"))
     assert all(acc >= 0.99 for acc in report["accuracy"].values())
+    # --json gives each clip's reading beside what its caption asked (the report's own dict leaves them out)
+    assert len(report["videos"]) == len(report["clips"]) == 8
+    assert report["videos"][3]["expected"] == rows[3]["labels"]
+    assert {k: report["videos"][3]["read"][k] for k in rows[3]["labels"]} == rows[3]["labels"]
 
     # info shows the provenance record written with each video
     shown = invoke("info", videos[3])

@@ -400,6 +400,17 @@ def test_a_rendered_manifest_gives_each_clip_its_own_labels(tmp_path):
     assert len({row["caption"] for row in rows}) > 1
 
 
+def test_rendering_onto_a_file_is_not_a_directory_error_and_keeps_the_file(tmp_path):
+    """The Python API's exception says what is wrong (a file where the folder goes), not that something exists."""
+    from kinema.data.render import render_dataset
+
+    target = tmp_path / "clips.bin"
+    target.write_bytes(b"mine")
+    with pytest.raises(NotADirectoryError, match="clips.bin is a file"):
+        render_dataset("shapes", target, count=1, resolution=32)
+    assert target.read_bytes() == b"mine"
+
+
 def test_the_first_noise_is_scaled_to_the_samplers_starting_sigma(text_encoder, monkeypatch):
     from kinema.pipelines.text2video import make_scheduler, tiny_pipeline
 

@@ -26,6 +26,15 @@ def test_checker_reads_varied_captions_and_label_dicts():
     assert by_caption.accuracy == by_labels.accuracy == {name: 1.0 for name in ATTRIBUTES}
 
 
+def test_a_report_lists_each_clips_reading_only_when_asked():
+    ds = CaptionedShapes("test", num_samples=3, resolution=32)
+    report = check_videos([ds.render(i) for i in range(3)], [ds.caption(i) for i in range(3)])
+    assert "videos" not in report.to_dict() and "readings" not in report.to_dict()
+    videos = report.to_dict(with_readings=True)["videos"]
+    assert [v["expected"] for v in videos] == [ds.labels(i).to_dict() for i in range(3)]
+    assert [v["read"]["shape"] for v in videos] == [ds.labels(i).shape for i in range(3)]
+
+
 def test_checker_notices_wrong_videos():
     ds = CaptionedShapes("test", num_samples=20)
     wrong = [ds.render(i)[::-1] for i in range(20)]  # played backwards: every direction flips

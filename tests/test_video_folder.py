@@ -59,6 +59,8 @@ def test_manifest_captions(folder):
     csv.write_text("name,text\nclip1.mp4,x\n")
     with pytest.raises(ValueError, match="no video column"):
         VideoFolder(root, manifest=csv)
+    csv.write_text("video\nclip1.mp4\n")  # no caption column: an unconditional clip, never its file name as the caption
+    assert VideoFolder(root, num_frames=4, manifest=csv)[0]["caption"] == ""
 
 
 def test_broken_files_are_skipped_and_counted(folder, caplog):
