@@ -113,6 +113,21 @@ def test_png_folder_without_sidecar_uses_default_fps_and_natural_order(tmp_path)
     assert read_video(folder, default_fps=24).fps == 24
 
 
+def test_png_frames_with_alpha_or_a_palette_read_as_rgb(tmp_path):
+    """A user's frames exported with transparency (RGBA) or as palette PNGs: RGB frames, the colour channels as drawn."""
+    frames = moving_square(3)
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    Image.fromarray(np.dstack([frames[0], np.full(frames.shape[1:3], 128, np.uint8)]), "RGBA").save(folder / "0000.png")
+    Image.fromarray(frames[1]).convert("P", palette=Image.Palette.ADAPTIVE, colors=8).save(folder / "0001.png")
+    Image.fromarray(frames[2]).save(folder / "0002.png")
+    video = read_video(folder)
+    assert video.frames.shape == (3, *frames.shape[1:3], 3) and video.frames.dtype == np.uint8
+    np.testing.assert_array_equal(video.frames[0], frames[0])
+    np.testing.assert_array_equal(video.frames[2], frames[2])
+    assert np.abs(video.frames[1].astype(int) - frames[1]).max() <= 8  # an 8-colour palette of a two-colour frame
+
+
 def test_torch_tensor_frames_are_accepted(tmp_path):
     torch = pytest.importorskip("torch")
     frames = moving_square(4)
