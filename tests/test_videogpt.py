@@ -304,3 +304,15 @@ def test_the_prior_trains_on_the_captions_its_config_names(captions):
     assert [dataset.caption(i) for i in range(64)] == [reference.caption(i) for i in range(64)]
     plain = set(canonical_captions())
     assert (sum(dataset.caption(i) not in plain for i in range(64)) > 16) == (captions == "varied")
+
+
+def test_attention_dropout_is_its_own_setting_and_off_by_default():
+    """Residual dropout leaves attention on the flash path; attention dropout is asked for separately."""
+    from kinema.models.gpt import VideoGPT, VideoGPTConfig
+
+    config = VideoGPTConfig(vocab_size=16, latent_frames=2, latent_height=2, latent_width=2, width=16, layers=1, heads=2, dropout=0.1)
+    assert config.attention_dropout == 0.0 and VideoGPT(config).blocks[0].attn.dropout == 0.0
+    with_attention = VideoGPTConfig(**{**config.__dict__, "attention_dropout": 0.2})
+    assert VideoGPT(with_attention).blocks[0].attn.dropout == 0.2
+    with pytest.raises(ValueError, match="attention_dropout"):
+        VideoGPTConfig(attention_dropout=1.0)
