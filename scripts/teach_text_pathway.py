@@ -195,7 +195,6 @@ def encode(encoder: MiniLMEncoder, captions: list[str], batch: int = 256) -> lis
     for first in range(0, len(captions), batch):
         text = encoder.encode(captions[first : first + batch])
         chunks.append((text.tokens.float(), text.mask))
-    encoder._cache.clear()  # thousands of one-off captions
     return chunks
 
 

@@ -34,7 +34,7 @@ from kinema.hub import DIFFUSERS_SETTINGS_NAME, INDEX_NAME, ModelFolder, ModelFo
 from kinema.pipelines import Registration, register
 from kinema.pipelines.common import Callback, Contract, Option, PipelineSettings, VideoPipeline, VideoPipelineOutput, check_not_quantized
 from kinema.pipelines.preview import LatentPreviewer
-from kinema.pipelines.quantize import check_quantize, mute_torchao_noise
+from kinema.pipelines.quantize import check_quantize, int8_linear_bytes, mute_torchao_noise, weight_bytes
 
 mute_torchao_noise()  # diffusers' model classes import torchao when it is installed (--quantize): five lines of warnings otherwise
 
@@ -348,14 +348,16 @@ def anatomy_of(class_name: str, modules: dict[str, torch.nn.Module], counts: dic
     linear, buffers = {}, {}
     for name, module in modules.items():
         parameters.setdefault(name, sum(p.numel() for p in module.parameters()))
-        layers = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
-        linear[name] = (sum(m.weight.numel() for m in layers), sum(m.weight.shape[0] for m in layers))
         buffers[name] = sum(b.numel() * b.element_size() for b in module.buffers())
+        values = rows = 0
         for sub in module.modules():
+            if isinstance(sub, torch.nn.Linear):
+                values, rows = values + sub.weight.numel(), rows + sub.weight.shape[0]
             if isinstance(sub, torch.nn.ModuleList):
                 largest_block = max([largest_block, *(sum(p.numel() for p in entry.parameters()) for entry in sub)])
             elif not any(True for _ in sub.children()):
                 largest_leaf = max(largest_leaf, sum(p.numel() for p in sub.parameters(recurse=False)))
+        linear[name] = (values, rows)
     denoiser = "transformer" if "transformer" in configs else "unet" if "unet" in configs else None
     den = configs.get(denoiser or "", {})
     if denoiser == "transformer":
@@ -647,7 +649,7 @@ def estimate_from(anatomy: Anatomy, values: dict[str, Any], native: dict[str, An
             values_int8, rows = anatomy.linear.get(name or "", (0, 0))
             if name in weights and values_int8:
                 before = weights[name]
-                weights[name] -= values_int8 * size - values_int8 - 4 * rows
+                weights[name] += int8_linear_bytes(values_int8, rows) - values_int8 * size
                 notes.append(f"{quantize}: {name} {_gb(before)} -> {_gb(weights[name])} (its Linear weights; the rest stays {str(dtype).replace('torch.', '')})")
     denoiser_params = anatomy.parameters.get(anatomy.denoiser or "", 0)  # Wan 2.2's transformer_2 takes turns with it: same cost a step
     # 1. the denoiser's working set, scaled by the latent volume
@@ -745,7 +747,7 @@ def fit_report(model: str | os.PathLike | None, *, prompt: str | None = None, im
     models, whose runs are small (``dry_run``, the estimate alone, is an error there). The estimate counts the weights
     as they will be loaded, the denoiser's Linear weights in int8 with ``quantize``."""
     from kinema.hub import DEFAULT_MODEL, names_diffusers, open_model
-    from kinema.pipelines.quantize import check_offload, check_quantize
+    from kinema.pipelines.quantize import check_offload  # not this module's check_offload(device, mode)
 
     loras = lora_list(lora)
     check_cache(cache)
@@ -1019,8 +1021,6 @@ class DiffusersPipeline(VideoPipeline):
         """Peak memory and time of one clip with these options, on ``device`` (default: where it runs now)."""
         values = self._contract.resolve(options, has_image=True, who=self.source)
         device = torch.device(device) if device is not None else self.device
-        from kinema.pipelines.quantize import weight_bytes
-
         # the weights already on the device (int8 ones as stored): free memory no longer counts them
         resident = sum(weight_bytes(m) for m in self.modules().values()) if self.offload == "none" and self.device == device else 0
         auto = self.memory.offload is None and self.offload == "none"

@@ -90,6 +90,12 @@ def _as_autocast_does(layer: torch.nn.Module, inputs: tuple, output: torch.Tenso
     return output
 
 
+def int8_linear_bytes(values: int, rows: int) -> int:
+    """Bytes torchao's weight-only int8 stores for Linear weights of ``values`` entries over ``rows`` output rows: an int8
+    value each and a float32 scale a row (whatever the weights' dtype was): what the memory estimate counts."""
+    return values + 4 * rows
+
+
 def weight_bytes(module: torch.nn.Module) -> int:
     """Bytes the parameters and buffers of ``module`` hold (an int8 weight counts its int8 values and its scales)."""
     total = 0
