@@ -563,7 +563,7 @@ MUTATIONS = [
      'return torch.from_numpy(obj.copy())', 'return torch.from_numpy(obj)',
      ['tests/test_training.py']),
     ('config-list-type-unnamed', "fresh-13", "src/kinema/training/config.py",
-     'return f"a list of {_describe(args[0]) if args else \'values\'}"', 'return "a list"',
+     'return f"a list of {_PLURALS[args[0]] if args else \'values\'}"', 'return "a list"',
      ['tests/test_training_config.py']),
     ('empty-ema-state-loaded', "fresh-13", "src/kinema/training/trainer.py",
      '            if state["ema"]:\n', '            if state["ema"] is not None:\n',

@@ -467,3 +467,55 @@ def test_the_estimate_counts_int8_weights_as_torchao_stores_them(unet_t2v, dit_t
     assert "int8: transformer" in output and not (tmp_path / "x.mp4").exists()
     with pytest.raises(ValueError, match="quantize .* must be one of int8"):
         estimate(dit_t2v, device="cpu", quantize="int4")
+
+
+def test_the_estimate_suggests_tiles_only_for_a_large_decode_and_only_where_the_vae_has_them(unet_t2v):
+    """The tiling hint is for a decode that dominates and passes a GiB; a pipeline without a VAE has no tiles to
+    offer and says so by its own name, not a VAE's it does not have."""
+    from kinema.pipelines import diffusers_backend as backend
+
+    pipe = load_pipeline(unet_t2v, device="cpu")
+    hint = "the VAE decode is the largest part: --vae-tiling decodes in tiles"
+
+    def notes(anatomy, frames, side, tiling):
+        values = pipe.contract().resolve({"num_frames": frames, "height": side, "width": side}, True, "test")
+        found = backend.estimate_from(anatomy, values, pipe.native, torch.device("cpu"), torch.float32, "none", tiling, timing=False)
+        return found, found.notes
+
+    import dataclasses
+
+    wide_decoder = dataclasses.replace(pipe.anatomy, vae_channels=256)  # as a real VAE's: the decode outweighs the tiny UNet
+    small, small_notes = notes(wide_decoder, 4, 64, False)
+    assert small.decode > small.activations and small.decode < 2**30 and hint not in small_notes
+    large, large_notes = notes(wide_decoder, 16, 512, False)
+    assert large.decode > max(large.activations, 2**30) and hint in large_notes
+    assert hint not in notes(wide_decoder, 16, 512, True)[1]
+
+    without_vae = backend.anatomy_of("TextToVideoSDPipeline", {k: m for k, m in pipe.modules().items() if k != "vae"})
+    assert without_vae.vae_class == "" and without_vae.vae_tile is None
+    assert "this pipeline has no tiled decoding; --vae-tiling changes nothing" in notes(without_vae, 4, 64, True)[1]
+    assert f"{pipe.anatomy.vae_class} has" not in " ".join(notes(pipe.anatomy, 4, 64, True)[1])
+
+
+def test_step_cache_settings_are_diffusers_own(dit_t2v):
+    """PAB's timestep range is the one diffusers documents (its config's default)."""
+    import dataclasses
+
+    from diffusers import PyramidAttentionBroadcastConfig
+
+    from kinema.pipelines.diffusers_backend import cache_config
+
+    pipe = load_pipeline(dit_t2v, device="cpu").pipe
+    pab = cache_config("pab", pipe, frames_first=True)
+    defaults = {f.name: f.default for f in dataclasses.fields(PyramidAttentionBroadcastConfig)}
+    assert pab.spatial_attention_timestep_skip_range == defaults["spatial_attention_timestep_skip_range"]
+    assert pab.spatial_attention_block_skip_range == 2
+
+
+def test_the_tiny_clip_vocabulary_is_written_in_gpt2s_byte_alphabet():
+    """The tokenizer the tests write must read as CLIP's does: the same byte -> character table."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode  # GPT-2's table, as transformers converts CLIP
+
+    from kinema.pipelines.diffusers_backend import _bytes_to_unicode
+
+    assert _bytes_to_unicode() == bytes_to_unicode()

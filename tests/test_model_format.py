@@ -240,3 +240,51 @@ def test_the_shipped_latent_model_draws_its_prompts_at_native_64x64(text_encoder
     assert out.frames.shape == (2, 16, 64, 64, 3) and pipe.settings.sample_size * 4 == 64  # 16x16 latents, no upscaling
     report = check_videos(list(out.frames), prompts)
     assert all(acc == 1.0 for acc in report.accuracy.values()), report.accuracy
+
+
+def test_a_model_folder_with_two_components_of_one_class_asks_which(model_dir):
+    """A network loaded from a whole model folder takes the one component of its class; with two of them
+    (say a base and a refiner denoiser) picking the first would load the wrong weights without a word."""
+    from kinema.models.unet3d import VideoUNet
+
+    assert VideoUNet.component_folder(model_dir) == model_dir / "denoiser"
+    shutil.copytree(model_dir / "denoiser", model_dir / "refiner")
+    index = json.loads((model_dir / INDEX_NAME).read_text())
+    index["components"]["refiner"] = "refiner"
+    (model_dir / INDEX_NAME).write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"holds 2 VideoUNet components \(.*denoiser.*refiner.*\); give the component's folder"):
+        VideoUNet.from_pretrained(model_dir)
+    assert VideoUNet.component_folder(model_dir / "refiner") == model_dir / "refiner"
+
+
+def test_saving_in_half_precision_keeps_integer_buffers_exact(tmp_path):
+    """dtype=float16 stores the floating-point tensors in half; an integer buffer (a step count, an index table)
+    stays integer: float16 would round 4097 to 4096."""
+    import dataclasses
+
+    from torch import nn
+
+    from kinema.models.base import PretrainedMixin
+
+    @dataclasses.dataclass
+    class Config:
+        width: int = 3
+
+    class WithCounts(PretrainedMixin, nn.Module):
+        config_class = Config
+
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.proj = nn.Linear(config.width, config.width)
+            self.register_buffer("counts", torch.tensor([4097, 70000, -3], dtype=torch.int64))
+
+    model = WithCounts(Config())
+    model.save_pretrained(tmp_path / "m", dtype=torch.float16)
+    from safetensors.torch import load_file
+
+    stored = load_file(str(tmp_path / "m" / "model.safetensors"))
+    assert stored["proj.weight"].dtype == torch.float16 and stored["counts"].dtype == torch.int64
+    loaded = WithCounts.from_pretrained(tmp_path / "m")
+    assert loaded.counts.tolist() == [4097, 70000, -3]
+    assert torch.equal(loaded.proj.weight, model.proj.weight.half().float())

@@ -19,6 +19,7 @@ from kinema.training.checkpoint import (
     prune_checkpoints,
     restore_rng,
     save_checkpoint,
+    to_cpu,
 )
 from kinema.training.config import dump_yaml, parse_yaml
 from kinema.training.sampler import DataPosition, GlobalBatchSampler
@@ -66,6 +67,7 @@ def test_typo_in_yaml_file_names_the_file_and_key(tmp_path):
         ("train.betas=[0.9]", "train.betas must have 2 items"),
         ("train.betas=[0.9, fast]", "train.betas[1] must be a number, got 'fast' (str)"),
         ("train.max_grad_norm=[1]", "train.max_grad_norm must be a number or null"),
+        ("train.compile=3", "train.compile must be true or false or a list of strings, got 3 (int)"),
         ("train.max_steps=0", "train.max_steps must be at least 1, got 0"),
         ("model.dropout=2.0", "dropout must be in [0, 1)"),
         ("train=3", "train must be a mapping of keys for TrainConfig"),
@@ -218,3 +220,30 @@ def test_batch_larger_than_dataset_or_indivisible_is_refused():
         GlobalBatchSampler(4, 8, 1, 1, 0, seed=0, start=DataPosition())
     with pytest.raises(ValueError, match=r"divisible by gradient_accumulation_steps \(1\) x processes \(3\)"):
         GlobalBatchSampler(20, 8, 1, 3, 0, seed=0, start=DataPosition())
+
+
+def test_a_list_of_anything_else_names_its_items():
+    import typing
+
+    from kinema.training.config import TrainConfig, _describe
+
+    assert _describe(list[TrainConfig]) == "a list, each item a mapping for TrainConfig"
+    assert _describe(tuple[typing.Literal["a", "b"], ...]) == "a list, each item one of 'a', 'b'"
+    diffusion = Path(__file__).parents[1] / "configs" / "diffusion" / "tiny.yaml"
+    with pytest.raises(ConfigError, match=r"model.channels must be a list of integers, got 'wide' \(str\)"):
+        load_config(diffusion, ["model.channels=wide"])
+
+
+def test_a_checkpoint_takes_numpy_arrays_of_any_layout_and_keeps_them_apart(tmp_path):
+    """numpy state (an RNG's key, a metric buffer) may be a reversed view or read-only; the checkpoint stores its own
+    copy, so editing the array after saving changes nothing saved."""
+    values = np.arange(6, dtype=np.int64)
+    frozen = np.arange(4.0)
+    frozen.setflags(write=False)
+    state = {"reversed": values[::-1], "frozen": frozen, "plain": values}
+    held = to_cpu(state)
+    values[0] = 99
+    assert held["plain"].tolist() == [0, 1, 2, 3, 4, 5] and held["reversed"].tolist() == [5, 4, 3, 2, 1, 0]
+    save_checkpoint(tmp_path / "step_000001.pt", state)
+    loaded = load_checkpoint(tmp_path / "step_000001.pt")
+    assert loaded["reversed"].tolist() == [5, 4, 3, 2, 1, 99] and loaded["frozen"].tolist() == [0.0, 1.0, 2.0, 3.0]

@@ -108,6 +108,10 @@ def test_threads_follow_the_flag_then_the_environment_then_the_idle_cores(monkey
         monkeypatch.setenv("KINEMA_THREADS", "zero")
         with pytest.raises(ValueError, match=r"\$KINEMA_THREADS must be a whole number of threads >= 1, got 'zero'"):
             threads.configure_threads()
+        for fraction in ("1.5", "2.0"):  # a fraction is not rounded to some number of threads the user did not ask for
+            monkeypatch.setenv("KINEMA_THREADS", fraction)
+            with pytest.raises(ValueError, match=rf"\$KINEMA_THREADS must be a whole number of threads >= 1, got '{fraction}'"):
+                threads.configure_threads()
     finally:
         torch.set_num_threads(before)
 

@@ -208,3 +208,22 @@ def test_training_lowers_the_loss_logs_the_codebook_and_exports(tmp_path, one_th
     with pytest.raises(ValueError, match="does not generate video"):
         load_pipeline(run / "model", device="cpu")
     assert list((run / "samples").glob("*")), "the run wrote no preview of inputs beside reconstructions"
+
+
+def test_a_residual_block_starts_as_the_identity_and_learns(one_thread):
+    """Its second convolution starts at zero, so a deep stack trains from the identity; the first one is random,
+    so the gradient reaches both at the first step."""
+    from kinema.models.vqvae import ResBlock
+
+    torch.manual_seed(0)
+    block = ResBlock(8)
+    x = clip(frames=3, size=8).repeat(1, 3, 1, 1, 1)[:, :8]
+    assert torch.equal(block(x), x)
+    assert block.conv1.conv.weight.abs().min() > 0
+    target = torch.roll(x, 1, dims=-1)
+    torch.nn.functional.mse_loss(block(x), target).backward()
+    assert block.conv2.conv.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        for p in block.parameters():
+            p -= 0.1 * p.grad
+    assert torch.nn.functional.mse_loss(block(x), target) < torch.nn.functional.mse_loss(x, target)

@@ -314,10 +314,15 @@ def _describe(tp: Any) -> str:
     if origin in (list, tuple):
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             return "a list [" + ", ".join(_describe(a) for a in args) + "]"
-        return f"a list of {_describe(args[0]) if args else 'values'}"
+        if not args or args[0] in _PLURALS:
+            return f"a list of {_PLURALS[args[0]] if args else 'values'}"
+        return f"a list, each item {_describe(args[0])}"
     if origin is dict:
         return "a mapping"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+_PLURALS = {bool: "true/false values", int: "integers", float: "numbers", str: "strings"}
 
 
 def _wrong_type(tp: Any, value: Any, key: str) -> ConfigError:
