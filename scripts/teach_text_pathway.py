@@ -39,6 +39,7 @@ import torch
 
 from kinema.data.shapes import _WORDS, COLORS, DIRECTIONS, SHAPES, SIZES, SPEEDS, ShapesLabels, shapes_vocabulary
 from kinema.hub import open_model
+from kinema.io.atomic import atomic_dir
 from kinema.models.gan import VideoGenerator
 from kinema.models.text import MiniLMEncoder
 from kinema.text import plan
@@ -210,7 +211,10 @@ def main() -> None:
     parser.add_argument("--holdout-share", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     args = parser.parse_args()
+    if args.out.exists() and not args.overwrite:
+        raise SystemExit(f"--out {args.out} exists; pass --overwrite to replace it")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
@@ -300,17 +304,20 @@ def main() -> None:
 
     # 4. the model folder: the input's, with the taught generator
     generator.condition = student
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    shutil.copytree(folder.path, args.out)
-    generator.save_pretrained(args.out / folder.component("generator").relative_to(folder.path), overwrite=True)
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
+        shutil.copytree(folder.path, tmp, dirs_exist_ok=True)
+        generator.save_pretrained(tmp / folder.component("generator").relative_to(folder.path), overwrite=True)
+        write_report(tmp, args, excluded, taught, unseen, before, after, texts)
+    print(f"wrote {args.out}")
+
+
+def write_report(folder: Path, args, excluded, taught, unseen, before, after, texts) -> None:
     report = {"model": args.model, "excluded_sets": [str(p) for p in args.exclude], "excluded_words": len(excluded),
               "lexicon_words": {a: {v: sorted(w) for v, w in vals.items()} for a, vals in taught.items()},
               "unseen_lexicon_words": {a: {v: sorted(w) for v, w in vals.items()} for a, vals in unseen.items()},
               "captions": args.captions, "steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
               "unseen_words_teacher": before, "unseen_words_student": after, "examples": texts[:20]}
-    (args.out / "teach_report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    (folder / "teach_report.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
