@@ -102,10 +102,14 @@ class Phrases:
         return found
 
     def negated(self, matches: list[Match], texts: list[str], used: list[bool]) -> list[Match]:
-        """"not fast": a value just after a negation means the other value of a two-valued attribute, else nothing."""
+        """"not fast", "not in a hurry": a value just after a negation (with at most two small words between) means the other
+        value of a two-valued attribute, else nothing."""
         out = []
         for m in matches:
-            before = [j for j in range(max(0, m.tokens[0] - 2), m.tokens[0]) if texts[j] in NEGATIONS]
+            before, j = [], m.tokens[0] - 1
+            while j >= max(0, m.tokens[0] - 3) and (texts[j] in NEGATIONS or texts[j] in STOP_WORDS):  # "not in a hurry"
+                before += [j] if texts[j] in NEGATIONS else []
+                j -= 1
             if not before:
                 out.append(m)
                 continue

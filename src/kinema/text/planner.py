@@ -327,7 +327,7 @@ class Planner:
         """Pass 5: a word WordNet knows, by what its senses lead to (kinema.text.senses); a compound WordNet lists
         ("king-size") is read whole; "X-coloured", "X-shaped", "X-sized" for that attribute only; a compass word's
         derivation by its root ("westbound" -> west)."""
-        known = None
+        known, found = None, []
         phrases = r.noun_phrases(self._noun, self._motion)
         heads = {head for head, _ in phrases}
         modifiers = {i for _, before in phrases for i in before}
@@ -356,9 +356,10 @@ class Planner:
             if (attribute, value) == OTHER:
                 r.refused |= set(span)
             else:
-                r.matches.append(Match(attribute, value, round(share, 3), "lexicon", span))
+                found.append(Match(attribute, value, round(share, 3), "lexicon", span))
                 for k in span:
                     r.used[k] = True
+        r.matches += self.phrases.negated(found, r.texts, r.used)  # "no rush": the other speed, as "not fast" is
         for i, word in enumerate(r.texts):  # "at speed": an attribute's name alone, as a manner, is what WordNet says it is
             if word in self.phrases.attribute_names and not r.used[i] and i > 0 and r.texts[i - 1] in ("at", "with") \
                     and (r.broken(i) or r.texts[i + 1] in STOP_WORDS - {"of"}):

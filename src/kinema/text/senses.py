@@ -255,7 +255,7 @@ class Senses:
         """A sense's clues, surest first: its colour (a colour sense); its synonyms' (see _synonym_clues); one of
         words.OTHER_THINGS among all its hypernyms; the other value of what an antonym's synonyms lead to (the opposite
         of an adjective similar to "fast" is slow); its definition, then those of its similar adjectives ("fleetly":
-        "in a fleet manner"; fleet: "moving very fast")."""
+        "in a fleet manner"; fleet: "moving very fast"); a noun's last, the shape the definitions of what it is a kind of give."""
         net = wordnet()
         if self.palette is not None and self.is_colour(synset):
             yield self.sense_colour(synset)
@@ -272,6 +272,10 @@ class Senses:
                 yield from (self.phrases.other_value(c) if c and c != OTHER else None for c in self._synonym_clues(net.synset(p, o)))
         for near in [synset, *similar]:
             yield self._gloss(near.gloss, near.pos, own=near is synset)
+        if synset.pos == "n" and self.noun:  # its shape by what it is a kind of: a marble is a ball, "a round object"
+            for p, o in synset.related("@"):
+                found = self._gloss(net.synset(p, o).gloss, "n", own=False)
+                yield found if found is not None and found[0] == self.noun else None
 
     def _synonym_clues(self, synset: Synset) -> Iterator[Evidence | None]:
         """What the lemmas of a sense, of its similar adjectives (or the adjective of an adverb) and of two levels of
