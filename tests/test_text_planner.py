@@ -509,3 +509,26 @@ def test_cli_batch_and_models_show_the_planner(tmp_path):
     assert [probe(tmp_path / "clips" / f"000{i}.mp4").provenance.caption for i in (0, 1)] == ["a small red circle moving left quickly"] * 2
     shown = runner.invoke(app, ["models", "shapes-t2v"]).output
     assert "prompts in any wording" in shown and "circle, square, triangle" in shown
+
+
+@pytest.mark.parametrize("prompt, speed", [
+    ("a small red circle moving left, no rush", "slowly"),  # "rush" is fast: after "no" it is the other speed
+    ("a small red circle moving left in no hurry", "slowly"),
+    ("a small red circle moving left, not in a hurry", "slowly"),  # two small words between
+    ("a small red circle moving left in a hurry", "quickly"),
+])
+def test_a_negated_word_from_the_lexicon_means_the_other_value(read, prompt, speed):
+    scene = read(prompt)
+    assert scene.values["speed"] == speed and scene.values["direction"] == "left" and not scene.unplaced
+
+
+@pytest.mark.parametrize("prompt, shape", [
+    ("a wee navy marble creeping west", "circle"),  # a marble's commonest sense is the rock; the toy one is a ball: "a round object"
+    ("a big red rock moving up", None),  # a rock is another thing, still reported
+])
+def test_a_things_shape_comes_from_what_it_is_a_kind_of(read, prompt, shape):
+    scene = read(prompt)
+    if shape is None:
+        assert "rock" in scene.unplaced
+    else:
+        assert scene.values["shape"] == shape and scene.choices["shape"].how not in ("guess", "lean")
