@@ -532,3 +532,22 @@ def test_a_things_shape_comes_from_what_it_is_a_kind_of(read, prompt, shape):
         assert "rock" in scene.unplaced
     else:
         assert scene.values["shape"] == shape and scene.choices["shape"].how not in ("guess", "lean")
+
+
+@pytest.mark.parametrize("prompt, values", [
+    ("a small red ▲ moving ← slowly", {"shape": "triangle", "direction": "left"}),
+    ("a big blue ● going ↓ quickly", {"shape": "circle", "direction": "down"}),
+    ("a #FF00FF square moving up", {"color": "magenta"}),  # a colour code by the colour it names
+    ("a #0f0 circle moving up", {"color": "green"}),
+    ("an rgb(0, 0, 255) circle moving up", {"color": "blue"}),
+    ("a 12x12 yellow square moving up", {"size": "small"}),  # 12 px: the small size
+    ("a 20 × 20 yellow square moving up", {"size": "large"}),
+])
+def test_symbols_colour_codes_and_sizes_as_engineers_write_them(read, prompt, values):
+    scene = read(prompt)
+    assert {k: scene.values[k] for k in values} == values and not scene.unplaced and scene.prompt == prompt
+
+
+def test_a_number_after_a_hash_is_no_colour(read):
+    scene = read("a big red circle moving up slowly, take #123")
+    assert scene.values["color"] == "red" and scene.unplaced == ["take"]  # not a colour named "#123" would be

@@ -28,6 +28,11 @@ MAX_HUE_SHARE = 0.42
 MAX_CATEGORY_ANGLE = 45.0
 
 
+def nearest_name(rgb: RGB) -> str:
+    """The CSS colour name nearest an RGB code (its own name when it has one: (255, 0, 255) is "fuchsia")."""
+    return min(COLOUR_NAMES, key=lambda name: sum((a - b) ** 2 for a, b in zip(webcolors.name_to_rgb(name), rgb)))
+
+
 def rgb_of(name: str) -> RGB | None:
     """The RGB of a colour name in any spacing ("sky blue", "sky-blue", "SkyBlue"), or None."""
     key = "".join(name.lower().replace("-", " ").split())

@@ -52,11 +52,12 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-from kinema.text.colors import COLOUR_NAMES, Palette, is_chromatic, nearest_by_hue, rgb_of
+from kinema.text.colors import COLOUR_NAMES, Palette, is_chromatic, nearest_by_hue, nearest_name, rgb_of
 from kinema.text.lexicon import wordnet
 from kinema.text.meaning import Meaning
 from kinema.text.phrases import Match, Phrases
@@ -75,6 +76,7 @@ from kinema.text.words import (
     OTHER_THINGS,
     PREPOSITIONS,
     STOP_WORDS,
+    SYMBOL_WORDS,
     forms,
     read_number,
     tokenize,
@@ -183,7 +185,7 @@ class Planner:
 
     def plan(self, prompt: str, previous: Scene | None = None) -> Scene:
         """Read ``prompt``; attributes it does not name come from ``previous`` (a shot referring back) or are guessed."""
-        r = Reading.of(prompt)
+        r = Reading.of(spelled_out(prompt))
         self._idioms(r)  # 0.
         self._named(r)  # 1.
         r.matches += self.phrases.numbers(r.texts, r.used, r.between)  # 2.
@@ -609,6 +611,26 @@ def _names(texts: list[str], span: tuple[int, ...]) -> list[str]:
 _ENCODER = None
 _PLANNERS: dict[tuple[int, str], Planner] = {}
 _LOCK = threading.Lock()
+
+
+_HEX = re.compile(r"#([0-9a-fA-F]{6}|(?=[0-9]*[a-fA-F])[0-9a-fA-F]{3})\b")  # "#f0f", not "#123" (a number)
+_SQUARE_SIZE = re.compile(r"\b(\d+)\s*[x×]\s*\1\b")  # "12x12": 12 px
+_RGB = re.compile(r"\brgb\(\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\)", re.IGNORECASE)
+
+
+def spelled_out(prompt: str) -> str:
+    """The prompt with arrows and shape symbols as words ("↓" -> " down "), colour codes ("#FF00FF", "rgb(0, 0, 255)")
+    as the nearest CSS colour's name, which the colour pass then reads by hue, and "12x12" as "12 px"."""
+    def code(match: re.Match) -> str:
+        if match.re is _RGB:
+            rgb = tuple(min(255, int(v)) for v in match.groups())
+        else:
+            digits = match.group(1) if len(match.group(1)) == 6 else "".join(c * 2 for c in match.group(1))
+            rgb = tuple(int(digits[k : k + 2], 16) for k in (0, 2, 4))
+        return nearest_name(rgb)
+
+    text = _SQUARE_SIZE.sub(r"\1 px", _RGB.sub(code, _HEX.sub(code, prompt)))
+    return "".join(f" {SYMBOL_WORDS[c]} " if c in SYMBOL_WORDS else c for c in text)
 
 
 def default_encoder():

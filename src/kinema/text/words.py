@@ -147,3 +147,11 @@ def read_number(tokens: list[str], i: int) -> tuple[float, int] | None:
     if word == "half" and i + 1 < len(tokens) and tokens[i + 1] in ("a", "an"):
         used = 2
     return value, used
+
+
+# Symbols people type for a direction or a shape, read as the words they stand for.
+SYMBOL_WORDS = {
+    "←": "left", "⬅": "left", "→": "right", "➡": "right", "↑": "up", "⬆": "up", "↓": "down", "⬇": "down",
+    "▲": "triangle", "△": "triangle", "▵": "triangle", "Δ": "triangle", "●": "circle", "○": "circle", "⬤": "circle",
+    "■": "square", "□": "square", "◼": "square", "◻": "square", "⬛": "square",
+}
