@@ -152,3 +152,73 @@ def test_an_error_deep_inside_a_command_becomes_its_exit_code_and_one_line(monke
         assert first == f"error: {' '.join(str(error).split()) or type(error).__name__}"
         # a failure (not a wrong input) says how to see the traceback; a wrong input does not
         assert lines[1:] == (["(--debug or KINEMA_DEBUG=1 shows the traceback)"] if code == 1 else [])
+
+
+def test_info_shows_a_fractional_frame_rate_size_frames_and_duration(tmp_path):
+    """An NTSC clip must read 29.97 fps, not a rounded 30, with its true size, frame count and length."""
+    import numpy as np
+
+    from kinema.io import write_video
+
+    clip = tmp_path / "ntsc.mp4"
+    write_video(clip, np.zeros((6, 16, 32, 3), dtype=np.uint8), fps=30000 / 1001)
+    rows = {}
+    for line in invoke("info", clip).splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    assert rows["fps"] == "29.97" and rows["size"] == "32x16" and rows["frames"] == "6"
+    assert rows["duration"] == f"{6 * 1001 / 30000:.3f} s" and rows["audio"] == "none"
+
+
+def test_check_scores_a_clip_against_the_caption_given_not_its_own(tmp_path):
+    """--caption overrides the manifest's caption: a wrong shape, colour and speed must score 0 on exactly those."""
+    invoke("dataset", "render", "shapes", "--count", 1, "--out", tmp_path)
+    labels = json.loads((tmp_path / "manifest.jsonl").read_text().splitlines()[0])["labels"]
+    shape = "circle" if labels["shape"] != "circle" else "square"
+    color = "red" if labels["color"] != "red" else "blue"
+    speed = "quickly" if labels["speed"] == "slowly" else "slowly"
+    caption = f"a {labels['size']} {color} {shape} moving {labels['direction']} {speed}"
+    report = json.loads(invoke("check", tmp_path / "0000.mp4", "--caption", caption, "--json"))
+    assert report["clips"][0]["caption"] == caption and report["clips"][0]["caption_from"] == "--caption"
+    assert report["accuracy"] == {"shape": 0.0, "color": 0.0, "size": 1.0, "direction": 1.0, "speed": 0.0}
+
+
+def test_a_multi_shot_prompt_reports_each_shot_by_its_number_from_one(monkeypatch):
+    """With --shots the user reads "shot 1 understood as ..." for their first sentence: numbering must start at one."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from kinema import cli
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text import split_shots
+
+    scenes = split_shots("A red disc rolls left. Then a big blue box goes up quickly.", shapes_vocabulary())
+    assert len(scenes) == 2 and all(s.rewritten for s in scenes)
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=200))
+    cli._report_clip(SimpleNamespace(scenes=scenes, warnings=["too short"]), "wrote clip.mp4")
+    assert out.getvalue().splitlines() == [f"shot 1 understood as: {scenes[0].caption}", f"shot 2 understood as: {scenes[1].caption}",
+                                           "warning: too short", "wrote clip.mp4"]
+
+
+def test_evaluate_json_prints_the_report_as_json(tmp_path):
+    """--json is for scripts: the report comes out as JSON (identical clips: infinite PSNR, every frame identical)."""
+    invoke("dataset", "render", "shapes", "--count", 2, "--out", tmp_path / "real")
+    output = invoke("evaluate", "--real", tmp_path / "real", "--fake", tmp_path / "real", "--metrics", "psnr", "--json")
+    report = json.loads(output[output.index("{"):])
+    assert report["pairs"] == [["0000", "0000"], ["0001", "0001"]] and report["metrics_requested"] == ["psnr"]
+    assert report["metrics"]["psnr"]["mean"] == "inf" and report["metrics"]["psnr"]["identical_frames"] == 2 * 16
+
+
+def test_a_batch_reports_each_clip_as_it_is_written(tiny_model_dir, tmp_path):
+    """A long batch shows progress clip by clip: each written file is named on its own line, then the total."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a small red circle moving left slowly\na large blue square moving up quickly\n")
+    output = invoke("generate", "--model", tiny_model_dir, "--prompts", prompts, "--out-dir", tmp_path / "clips", "--steps", 1, "--frames", 2, "--device", "cpu")
+    lines = output.splitlines()
+    for name in ("0000.mp4", "0001.mp4"):
+        assert sum(1 for line in lines if line.startswith(str(tmp_path / "clips" / name))) == 1, output
+    assert f"wrote 2 videos to {tmp_path / 'clips'}" in output

@@ -519,3 +519,66 @@ def test_the_tiny_clip_vocabulary_is_written_in_gpt2s_byte_alphabet():
     from kinema.pipelines.diffusers_backend import _bytes_to_unicode
 
     assert _bytes_to_unicode() == bytes_to_unicode()
+
+
+def test_the_time_estimate_of_a_transformer_counts_its_weights_and_quadratic_attention(monkeypatch):
+    """--dry-run's time for a DiT: 2 FLOPs a weight a token plus attention's 4 x tokens^2 x width a layer, per step."""
+    from kinema.pipelines import diffusers_backend as backend
+
+    anatomy = backend.Anatomy(class_name="CogVideoXPipeline", parameters={"transformer": 1000}, largest_leaf=10, largest_block=100,
+                              denoiser="transformer", width=8, layers=2, patch=(1, 2), spatial=8, temporal=1, vae_class="",
+                              vae_channels=4, vae_tile=None, configs={})
+    monkeypatch.setattr(backend, "matmul_throughput", lambda device, dtype: 1e9)
+    monkeypatch.setitem(backend.EFFICIENCY, "cpu", 0.5)
+    values = {"num_frames": 4, "height": 64, "width": 64, "num_inference_steps": 10}
+    found = backend.estimate_from(anatomy, values, {}, torch.device("cpu"), torch.float32, "none", False)
+    tokens = 4 * (64 // 8 // 2) ** 2  # 4 latent frames of 4x4 patches
+    flops = 2 * 1000 * tokens + 4 * tokens**2 * 8 * 2
+    assert found.seconds == pytest.approx(10 * flops / (1e9 * 0.5))
+    guided = backend.estimate_from(anatomy, {**values, "guidance_scale": 6.0}, {}, torch.device("cpu"), torch.float32, "none", False)
+    assert guided.seconds == pytest.approx(2 * found.seconds)  # classifier-free guidance: two passes a step
+
+
+def test_a_loras_recorded_sha256_covers_the_whole_file(tmp_path):
+    """Provenance names each LoRA by its hash: two files differing past the first MiB must not hash alike."""
+    import hashlib
+
+    from kinema.pipelines.diffusers_backend import LoRA
+
+    data = np.random.default_rng(0).integers(0, 256, 3 * 2**20 + 5, dtype=np.uint8).tobytes()
+    (tmp_path / "a.safetensors").write_bytes(data)
+    (tmp_path / "b.safetensors").write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert LoRA(tmp_path / "a.safetensors").sha256 == hashlib.sha256(data).hexdigest()
+    assert LoRA(tmp_path / "a.safetensors").sha256 != LoRA(tmp_path / "b.safetensors").sha256
+
+
+def test_a_keywords_scalar_type_comes_from_its_annotation_else_its_default():
+    """Options offered for a diffusers __call__ keyword take the type it declares; a string annotation (postponed
+    evaluation) falls back to the default's type, and nothing to go by offers no option."""
+    import inspect
+    import typing
+
+    from kinema.pipelines.diffusers_backend import _scalar_type
+
+    def param(annotation=inspect.Parameter.empty, default=None):
+        return inspect.Parameter("x", inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+    assert _scalar_type(param(int)) is int
+    assert _scalar_type(param(typing.Optional[float])) is float
+    assert _scalar_type(param(typing.Union[int, float], 1)) is float  # a number either way: read as float
+    assert _scalar_type(param(typing.Optional[torch.Tensor], 2)) is None  # a tensor: not an option, whatever the default
+    assert _scalar_type(param("int", 7)) is int and _scalar_type(param("float", 0.5)) is float
+    assert _scalar_type(param("int")) is None and _scalar_type(param(default=True)) is None
+
+
+def test_a_vaes_tile_is_read_as_height_then_width(unet_t2v):
+    """The estimate's tiled decode uses the VAE's tile: a non-square tile (CogVideoX's is 480x720) must not come out turned."""
+    from kinema.pipelines import diffusers_backend as backend
+
+    modules = load_pipeline(unet_t2v, device="cpu").modules()
+    vae = modules["vae"]
+    vae.tile_sample_min_height, vae.tile_sample_min_width = 24, 40
+    try:
+        assert backend.anatomy_of("TextToVideoSDPipeline", modules).vae_tile == (24, 40)
+    finally:
+        del vae.tile_sample_min_height, vae.tile_sample_min_width

@@ -67,3 +67,54 @@ def test_fd_shapes_is_zero_for_a_set_with_itself(videos):
     model = ShapesClassifier(TINY).eval()
     shifted = [np.roll(v, 5, axis=2) for v in videos]
     assert fd_shapes(videos, videos, model) < 1e-9 < fd_shapes(videos, shifted, model)
+
+
+def test_prepare_scales_to_minus_one_one_and_keeps_orientation():
+    """The classifier must see frames as the training renders looked: [-1, 1], channels first, not transposed."""
+    model = ShapesClassifier(TINY)
+    frames = np.zeros((1, 17, 16, 16, 3), np.uint8)
+    frames[0, :, 2, 10] = (255, 0, 51)  # one pixel off the diagonal: a transpose would move it
+    x = model.prepare(frames)
+    assert x.shape == (1, 3, 16, 16, 16)  # the first num_frames frames only
+    expected = torch.full((3, 16, 16), -1.0)
+    expected[:, 2, 10] = torch.tensor([1.0, -1.0, 51 / 127.5 - 1])
+    for f in range(16):
+        torch.testing.assert_close(x[0, :, f], expected)
+    with pytest.raises(ValueError, match="first 16 frames; got videos of 8 frames"):
+        model.prepare(frames[:, :8])
+
+
+def test_features_of_no_videos_is_a_clear_error():
+    """An empty set of generated videos (a failed sampling run) should say so, not fail inside numpy."""
+    with pytest.raises(ValueError, match="shapes_features needs at least one video"):
+        shapes_features([], ShapesClassifier(TINY))
+
+
+def test_saving_over_a_classifier_needs_overwrite_and_keeps_the_old_weights(tmp_path):
+    """A second save without overwrite must leave the first classifier's files exactly as they were."""
+    torch.manual_seed(0)
+    first = ShapesClassifier(TINY).save(tmp_path / "clf")
+    before = {p.name: p.read_bytes() for p in first.iterdir()}
+    torch.manual_seed(1)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        ShapesClassifier(TINY).save(tmp_path / "clf")
+    assert {p.name: p.read_bytes() for p in first.iterdir()} == before
+    ShapesClassifier(TINY).save(tmp_path / "clf", overwrite=True)
+    assert (tmp_path / "clf" / "model.safetensors").read_bytes() != before["model.safetensors"]
+
+
+def test_scores_are_the_fraction_of_correct_predictions_at_the_models_size():
+    """Accuracy must be measured on renders at the classifier's own resolution and length, against the true labels."""
+    from kinema.evaluation.classifier import score_shapes_classifier
+
+    torch.manual_seed(3)
+    config = ShapesClassifierConfig(resolution=24, num_frames=6, channels=(8, 8, 16, 16))
+    model = ShapesClassifier(config).eval()
+    ds = CaptionedShapes("test", num_samples=12, resolution=24, num_frames=6, seed=5)
+    with torch.no_grad():
+        logits = model(model.prepare(np.stack([ds.render(i) for i in range(12)])))
+    expected = {
+        name: float(np.mean([classes[k] == ds.labels(i).to_dict()[name] for i, k in enumerate(logits[name].argmax(1).tolist())]))
+        for name, classes in HEADS.items()
+    }
+    assert score_shapes_classifier(model, "test", 12, seed=5, batch_size=5) == pytest.approx(expected)

@@ -118,3 +118,100 @@ def test_fvd_of_a_set_with_itself_is_zero_and_grows_with_noise(model):
     same = frechet_distance(feats[0], feats[0])
     low, high = frechet_distance(feats[0], feats[10]), frechet_distance(feats[0], feats[40])
     assert same < 1e-6 * low and 0 < low < high
+
+
+def _videogpt_preprocess(video, resolution, sequence_length):
+    """VideoGPT's preprocess_single (videogpt/data.py), which TATS and most FVD code share, then its * 2 in fvd."""
+    import math
+
+    import torch.nn.functional as F
+
+    video = torch.from_numpy(video).permute(0, 3, 1, 2).float() / 255.0  # TCHW
+    video = video[:sequence_length]
+    t, c, h, w = video.shape
+    scale = resolution / min(h, w)
+    target = (resolution, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), resolution)
+    video = F.interpolate(video, size=target, mode="bilinear", align_corners=False)
+    t, c, h, w = video.shape
+    w_start, h_start = (w - resolution) // 2, (h - resolution) // 2
+    video = video[:, :, h_start : h_start + resolution, w_start : w_start + resolution]
+    return (video.permute(1, 0, 2, 3).contiguous() - 0.5) * 2
+
+
+@pytest.mark.parametrize("shape", [(48, 65), (65, 48), (40, 40)])
+def test_preprocessing_matches_videogpt_on_odd_sizes(shape):
+    """FVD is only comparable with published numbers if resizing and cropping match the reference code exactly."""
+    rng = np.random.default_rng(0)
+    videos = rng.integers(0, 256, (2, 18, *shape, 3), dtype=np.uint8)
+    x = preprocess_for_i3d(videos, num_frames=16, resolution=32)
+    want = torch.stack([_videogpt_preprocess(v, 32, 16) for v in videos])
+    assert x.shape == want.shape == (2, 3, 16, 32, 32)
+    torch.testing.assert_close(x, want, atol=1e-6, rtol=0)
+
+
+def test_default_batch_norm_eps_is_the_videogpt_ports():
+    """i3d_pretrained_400.pt, the file most FVD numbers come from, runs with eps 1e-5; the default must match it."""
+    assert I3DConfig().bn_eps == 1e-5
+    assert InceptionI3d().Conv3d_1a_7x7.bn.eps == 1e-5
+    assert InceptionI3d(I3DConfig(bn_eps=1e-3)).Mixed_5c.b0.bn.eps == 1e-3
+
+
+def test_features_cover_every_video_whatever_the_batch_size(model):
+    """A last, partial batch of one video must still be scored, and batching must not change a video's features."""
+    ds = CaptionedShapes("test", num_samples=5, resolution=32)
+    videos = [ds.render(i) for i in range(5)]
+    one_batch = i3d_features(videos, model, batch_size=5, resolution=32)
+    pairs = i3d_features(iter(videos), model, batch_size=2, resolution=32)
+    assert one_batch.shape == pairs.shape == (5, 400)
+    np.testing.assert_allclose(pairs, one_batch, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="at least one video"):
+        i3d_features([], model)
+
+
+def test_frechet_distance_needs_two_samples_in_each_set():
+    """With one sample a covariance is undefined; either set being that small must be refused, naming both sizes."""
+    rng = np.random.default_rng(0)
+    three, one = rng.normal(size=(3, 4)), rng.normal(size=(1, 4))
+    with pytest.raises(ValueError, match="at least 2 samples per set, got 3 and 1"):
+        frechet_distance(three, one)
+    with pytest.raises(ValueError, match="at least 2 samples per set, got 1 and 3"):
+        frechet_distance(one, three)
+    with pytest.raises(ValueError, match="one width"):
+        frechet_distance(three, rng.normal(size=(3, 5)))
+
+
+def test_same_padding_adds_the_odd_pixel_at_the_end_like_tensorflow():
+    """The ports copy TF's 'SAME' padding; padding the other side shifts every feature map by a pixel."""
+    from kinema.evaluation.fvd import MaxPool3dSame
+
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 1, 1, 4)
+    # TF SAME, kernel 3, stride 2 on width 4: one zero on the right -> windows [1 2 3], [3 4 0]
+    assert MaxPool3dSame((1, 1, 3), (1, 1, 2))(x).flatten().tolist() == [3.0, 4.0]
+    # kernel 2, stride 1 on width 4: one zero on the right -> [1 2], [2 3], [3 4], [4 0]
+    assert MaxPool3dSame((1, 1, 2), (1, 1, 1))(-x).flatten().tolist() == [-1.0, -2.0, -3.0, 0.0]
+
+
+def test_logits_are_those_of_the_feature_maps_average_when_it_fits_the_pool(model):
+    """Below the reference size the 2x7x7 pool covers the whole last feature map: the logits are of its global mean."""
+    import copy
+
+    unbiased = copy.deepcopy(model)
+    unbiased.logits.conv3d.bias.data.zero_()  # the bias would swamp the tiny features of an untrained network
+    maps = []
+    unbiased.Mixed_5c.register_forward_hook(lambda module, inputs, output: maps.append(output))
+    with torch.no_grad():
+        logits = unbiased(torch.rand(1, 3, 16, 96, 96, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    assert maps[0].shape[2:] == (2, 3, 3)
+    pooled = maps[0].double().mean(dim=(2, 3, 4))
+    want = pooled @ unbiased.logits.conv3d.weight.double().flatten(1).T
+    torch.testing.assert_close(logits.double(), want, rtol=1e-3, atol=1e-4 * want.abs().max().item())
+
+
+def test_a_checkpoint_wrapped_in_state_dict_is_unwrapped(tmp_path):
+    """Training scripts save {'state_dict': ...}; the loader must look inside and report the real key mismatch."""
+    torch.save({"state_dict": {"fc.weight": torch.zeros(3)}, "epoch": 7}, tmp_path / "wrapped.pt")
+    with pytest.raises(I3DWeightsError, match=r"unexpected \(fc.weight\)"):
+        load_i3d(tmp_path / "wrapped.pt")
+    torch.save({"epoch": 7}, tmp_path / "no_tensors.pt")
+    with pytest.raises(I3DWeightsError, match="does not hold a state dict"):
+        load_i3d(tmp_path / "no_tensors.pt")

@@ -136,3 +136,35 @@ def test_frechet_distance_of_a_set_with_itself_is_zero_even_when_rank_deficient(
     assert frechet_distance(few, few + 0.1) == pytest.approx(40 * 0.01, rel=1e-6)  # a shift moves only the mean
     with pytest.raises(ValueError, match="at least 2 samples"):
         frechet_distance(few[:1], few)
+
+
+def test_flicker_of_a_single_frame_is_refused():
+    """Flicker compares consecutive frames; one frame has none, and the message says how many were given."""
+    with pytest.raises(ValueError, match=r"^flicker needs at least 2 frames, got 1$"):
+        temporal_flicker(np.zeros((1, 8, 8, 3), np.uint8))
+
+
+def test_acd_of_a_set_without_any_object_is_nan_not_zero():
+    """Black videos have no content to compare; reporting ACD 0 would read as perfect consistency."""
+    dark = np.zeros((4, 16, 16, 3), np.uint8)
+    one_lit = dark.copy()
+    one_lit[2, 4:12, 4:12] = 200  # an object in one frame only: still nothing to compare
+    assert np.isnan(content_distance(one_lit))
+    result = average_content_distance([dark, one_lit])
+    assert np.isnan(result["acd"]) and result["num_videos"] == 2 and result["num_measured"] == 0
+
+
+def test_color_coverage_counts_a_colour_exactly_at_the_radius():
+    """Coverage is 'within radius', inclusive: a generated colour 48 away covers a reference colour."""
+    reference = np.array([[0.0, 0, 0], [100, 0, 0], [0, 0, 200]])
+    result = color_diversity(np.array([[48.0, 0, 0], [0, 0, 120]]), reference)
+    assert result["color_coverage"] == pytest.approx(1 / 3)  # 48 and 52 from the first two, 80 from the third
+    assert result["color_diversity_ratio"] == pytest.approx(np.hypot(48, 120) / np.mean([100, 200, np.hypot(100, 200)]))
+
+
+def test_a_single_generated_colour_has_zero_diversity():
+    """One video (or a set collapsed to one) has no spread: the ratio is 0, not NaN."""
+    reference = np.array([[0.0, 0, 0], [100, 0, 0]])
+    result = color_diversity(np.array([[100.0, 0, 0]]), reference)
+    assert result == {"color_diversity_ratio": 0.0, "color_coverage": 0.5}
+    assert color_diversity(np.zeros((0, 3)), reference) == {"color_diversity_ratio": 0.0, "color_coverage": 0.0}

@@ -17,7 +17,7 @@ from kinema.models.gan import Discriminator, DiscriminatorConfig, GeneratorConfi
 from kinema.pipelines import load_pipeline
 from kinema.pipelines.gan import GANPipeline, GANSettings
 from kinema.pipelines.generate import generate, generate_batch
-from kinema.training import get_family, load_config, train
+from kinema.training import ConfigError, get_family, load_config, train
 from kinema.training.checkpoint import list_checkpoints, load_checkpoint
 from kinema.training.export import export_checkpoint
 
@@ -96,6 +96,36 @@ def test_motion_and_content_latents_change_the_clip_where_they_should():
     assert not torch.equal(other[:, :, 0], base[:, :, 0])
 
 
+def test_a_longer_clip_from_the_same_seed_keeps_the_content_and_starts_the_same():
+    """Asking for more frames with the same seed should extend the clip, not draw another object."""
+    torch.manual_seed(0)
+    generator = VideoGenerator(GeneratorConfig(**SMALL)).eval()
+    for p in generator.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    content4, noise4 = generator.sample_latents(1, 4, torch.Generator().manual_seed(3))
+    content8, noise8 = generator.sample_latents(1, 8, torch.Generator().manual_seed(3))
+    assert torch.equal(content8, content4) and torch.equal(noise8[:, :4], noise4)
+    assert content4.shape == (1, 8) and noise8.shape == (1, 8, 4)
+    with torch.no_grad():
+        short, long = generator(content4, noise4), generator(content8, noise8)
+    assert torch.equal(long[:, :, 0], short[:, :, 0])  # the first frame sits outside the temporal convolutions' reach
+
+
+def test_a_still_clip_stays_still_through_a_temporal_level_ends_included():
+    """The frame convolution pads by repeating the end frames: a still scene must not darken or shift at its first or last frame."""
+    from kinema.models.gan import GeneratorLevel
+
+    torch.manual_seed(0)
+    level = GeneratorLevel(4, 4, 0, temporal=True, upsample=False).eval()
+    for p in level.parameters():  # the temporal convolution starts at zero; give it weights that see the neighbours
+        torch.nn.init.normal_(p, std=0.3)
+    frame = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        out = level(frame.repeat(5, 1, 1, 1), None, num_frames=5)  # one clip of 5 identical frames
+    for t in range(5):
+        torch.testing.assert_close(out[t], out[2], rtol=0, atol=1e-6)
+
+
 def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match="resolution must be a power of two"):
         GeneratorConfig(resolution=48)
@@ -126,6 +156,18 @@ def test_bad_inputs_are_named():
         DiscriminatorConfig(video_differences=-1)
     with pytest.raises(ValueError, match="video_statistics must be >= 0"):
         DiscriminatorConfig(video_statistics=-0.5)
+
+
+def test_half_a_prompt_or_latents_of_another_batch_size_are_named():
+    """A prompt's tokens without its mask (or the reverse), or noise for 3 clips beside content for 2, is a caller's slip: say so."""
+    config = GeneratorConfig(**SMALL, condition="text")
+    generator = VideoGenerator(config)
+    inputs = _inputs(config)
+    for missing in ("text_mask", "text_tokens"):
+        with pytest.raises(ValueError, match=r"^this model is text-conditioned: give text_tokens \(b, n, d\) and text_mask \(b, n\)$"):
+            generator(**dict(inputs, **{missing: None}))
+    with pytest.raises(ValueError, match=r"^motion_noise must be \(2, frames, 4\), got \(3, 4, 4\)$"):
+        generator(**dict(inputs, motion_noise=torch.zeros(3, 4, 4)))
 
 
 def test_video_critic_can_be_shown_frame_differences():
@@ -177,6 +219,36 @@ def test_flicker_statistics_tell_a_brightening_clip_from_a_steady_one():
     assert torch.allclose(with_statistics, expected, atol=1e-5)
     with_statistics.sum().backward()
     assert video.grad.abs().sum() > 0
+
+
+def test_spectral_norm_caps_every_weighted_layer_of_both_critics_at_one():
+    """Spectral norm (on by default) is what keeps the critic Lipschitz; a layer left out lets it amplify freely."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(**SMALL)
+    critic = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8, video_statistics=1.0), config).eval()
+    layers = {name: m for name, m in critic.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.Conv3d))}
+    assert {"image_out", "video_out", "image.convs.0", "video.convs.0", "video_statistics.0"} <= set(layers)
+    for name, layer in layers.items():
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=0.05), name  # power iteration: close to 1, not exactly
+    plain = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8, spectral_norm=False), config)
+    assert torch.linalg.vector_norm(plain.image_out.weight).item() < 0.9
+
+
+def test_text_tokens_are_standardised_by_the_statistics_and_untouched_before_any_are_set():
+    """The prompt is read as (tokens - mean) / std of the training captions; a model given no statistics reads it as is."""
+    torch.manual_seed(0)
+    config = GeneratorConfig(**SMALL, condition="text")
+    plain = VideoGenerator(config).eval()
+    fitted = VideoGenerator(config).eval()
+    fitted.load_state_dict(plain.state_dict())
+    mean, std = torch.randn(384), torch.rand(384) + 0.5
+    fitted.set_text_statistics(mean, std)
+    inputs = _inputs(config)
+    standardised = dict(inputs, text_tokens=(inputs["text_tokens"] - mean) / std)
+    with torch.no_grad():
+        torch.testing.assert_close(fitted(**inputs), plain(**standardised), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(fitted(**inputs), plain(**inputs), atol=1e-3)
 
 
 def test_save_load_gives_identical_outputs(tmp_path):
@@ -483,3 +555,64 @@ def test_both_critics_count_equally_unless_a_config_says_otherwise():
     defaults = GANObjectiveConfig()
     assert (defaults.image_weight, defaults.video_weight) == (1.0, 1.0)
     assert load_config(TINY).objective.image_weight == 1.0  # the tiny config leaves it to the default
+
+
+@pytest.mark.parametrize("weights, shown", [((0, 0), "0.0 and 0.0"), ((-1, 1), "-1.0 and 1.0"), ((1, -0.5), "1.0 and -0.5")])
+def test_critic_weights_that_leave_nothing_to_train_on_are_refused(weights, shown):
+    """Both critics weighted 0 (or one negative) gives the generator no signal: the config is refused, naming the values."""
+    with pytest.raises(ConfigError, match=rf"image_weight and video_weight must be >= 0, not both 0; got {shown}$"):
+        load_config(TINY, [f"objective.image_weight={weights[0]}", f"objective.video_weight={weights[1]}"])
+    only_video = load_config(TINY, ["objective.image_weight=0"]).objective  # one critic alone is fine
+    assert (only_video.image_weight, only_video.video_weight) == (0.0, 1.0)
+
+
+def test_a_folder_of_videos_gives_one_training_clip_per_video_with_its_caption(tmp_path):
+    """Training a GAN on one's own videos must use every clip in the folder, each with its own caption."""
+    from kinema.data import CaptionedShapes, VideoFolder
+    from kinema.io import write_video
+
+    shapes = CaptionedShapes("test", num_samples=3, resolution=16, num_frames=8)
+    for i in range(3):
+        write_video(tmp_path / f"clip{i}.mp4", shapes.render(i), fps=8)
+        (tmp_path / f"clip{i}.txt").write_text(shapes.caption(i) + "\n")
+    config = load_config(TINY, ["data.dataset=folder", f"data.folder={tmp_path}", "model.condition=text"])
+    dataset = get_family("gan").dataset(config)
+    reference = VideoFolder(tmp_path, num_frames=4, size=16, crop=16, seed=config.data.seed)
+    assert len(dataset) == 3
+    for i in range(3):
+        item = dataset[i]
+        assert item["caption"] == shapes.caption(i) and torch.equal(item["video"], reference[i]["video"])
+    unconditional = get_family("gan").dataset(load_config(TINY, ["data.dataset=folder", f"data.folder={tmp_path}"]))
+    assert set(unconditional[0]) == {"video"}
+
+
+def test_the_generator_config_defaults_are_the_shape_motion_model():
+    """GeneratorConfig() is documented as the unconditional Shape Motion model: its shipped config must agree."""
+    shipped = load_config(ROOT / "configs" / "gan" / "shape_motion.yaml").model
+    assert GeneratorConfig() == shipped
+    assert (shipped.condition, shipped.num_frames, shipped.resolution) == ("none", 16, 64)
+
+
+def test_mismatched_pairs_join_the_critics_batch_only_when_there_is_another_clip_to_borrow_a_condition_from():
+    """A real clip under another clip's label is a negative only if that label is another clip's: a batch of one has none."""
+    config = load_config(TINY, ["model.condition=class", "model.num_classes=2", "data.label=shape", "objective.mismatch_weight=0.5"])
+    objective, dataset = get_family("gan").objective(config), get_family("gan").dataset(config)
+    seen = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.tensor(0.0))
+
+        def forward(self, videos, frame_index, labels):
+            seen.append((videos.shape[0], labels.tolist()))
+            logits = self.weight + torch.zeros(videos.shape[0])
+            return logits, logits
+
+    objective.modules["discriminator"] = Recording()
+    for size in (1, 3):
+        batch = torch.utils.data.default_collate([dataset[i] for i in range(size)])
+        objective.training_step(batch, 1, "discriminator")
+    labels = [int(dataset[i]["label"]) for i in range(3)]
+    assert seen[0] == (2, [labels[0]] * 2)  # real and fake only
+    assert seen[1] == (9, labels + labels + [labels[2], labels[0], labels[1]])  # then real under the next clip's label

@@ -34,7 +34,7 @@ CASES = [
     ("generate-seed-negative", "generate x --model {model} -o {s}/new.mp4 --seed -1", "--seed"),
     ("generate-seed-past-64-bits", "generate x --model {model} -o {s}/new.mp4 --seed 100000000000000000000000", "--seed"),
     ("generate-scheduler", "generate x --model {model} -o {s}/new.mp4 --scheduler warp", "scheduler (--scheduler) must be one of"),
-    ("generate-format", "generate x --model {model} -o {s}/new.avi --format avi", "format must be one of"),
+    ("generate-format", "generate x --model {model} -o {s}/new.avi --format avi", "format must be one of mp4, webm, gif, png, got 'avi'"),
     ("generate-threads-0", "generate x --model {model} -o {s}/new.mp4 --threads 0", "--threads"),
     ("generate-device", "generate x --model {model} -o {s}/new.mp4 --device gpu0", "device must be auto, cpu"),
     ("generate-dtype", "generate x --model {model} -o {s}/new.mp4 --dtype fp8", "dtype must be auto or one of"),

@@ -64,6 +64,13 @@ def test_fit_audio_length_trims_and_pads_with_silence():
     assert padded.shape == (2, 15) and padded[:, :10].all() and not padded[:, 10:].any()
 
 
+def test_fit_audio_length_keeps_the_start_when_trimming():
+    """A soundtrack longer than the video must lose its end, not its opening."""
+    samples = np.arange(20, dtype=np.float32).reshape(2, 10)
+    np.testing.assert_array_equal(fit_audio_length(samples, 4), [[0, 1, 2, 3], [10, 11, 12, 13]])
+    np.testing.assert_array_equal(fit_audio_length(samples, 10), samples)
+
+
 def test_read_audio_errors_name_the_file(tmp_path):
     with pytest.raises(AudioReadError, match="nothing.wav"):
         read_audio(tmp_path / "nothing.wav")

@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageSequence
 
 import kinema.io.video as video_module
 from kinema.io import Provenance, VideoReadError, probe, read_provenance, read_video, write_video
@@ -546,3 +546,61 @@ def test_provenance_record():
     assert Provenance.from_tag("a comment someone else wrote") is None
     with pytest.warns(UserWarning, match="damaged"):
         assert Provenance.from_tag("kinema-provenance:{not json") is None
+
+
+def test_gif_keeps_a_fractional_rate_it_can_store_exactly(tmp_path):
+    """12.5 fps is exactly 8 cs per frame, so it must not be 'snapped' to a whole rate on reading."""
+    write_video(tmp_path / "clip.gif", moving_square(8), fps=12.5)
+    assert read_video(tmp_path / "clip.gif").fps == 12.5
+    assert probe(tmp_path / "clip.gif").duration == pytest.approx(8 / 12.5)
+
+
+def test_a_sidecar_that_is_not_a_json_object_is_a_read_error(tmp_path):
+    """A provenance.json holding a list is a damaged folder: say so, not crash with AttributeError."""
+    write_video(tmp_path / "frames", moving_square(2))
+    (tmp_path / "frames" / "provenance.json").write_text("[8, 2]")
+    with pytest.raises(VideoReadError, match="provenance.json must hold a JSON object"):
+        read_video(tmp_path / "frames")
+
+
+def test_an_audio_only_file_is_named_as_such(tmp_path):
+    """Someone who passes a sound file should be told it is audio only, not that it is broken."""
+    path = _bad_inputs(tmp_path)["audio only"]
+    with pytest.raises(VideoReadError, match=r"no video stream \(audio only\)"):
+        read_video(path)
+
+
+def test_crf_range_ends_are_accepted_and_beyond_them_refused(tmp_path):
+    """crf 0 (lossless) and the codec's top value are valid choices; one past either end is a clear error."""
+    write_video(tmp_path / "lossless.mp4", moving_square(2), crf=0, preset="ultrafast")
+    write_video(tmp_path / "worst.mp4", moving_square(2), crf=51, preset="ultrafast")
+    write_video(tmp_path / "worst.webm", moving_square(2), crf=63)
+    assert probe(tmp_path / "lossless.mp4").num_frames == 2
+    with pytest.raises(ValueError, match="crf must be an int from 0 to 51 for mp4, got -1"):
+        write_video(tmp_path / "a.mp4", moving_square(2), crf=-1)
+    with pytest.raises(ValueError, match="crf must be an int from 0 to 63 for webm, got 64"):
+        write_video(tmp_path / "a.webm", moving_square(2), crf=64)
+
+
+def test_frames_of_the_wrong_type_name_the_type(tmp_path):
+    """A list of frames is a common slip; the message says a list was given."""
+    with pytest.raises(ValueError, match=r"array or tensor, got list$"):
+        write_video(tmp_path / "a.mp4", [np.zeros((64, 64, 3), np.uint8)])
+
+
+def test_gif_frames_start_within_half_a_centisecond_of_their_time(tmp_path):
+    """GIF delays are whole centiseconds; rounding each start to the nearest one keeps the clip in time with audio."""
+    write_video(tmp_path / "third.gif", moving_square(7), fps=3)
+    with Image.open(tmp_path / "third.gif") as image:
+        delays = [frame.info["duration"] for frame in ImageSequence.Iterator(image)]
+    starts = np.cumsum([0, *delays])
+    assert len(delays) == 7 and all(d % 10 == 0 for d in delays)
+    np.testing.assert_allclose(starts, np.arange(8) * 1000 / 3, atol=5)
+
+
+def test_frames_with_no_pixels_are_refused_as_empty(tmp_path):
+    """A zero-height or zero-width clip is a bug upstream; it gets a clear error, not an encoder failure."""
+    for shape in [(2, 0, 64, 3), (2, 64, 0, 3)]:
+        with pytest.raises(ValueError, match=r"frames must not be empty, got shape \(2, "):
+            write_video(tmp_path / "a.mp4", np.zeros(shape, np.uint8))
+    assert listing(tmp_path) == []

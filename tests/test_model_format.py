@@ -288,3 +288,35 @@ def test_saving_in_half_precision_keeps_integer_buffers_exact(tmp_path):
     loaded = WithCounts.from_pretrained(tmp_path / "m")
     assert loaded.counts.tolist() == [4097, 70000, -3]
     assert torch.equal(loaded.proj.weight, model.proj.weight.half().float())
+
+
+def test_a_model_index_that_is_not_a_json_object_is_a_model_format_error(model_dir, text_encoder):
+    """A hand-edited model_index.json must fail as a model-format problem naming the file, not a generic error."""
+    (model_dir / INDEX_NAME).write_text(json.dumps(["diffusion"]))
+    with pytest.raises(ModelFormatError, match=r"model_index\.json must hold a JSON object, got list"):
+        load_pipeline(model_dir, text_encoder=text_encoder)
+    (model_dir / INDEX_NAME).write_text('{"pipeline": "diffusion",')
+    with pytest.raises(ModelFormatError, match=r"model_index\.json cannot be read as JSON"):
+        load_pipeline(model_dir, text_encoder=text_encoder)
+
+
+def test_a_component_reference_relative_to_the_folder_loads_from_any_working_directory(model_dir, tmp_path, monkeypatch):
+    """A slim folder naming its base as "../m" must find it beside itself, not beside wherever the user runs kinema."""
+    slim = tmp_path / "slim"
+    slim.mkdir()
+    index = json.loads((model_dir / INDEX_NAME).read_text())
+    index["components"]["denoiser"] = {"model": f"../{model_dir.name}", "component": "denoiser"}
+    (slim / INDEX_NAME).write_text(json.dumps(index))
+    elsewhere = tmp_path / "a" / "b"
+    elsewhere.mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
+    assert open_model(slim).component("denoiser") == (model_dir / "denoiser").resolve()
+
+
+def test_a_written_model_index_records_the_kinema_that_wrote_it(tmp_path):
+    """The writer's version is how a user (or a later Kinema) tells which release made a folder."""
+    from kinema.hub import ModelIndex
+
+    ModelIndex(pipeline="diffusion", components={"denoiser": "denoiser"}).write(tmp_path)
+    assert json.loads((tmp_path / INDEX_NAME).read_text())["_kinema_version"] == kinema.__version__
+    assert ModelIndex.read(tmp_path / INDEX_NAME).kinema_version == kinema.__version__

@@ -192,3 +192,56 @@ def test_first_frame_tensor_resizes_any_picture_to_the_model_square():
         out = first_frame_tensor(picture, 2, 16, torch.device("cpu"))
         expected = F.interpolate(image_tensor(picture, 2), size=(16, 16), mode="area")
         assert out.shape == (2, 3, 16, 16) and torch.allclose(out, expected), shape
+
+
+def test_a_contract_describes_what_each_kind_of_model_takes():
+    """`kinema models` shows this line: an unconditional model must not claim to take a prompt, nor an i2v one to need none."""
+    from kinema.pipelines.common import Contract
+
+    def contract(tasks, prompt, image, **kwargs):
+        return Contract(tasks=tasks, prompt=prompt, image=image, options=(), size=(16, 16), **kwargs)
+
+    assert contract(("unconditional",), "none", False).describe() == "no prompt"
+    assert contract(("text-to-video",), "required", False).describe() == "a prompt"
+    assert contract(("text-to-video",), "required", True).describe() == "a prompt, optionally an image (first frame)"
+    assert contract(("text-to-video", "unconditional"), "optional", True).describe() == (
+        "a prompt and/or an image (first frame), or neither (unconditional)")
+    assert contract(("image-to-video",), "none", True, image_required=True).describe() == "an image (first frame), no prompt"
+    assert contract(("image-to-video",), "required", True, image_required=True).describe() == "an image (first frame) and a prompt"
+    assert contract(("text-to-video",), "required", False, prompt_choices=("circle", "square")).describe() == (
+        "a prompt, one of: circle, square")
+
+
+def test_a_class_prompt_with_stray_spaces_is_that_class(tmp_path):
+    """" circle " pasted from a file with its spaces must draw the circle class, as the prompt check already accepts it."""
+    from kinema.models.gan import GeneratorConfig, VideoGenerator
+    from kinema.pipelines.gan import GANPipeline, GANSettings
+
+    torch.manual_seed(0)
+    generator = VideoGenerator(GeneratorConfig(resolution=16, num_frames=4, content_dim=8, noise_dim=4, motion_dim=8, base_channels=32,
+                                               min_channels=8, temporal_levels=2, condition_dim=16, condition="class", num_classes=2))
+    pipe = GANPipeline(generator, GANSettings(output_size=16, num_frames=4, class_names=["circle", "square"]))
+    padded = pipe(["  square ", "circle"], seed=3).frames
+    assert np.array_equal(padded, pipe(["square", "circle"], seed=3).frames)
+
+
+def test_the_progress_callback_counts_up_to_its_total(pipe):
+    """The progress bar is drawn from these calls: it must rise step by step and end full (step == total), never short."""
+    seen = []
+    call(pipe, 1, seed=0, callback=lambda step, total, preview: seen.append((step, total)))
+    assert seen, "no progress reported"
+    steps = [s for s, _ in seen]
+    assert steps == sorted(steps) and all(1 <= s <= t for s, t in seen)
+    assert seen[-1][0] == seen[-1][1]
+
+
+def test_an_image_only_option_without_an_image_is_refused_by_its_flag(pipe):
+    """A user who typed --steps for a GAN without --image must read which flag needs an image, as they typed it."""
+    import re
+
+    needing = [o for o in pipe.contract().options if o.needs_image]
+    if not needing:
+        pytest.skip("no option of this pipeline needs an image")
+    for option in needing:
+        with pytest.raises(ValueError, match=re.escape(f"{option.name} (--") + r"[a-z-]+\) applies to image-to-video only"):
+            call(pipe, 1, **{option.name: a_valid_value(option)})

@@ -98,6 +98,17 @@ def test_a_vae_is_fitted_once_then_taken_from_memory_or_the_cache_folder(tmp_pat
     assert vae.calls == 4 * fitted
 
 
+
+def test_without_a_cache_folder_a_vae_is_still_fitted_once_per_process():
+    """With caching to disk off (read-only home), every generate call must not refit the preview: memory keeps it."""
+    vae = LinearVAE()
+    forget_cached_maps()
+    first = LatentPreviewer(vae, vae.decode, 4, folder=None, samples=2, held_out=1, grid=(3, 4, 4)).map()
+    fitted = vae.calls
+    again = LatentPreviewer(vae, vae.decode, 4, folder=None, samples=2, held_out=1, grid=(3, 4, 4)).map()
+    assert vae.calls == fitted == 3 and again is first
+
+
 # ---------------------------------------------------------------------------------------------- pipelines
 
 

@@ -152,3 +152,13 @@ def test_shape_motion_follows_the_recipe():
         path = centroids(frames)
         assert path[-1, along] - path[0, along] >= 44 - 20 - 1
     assert len({ds.scene(i).direction for i in range(50)}) == 2
+
+
+def test_an_index_past_the_end_names_the_index_and_the_length():
+    """An off-by-one in a user's loop should be reported with both numbers, for either dataset."""
+    with pytest.raises(IndexError, match=r"^index 3 out of range for 3 samples$"):
+        CaptionedShapes(num_samples=3)[3]
+    with pytest.raises(IndexError, match=r"^index -1 out of range for 3 samples$"):
+        CaptionedShapes(num_samples=3).caption(-1)
+    with pytest.raises(IndexError, match=r"^index 2 out of range for 2 samples$"):
+        ShapeMotion(num_samples=2)[2]

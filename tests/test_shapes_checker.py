@@ -1,5 +1,7 @@
 """The Shapes checker reads the attributes back off rendered videos."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,85 @@ def test_check_folder_takes_a_string_or_a_path_and_needs_a_manifest(tmp_path):
     (tmp_path / "bare").mkdir()
     with pytest.raises(FileNotFoundError, match="has no manifest.jsonl"):
         check_folder(str(tmp_path / "bare"))
+
+
+def test_a_folder_of_clips_takes_captions_from_prompts_txt_by_clip_number(tmp_path):
+    """`kinema demo` folders: line i of prompts.txt captions clip i; clips without a caption or unreadable are skipped, saying why."""
+    from kinema.evaluation.shapes_checker import check_path
+    from kinema.io import write_video
+
+    ds = CaptionedShapes("test", num_samples=3, resolution=32)
+    write_video(tmp_path / "0000.mp4", ds.render(1))  # clip 0 shows item 1: captioned by line 0
+    write_video(tmp_path / "0001.mp4", ds.render(0))
+    write_video(tmp_path / "0003.mp4", ds.render(2))  # no line 3 in prompts.txt
+    (tmp_path / "0002.mp4").write_bytes(b"\x00" * 500)  # line 2 exists, the file is broken
+    write_video(tmp_path / ".0004.mp4", ds.render(2))  # hidden: a partial write, not a clip
+    (tmp_path / "prompts.txt").write_text(f"{ds.caption(1)}\n{ds.caption(0)}\n{ds.caption(2)}\n")
+    result = check_path(tmp_path)
+    assert [Path(c.file).name for c in result.clips] == ["0000.mp4", "0001.mp4", "0002.mp4", "0003.mp4"]
+    assert [c.source for c in result.clips] == ["prompts.txt", "prompts.txt", "", ""]  # 0002 fails before its line is used
+    assert [c.caption for c in result.clips[:2]] == [ds.caption(1), ds.caption(0)]
+    assert result.clips[2].skipped.startswith("unreadable: cannot read video") and "0002.mp4" in result.clips[2].skipped
+    assert result.clips[3].skipped.startswith("no caption")
+    assert [Path(c.file).name for c in result.checked] == ["0000.mp4", "0001.mp4"]
+    assert result.report.num_videos == 2 and min(result.report.accuracy.values()) == 1.0
+    assert [c.reading.color for c in result.checked] == [ds.labels(1).color, ds.labels(0).color]
+
+
+def test_the_provenance_caption_wins_over_the_users_prompt(tmp_path):
+    """A planner rewrites the prompt into the model's words; the checker must judge the video against that caption."""
+    from kinema.evaluation.shapes_checker import check_path
+    from kinema.io import Provenance, write_video
+
+    ds = CaptionedShapes("test", num_samples=1, resolution=32)
+    record = Provenance(prompt="something shiny drifting", caption=ds.caption(0))
+    write_video(tmp_path / "clip.mp4", ds.render(0), provenance=record)
+    (clip,) = check_path(tmp_path / "clip.mp4").clips
+    assert (clip.caption, clip.source) == (ds.caption(0), "provenance")
+
+
+def test_a_caption_given_by_the_user_overrides_the_manifest(tmp_path):
+    """--caption states what every clip should show; manifest captions must not silently win."""
+    from kinema.data.render import render_dataset
+    from kinema.evaluation.shapes_checker import check_path
+
+    render_dataset("shapes", tmp_path / "set", count=2, resolution=32)
+    result = check_path(tmp_path / "set", caption="a small green square moving up slowly")
+    assert [(c.caption, c.source) for c in result.clips] == [("a small green square moving up slowly", "--caption")] * 2
+    assert check_path(tmp_path / "set").clips[0].source == "manifest"
+    with pytest.raises(FileNotFoundError, match=r"nowhere does not exist$"):
+        check_path(tmp_path / "nowhere")
+
+
+def test_label_dicts_are_checked_only_on_the_attributes_they_name():
+    """Manifest labels carry extra keys (split, index); only Shapes attributes count, as strings."""
+    from kinema.evaluation.shapes_checker import expected_attributes
+
+    assert expected_attributes({"shape": "circle", "split": "train", "index": 3}) == {"shape": "circle"}
+    assert expected_attributes("a big blue box") == {"size": "large", "color": "blue", "shape": "square"}
+
+
+def test_drift_is_averaged_over_videos_with_an_object_and_is_nan_without_any():
+    """Empty videos say nothing about drift; a video with the object in only some frames still does."""
+    red = render_scene(ShapesScene(ShapesLabels("square", "red", "small", "right", "slowly"), 10, 15))
+    dimming = red.copy()
+    dimming[8:] //= 2
+    dimming[::2] = 0  # present in half the frames only, and fading
+    black = np.zeros_like(red)
+    report = check_videos([dimming, black], [{"shape": "square"}, {"shape": "square"}])
+    drift = read_shapes(dimming).color_drift
+    assert drift > 50
+    assert report.mean_color_drift == pytest.approx(drift) and report.present_rate == pytest.approx(0.25)
+    assert report.mean_size_drift == pytest.approx(read_shapes(dimming).size_drift)
+    empty = check_videos([black], ["a red square"])
+    assert np.isnan(empty.mean_color_drift) and np.isnan(empty.mean_size_drift) and empty.accuracy == {"shape": 0.0, "color": 0.0}
+
+
+def test_an_object_seen_in_one_frame_has_no_direction_or_speed():
+    """Motion needs two positions; one frame must give no direction rather than a made-up one."""
+    red = render_scene(ShapesScene(ShapesLabels("square", "red", "small", "right", "slowly"), 10, 15))
+    once = np.zeros_like(red)
+    once[5] = red[5]
+    reading = read_shapes(once)
+    assert reading.shape == "square" and reading.color == "red"
+    assert reading.direction is None and reading.speed is None and reading.velocity == (0.0, 0.0)

@@ -186,3 +186,20 @@ def test_cli_demo_generates_with_a_model_and_checks_each_clip_against_its_prompt
     assert (out / "prompts.txt").read_text().splitlines() == list(DEMO_PROMPTS)
     assert read_video(out / "grid.gif").frames.shape[0] == 4  # the tiny model's frame count
     assert "shape accuracy" in result.output and "s per clip" in result.output
+
+
+def test_ddim_ends_on_the_clean_prediction_unclipped():
+    """DDIM's last step must return the model's x0 itself (alpha 1 beyond t=0, no [-1, 1] clipping of latents)."""
+    from diffusers import DDPMScheduler
+
+    from kinema.pipelines.text2video import make_scheduler
+
+    train = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type="epsilon").config
+    scheduler = make_scheduler("ddim", dict(train))
+    scheduler.set_timesteps(10)
+    t = scheduler.timesteps[-1]
+    sample, eps = torch.full((1, 4, 2, 2), 3.0), torch.full((1, 4, 2, 2), 0.5)
+    alpha = DDPMScheduler.from_config(train).alphas_cumprod[t].double()
+    x0 = (sample.double() - (1 - alpha).sqrt() * eps.double()) / alpha.sqrt()  # past 1: clipping would show
+    assert x0.min() > 1
+    assert torch.allclose(scheduler.step(eps, t, sample).prev_sample.double(), x0, atol=1e-5)

@@ -39,3 +39,18 @@ def test_refuses_weights_that_are_not_the_official_ones(tmp_path):
     with pytest.raises(TextEncoderError, match="tokenizer.json"):
         MiniLMEncoder.from_pretrained(folder)
     assert len(MINILM_SHA256) == 64
+
+
+def test_closest_reference_is_the_most_similar_training_prompt_and_none_means_no_distance(text_encoder):
+    """The out-of-distribution warning rests on this: the nearest training prompt by cosine; with no references, cosine 1 (never far)."""
+    from kinema.models.text import PromptReference
+
+    references = ["a red circle moving left", "a big blue square moving up quickly", "a small green triangle"]
+    prompts = ["a large blue box drifting upwards fast", "red circle going left", "a green triangle, small"]
+    closest = PromptReference(text_encoder, references).closest(prompts)
+    pooled = text_encoder.encode(references).pooled
+    for (reference, cosine), prompt in zip(closest, prompts):
+        sims = torch.nn.functional.cosine_similarity(text_encoder.encode([prompt]).pooled, pooled)
+        assert reference == references[int(sims.argmax())] and cosine == pytest.approx(float(sims.max()), abs=1e-5)
+    assert [r for r, _ in closest] == [references[1], references[0], references[2]]
+    assert PromptReference(text_encoder, []).closest(["anything", ""]) == [("", 1.0), ("", 1.0)]

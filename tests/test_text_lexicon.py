@@ -109,3 +109,42 @@ def test_a_colour_names_category_is_the_kind_of_chromatic_colour_above_it(text_e
     senses = planner_for(shapes_vocabulary(), text_encoder).senses
     assert [senses.category(w) for w in ("crimson", "coral", "salmon", "olive")] == ["red", "pink", "salmon", "olive"]
     assert senses.category("magenta") == "red" and senses.category("cyan") == "green"  # shades, not categories of their own
+
+
+@pytest.mark.parametrize("word, verb", [("drop", True), ("darts", True), ("spin", True), ("ball", False), ("pyramid", False), ("orbit", False)])
+def test_a_word_is_mostly_a_verb_only_when_the_corpus_used_it_so_twice_or_more(word, verb):
+    """"a pyramid" (tagged once, as a verb) stays a thing to draw; "darts" (five verb tags, no noun) reads as motion."""
+    from kinema.text.reading import mostly_verb
+
+    assert mostly_verb(word) is verb
+
+
+def test_a_bare_suffix_is_not_taken_for_an_inflected_empty_word():
+    """Stripping "-ing" or "-s" off "ing" or "s" leaves nothing: that is no lemma, so the stray token stays unknown."""
+    net = wordnet()
+    assert net.lemmas("ing", "v") == [] and not net.knows("ing")
+    assert net.lemmas("s", "v") == [] and net.lemmas("ed", "v") == [] and net.lemmas("er", "a") == []
+
+
+def test_a_phrase_two_values_share_names_neither():
+    """"zippy" written under both fast and slow cannot decide the speed: it must not be read as naming either."""
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text import Vocabulary
+    from kinema.text.phrases import Phrases
+
+    data = shapes_vocabulary().to_json()
+    for value in ("quickly", "slowly"):
+        data["attributes"]["speed"]["values"][value]["description"] += ", zippy"
+    phrases = Phrases(Vocabulary.from_json(data)).phrases
+    assert ("zippy",) not in phrases
+    assert phrases[("fast",)] == {("speed", "quickly")} and phrases[("slow",)] == {("speed", "slowly")}
+
+
+def test_compounds_stop_at_the_limit_for_each_joint_in_index_order():
+    """The colour reader caps how many compounds it weighs ("ice" has dozens): the cap must hold, first ones first."""
+    net = wordnet()
+    every = net.compounds("ice", "n")
+    hyphened, spaced = [c for c in every if c.startswith("ice-")], [c for c in every if c.startswith("ice ")]
+    assert len(hyphened) > 2 and len(spaced) > 2 and hyphened + spaced == every
+    assert net.compounds("ice", "n", limit=2) == hyphened[:2] + spaced[:2]
+    assert net.compounds("ice", "n", limit=1) == hyphened[:1] + spaced[:1]

@@ -404,7 +404,7 @@ def test_the_vocabulary_round_trips_through_model_index_json(tmp_path, vocabular
     (lambda v: v.update(template="a {size} {color} {shape} moving {direction} {speed}, {shape}"), ModelFormatError,
      r"must name every attribute once .*it names size, color, shape, direction, speed, shape"),
     (lambda v: v["attributes"]["size"].update(default="huge"), ModelFormatError, "default 'huge'"),
-    (lambda v: v["attributes"]["size"]["values"]["small"].update(measure="12"), ModelFormatError, "measure must be a number"),
+    (lambda v: v["attributes"]["size"]["values"]["small"].update(measure="12"), ModelFormatError, r"vocabulary\.attributes\.size\.values\.small\.measure must be a number"),
     (lambda v: v["attributes"]["color"]["values"]["red"].update(rgb=[255, 0]), ModelFormatError, "rgb must be three integers"),
     (lambda v: v["attributes"]["direction"].update(unit="degrees"), ModelFormatError, "unit must be one of px, px/frame, deg"),
 ])

@@ -24,6 +24,7 @@ from kinema.training.checkpoint import (
     checkpoint_path,
     list_checkpoints,
     load_checkpoint,
+    save_checkpoint,
 )
 from kinema.training.config import build_run_config
 from kinema.training.logging import training_seconds
@@ -88,6 +89,40 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90) -> None:
             proc.kill()
             raise AssertionError(f"no {path} after {timeout} s")
         time.sleep(0.01)
+
+
+def test_toy_clips_show_one_square_a_third_of_the_shorter_side_on_wide_frames():
+    """The toy data is a square of side min(h, w) // 3 on a plain background, wrapping around on any frame shape."""
+    from kinema.training.objectives.toy import ToyDataConfig, render_clips
+
+    clips = render_clips(6, ToyDataConfig(num_frames=5, height=12, width=30), torch.Generator().manual_seed(0))
+    assert clips.shape == (6, 3, 5, 12, 30)
+    for clip in clips:
+        for frame in clip.unbind(1):  # (c, h, w)
+            colours, counts = frame.flatten(1).unique(dim=1, return_counts=True)
+            assert sorted(counts.tolist()) == [16, 12 * 30 - 16]  # a 4 x 4 square (12 // 3 = 4)
+            square = colours[:, counts.argmin()]
+            ys, xs = (frame == square[:, None, None]).all(0).nonzero().unbind(1)
+            # one square, wrapped: 4 distinct rows and 4 distinct columns, each (row, column) pair once
+            assert len(set(ys.tolist())) == 4 and len(set(xs.tolist())) == 4
+
+
+def test_a_toy_preview_shows_the_denoised_noisy_clips_as_uint8_frames():
+    """The preview is what the model makes of noisy input (clean + noise_std * noise), not of the clean clip it never sees."""
+    from kinema.training import get_family, load_config
+    from kinema.training.objectives.toy import render_clips
+
+    config = load_config(TINY)
+    objective = get_family("toy").objective(config)
+    model = objective.modules["model"].eval()
+    clips = objective.sample(3, torch.Generator().manual_seed(4))
+    replay = torch.Generator().manual_seed(4)
+    clean = render_clips(3, config.data, replay)
+    noisy = clean + config.data.noise_std * torch.randn(clean.shape, generator=replay)
+    with torch.no_grad():
+        expected = ((model(noisy).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1)
+    assert clips.dtype == torch.uint8 and clips.shape == (3, config.data.num_frames, config.data.height, config.data.width, 3)
+    assert torch.equal(clips, expected)
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +210,22 @@ def test_sigterm_saves_a_checkpoint_and_exits_130(tmp_path):
     assert not (run / "model").exists()
 
 
+def test_train_gives_back_the_callers_signal_handlers_when_it_returns(tmp_path):
+    """A program that calls train() and then goes on must get its own Ctrl-C / SIGTERM handling back, not the trainer's."""
+    seen = []
+
+    def mine(signum, frame):
+        seen.append(signum)
+
+    before = {sig: signal.signal(sig, mine) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        train(TINY, ["train.max_steps=2", "train.log_every=1", "train.sample_every=0"], out=tmp_path / "run")
+        assert signal.getsignal(signal.SIGINT) is mine and signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def test_until_step_then_resume_equals_uninterrupted(baseline, tmp_path, capsys):
     run = tmp_path / "run"
     train(TINY, EXACT, out=run, until_step=15)
@@ -215,6 +266,37 @@ def test_new_run_refuses_a_folder_with_checkpoints_and_resume_says_what_changed(
     out = capsys.readouterr().out
     assert "changed since that checkpoint: train.batch_size 8 -> 16; train.lr 0.003 -> 0.001" in out
     assert load_checkpoint(checkpoint_path(run / "checkpoints", 12))["schedulers"]["model"]["base_lrs"] == [1e-3]
+
+
+def test_resume_names_settings_added_or_dropped_since_the_checkpoint(tmp_path, capsys):
+    """A checkpoint from an older schema lacks some settings and has others: resume must list both, not only changed values."""
+    run = tmp_path / "run"
+    train(TINY, ["train.max_steps=12"], out=run, until_step=6)
+    path = checkpoint_path(run / "checkpoints", 6)
+    state = load_checkpoint(path)
+    del state["format"]
+    warmup = state["config"]["train"].pop("warmup_steps")  # a setting the old version did not have
+    state["config"]["train"]["old_knob"] = 7  # and one it had that this version dropped
+    path.unlink()
+    save_checkpoint(path, state)
+    capsys.readouterr()
+    train(TINY, ["train.max_steps=12"], out=run, resume="auto")
+    out = capsys.readouterr().out
+    assert f"changed since that checkpoint: train.old_knob 7 -> (absent); train.warmup_steps (absent) -> {warmup}" in out
+
+
+def test_resume_clears_half_written_checkpoints_of_a_killed_run(tmp_path):
+    """A kill -9 mid-save leaves a temporary file: resuming removes it (it would fill the disk run after run) and keeps the rest."""
+    run = tmp_path / "run"
+    train(TINY, ["train.max_steps=12", "train.checkpoint_every=3"], out=run, until_step=6)
+    leftovers = [run / "checkpoints" / name for name in (".step_000009.tmp.pt", ".step_000009.tmp-1234")]
+    for path in leftovers:
+        path.write_bytes(b"half a checkpoint")
+    keep = run / "checkpoints" / "notes.txt"
+    keep.write_text("mine")
+    train(TINY, ["train.max_steps=12", "train.checkpoint_every=3"], out=run, resume="auto")
+    assert not any(path.exists() for path in leftovers) and keep.read_text() == "mine"
+    assert [step for step, _ in list_checkpoints(run / "checkpoints")][-1] == 12
 
 
 def test_init_from_fine_tunes_a_new_run_from_a_model_folder_a_run_or_a_checkpoint(baseline, tmp_path, capsys):
@@ -285,6 +367,16 @@ def test_two_processes_match_one_with_the_same_global_batch(tmp_path, capsys):
         torch.testing.assert_close(_final_state(three)["modules"]["model"][key], tensor, rtol=0, atol=1e-6)
 
 
+def test_a_logged_value_is_the_mean_over_the_steps_since_the_last_log(tmp_path):
+    """metrics.jsonl's loss at step 5 (log_every 5) must be the mean of steps 1-5, as logging every step shows them."""
+    overrides = ["train.max_steps=10", "train.sample_every=0"]
+    every = _metrics(train(TINY, overrides + ["train.log_every=1"], out=tmp_path / "every"))
+    fifth = _metrics(train(TINY, overrides + ["train.log_every=5"], out=tmp_path / "fifth"))
+    assert [m["step"] for m in every] == list(range(1, 11)) and [m["step"] for m in fifth] == [5, 10]
+    for row, steps in zip(fifth, (every[:5], every[5:])):
+        assert row["loss"] == pytest.approx(sum(m["loss"] for m in steps) / 5, rel=1e-5)
+
+
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     """2 micro-batches of 4 per step against 1 batch of 8: the same gradient, summed in another order."""
     overrides = ["train.max_steps=10", "train.sample_every=0"]
@@ -309,6 +401,18 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path):
         pytest.skip("fp16 is allowed on a GPU")
     with pytest.raises(ConfigError, match="'fp16' needs a GPU.*use 'bf16' on a CPU"):
         train(TINY, ["train.mixed_precision=fp16"], out=tmp_path / "run")
+
+
+def test_the_default_optimizer_takes_every_trainable_parameter_of_every_module_and_no_frozen_one():
+    """A family that freezes part of a network (a pretrained encoder) must not have the optimizer hold or decay it."""
+    torch.manual_seed(0)
+    frozen, head, other = nn.Linear(3, 3), nn.Linear(3, 2), nn.Linear(2, 2)
+    frozen.requires_grad_(False)
+    objective = Objective()
+    objective.modules = {"model": nn.Sequential(frozen, head), "other": other}
+    groups = objective.optimizer_groups()
+    assert list(groups) == ["model"] and len(groups["model"]) == 1
+    assert [id(p) for p in groups["model"][0]["params"]] == [id(p) for p in (head.weight, head.bias, other.weight, other.bias)]
 
 
 # ---------------------------------------------------------------------------- a family with two optimizers
@@ -384,6 +488,15 @@ def test_two_optimizers_step_in_their_phases(tmp_path):
     exported = load_file(run / "model" / "first" / "model.safetensors")
     assert torch.equal(exported["weight"], state["ema"]["first"]["weight"])
     assert sorted(p.name for p in (run / "model").iterdir()) == ["first", "model_index.json"]
+
+
+def test_init_from_a_checkpoint_without_this_runs_networks_names_the_missing_ones(baseline, tmp_path):
+    """Fine-tuning from another family's checkpoint must name the networks it lacks and the ones it has."""
+    source = checkpoint_path(baseline / "checkpoints", 40)
+    config = build_run_config({"family": "pair_test", "train": {"max_steps": 2, "batch_size": 8, "init_from": str(source)}})
+    with pytest.raises(ValueError) as info:
+        train(config, out=tmp_path / "run", until_step=0)
+    assert str(info.value) == f"train.init_from: {source} has no weights for first, second (it has model)"
 
 
 def _final_state_at(run: Path, step: int) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,14 @@ def test_typo_in_override_names_key_suggestion_and_allowed_keys():
     assert "--set train.lerning_rate" in message
     assert "unknown key 'train.lerning_rate'; did you mean 'train.lr'?" in message
     assert "allowed in train:" in message and "max_steps" in message and "checkpoint_every" in message
+
+
+@pytest.mark.parametrize("override", ["train.lr.warmup=1", "train.lr.a.b=1"])
+def test_an_override_under_a_value_names_the_value_that_is_not_a_section(override):
+    """`--set train.lr.x=1` treats a number as a section: the message must point at train.lr, the part that is wrong."""
+    with pytest.raises(ConfigError) as info:
+        load_config(TINY, [override])
+    assert str(info.value) == f"--set {override!r}: train.lr is a value, not a section"
 
 
 def test_typo_in_yaml_file_names_the_file_and_key(tmp_path):
@@ -119,12 +128,50 @@ def test_unknown_family_lists_known_ones(tmp_path):
         load_config(bad)
 
 
+@pytest.mark.parametrize("line, shown", [("family: 3", "3"), ("family: [toy]", "['toy']"), ("train: {}", "None")])
+def test_a_family_that_is_not_a_name_is_refused_as_such(tmp_path, line, shown):
+    """`family:` must name a registered family; a number, a list or nothing at all gets that said, not a lookup error."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(line + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert str(info.value).endswith(f"family is required and must be a string naming a registered family, got {shown}")
+
+
+@pytest.mark.parametrize("value, shown", [("[]", "[] (list)"), ("false", "False (bool)"), ("0", "0 (int)"), ("''", "'' (str)")])
+def test_a_section_that_is_empty_but_not_a_mapping_is_refused(tmp_path, value, shown):
+    """`data: []` or `data: false` is a mistake, not "use the defaults" (only an empty `data:` means that)."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"family: toy\ndata: {value}\n")
+    with pytest.raises(ConfigError, match=rf"data must be a mapping of keys for ToyDataConfig, got {re.escape(shown)}$"):
+        load_config(bad)
+    from kinema.training.objectives.toy import ToyDataConfig
+
+    bad.write_text("family: toy\ndata:\n")
+    assert load_config(bad).data == ToyDataConfig()  # an empty section: every default
+
+
 def test_resolved_config_round_trips(tmp_path):
     cfg = load_config(TINY, ["train.max_grad_norm=null", "train.max_steps=7"])
     saved = tmp_path / "config.yaml"
     saved.write_text(dump_yaml(cfg))
     assert load_config(saved) == cfg
     assert parse_yaml(saved.read_text())["train"]["warmup_steps"] == 5  # every field written out, defaults included
+
+
+def test_to_dict_turns_nested_tuples_and_configs_into_plain_yaml_values():
+    """What config.yaml and checkpoints store must be plain YAML even inside lists: a tuple or config there would not dump."""
+    import dataclasses
+
+    import yaml
+
+    from kinema.training.config import TrainConfig, to_dict
+
+    train = TrainConfig(betas=(0.5, 0.99))
+    plain = to_dict({"pairs": [(1, 2), (3, (4, 5))], "runs": [train]})
+    assert plain["pairs"] == [[1, 2], [3, [4, 5]]] and type(plain["pairs"][0]) is list and type(plain["pairs"][1][1]) is list
+    assert plain["runs"] == [{**dataclasses.asdict(train), "betas": [0.5, 0.99]}] and type(plain["runs"][0]) is dict
+    assert yaml.safe_load(yaml.safe_dump(plain)) == plain
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -165,6 +212,18 @@ def test_damaged_checkpoint_is_detected_and_previous_one_used(tmp_path, damage):
     path, state = load_latest(tmp_path, warnings.append)
     assert path == checkpoint_path(tmp_path, 10) and state["step"] == 10
     assert len(warnings) == 1 and "step_000020.pt" in warnings[0] and "previous" in warnings[0]
+
+
+@pytest.mark.parametrize("key", ["scalar", "single"])
+def test_a_modified_one_number_tensor_is_caught_by_the_digest(tmp_path, key):
+    """Adam's step count and EMA's update count are one-number tensors: editing one must fail the digest like any weight."""
+    path = tmp_path / "step_000001.pt"
+    save_checkpoint(path, {"step": 1, "optimizer": {"scalar": torch.tensor(10.0), "single": torch.tensor([7.0])}, "w": torch.ones(4)})
+    raw = torch.load(path, weights_only=False)
+    raw["optimizer"][key] += 1  # the digest stored beside it is left as it was
+    torch.save(raw, path)
+    with pytest.raises(CorruptCheckpoint, match="does not match its digest"):
+        load_checkpoint(path)
 
 
 def test_prune_keeps_the_newest_k(tmp_path):
@@ -213,6 +272,13 @@ def test_resuming_from_a_position_continues_the_same_stream():
         position = position.advance(8, 20)
     assert position == DataPosition(epoch=2, offset=8)
     assert _stream(2, 4, start=position) == full[5:]
+
+
+def test_a_position_whose_next_batch_does_not_fit_moves_to_the_next_epoch_first():
+    """Resumed with a larger batch, a saved offset may leave too few samples: that batch comes whole from the next epoch."""
+    assert DataPosition(epoch=0, offset=16).advance(8, 20) == DataPosition(epoch=1, offset=8)
+    assert DataPosition(epoch=3, offset=12).advance(8, 20) == DataPosition(epoch=4, offset=0)  # 12 + 8 = 20: fits, then wraps
+    assert DataPosition(epoch=0, offset=13).advance(8, 20) == DataPosition(epoch=1, offset=8)
 
 
 def test_batch_larger_than_dataset_or_indivisible_is_refused():

@@ -87,6 +87,14 @@ def test_bad_configs_and_inputs_are_named():
         unet(**dict(inputs(), sample=torch.randn(2, 4, 4, 16, 16)))
 
 
+@pytest.mark.parametrize("channels", [(32, 36), (36, 32), (36, 44)])
+def test_a_channel_count_that_groupnorm_cannot_split_is_refused_at_config_time(channels):
+    """GroupNorm needs every level's width divisible by groups: one odd level is named before any network is built."""
+    with pytest.raises(ValueError, match=rf"^every channel count \({channels[0]}, {channels[1]}\) must be divisible by groups=8$"):
+        VideoUNetConfig(channels=channels, groups=8, attention_levels=())
+    assert VideoUNetConfig(channels=(36, 44), groups=4, attention_levels=()).groups == 4
+
+
 def test_output_channels_unpack_as_channel_then_row_then_column():
     """With conv_out's weights zero its bias is the output: channel k = c*p*p + p1*p + p2 lands on colour c at
     sub-pixel (p1, p2) of every packed cell, the layout the input packing uses and the shipped weights expect."""

@@ -43,12 +43,36 @@ def test_forward_backward_shapes(one_thread):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vae.parameters())
 
 
+@pytest.mark.parametrize("config, width", [(SMALL, 24), (FRAMEWISE, 16)], ids=["mid_channels=24", "mid_channels=null"])
+def test_the_latent_rate_layers_of_both_sides_take_mid_channels(config, width):
+    """mid_channels widens the layers at the latent rate of the encoder and the decoder alike (null: the last level's width)."""
+    vae = VideoVAE(config)
+    for side in (vae.encoder, vae.decoder):
+        gains = [block.norm1.gain for block in side.mid]
+        assert len(gains) == config.mid_blocks and all(g.shape == (width, 1, 1, 1) for g in gains)
+    assert vae.decoder.conv_in.weight.shape[:2] == (width, config.latent_channels)
+    assert vae.encoder.conv_out.weight.shape[:2] == (2 * config.latent_channels, width)
+
+
 def test_posterior_sample_follows_the_generator(one_thread):
     posterior = random_vae().encode(clip())
     a = posterior.sample(torch.Generator().manual_seed(3))
     b = posterior.sample(torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and not torch.equal(a, posterior.mode())
     assert posterior.kl().shape == posterior.mean.shape and (posterior.kl() >= 0).all()
+
+
+def test_forward_decodes_a_posterior_sample_by_default_and_the_mean_with_sample_false(one_thread):
+    """Training decodes a sample of q(z|x) (objective.sample_posterior); sample=False must decode its mean instead."""
+    vae = random_vae()
+    x = clip()
+    with torch.no_grad():
+        posterior = vae.encode(x)
+        sampled, _ = vae(x, generator=torch.Generator().manual_seed(3))
+        mean, _ = vae(x, generator=torch.Generator().manual_seed(3), sample=False)
+        torch.testing.assert_close(sampled, vae.decode(posterior.sample(torch.Generator().manual_seed(3))), rtol=0, atol=1e-6)
+        torch.testing.assert_close(mean, vae.decode(posterior.mode()), rtol=0, atol=1e-6)
+    assert not torch.allclose(sampled, mean)
 
 
 def test_encoder_and_decoder_are_causal(one_thread):
@@ -77,6 +101,20 @@ def test_framewise_vae_is_causal_frame_by_frame(one_thread):
     assert torch.equal(z[:, :, :4], z_changed[:, :, :4]) and not torch.allclose(z[:, :, 4:], z_changed[:, :, 4:])
 
 
+def test_temporal_kernel_1_codes_and_decodes_each_frame_on_its_own(one_thread):
+    """temporal_kernel: 1 is documented as coding frames independently: a change to one frame touches only its own latent."""
+    vae = random_vae(VideoVAEConfig(**{**FRAMEWISE.__dict__, "temporal_kernel": 1}))
+    x = clip(frames=5)
+    changed = x.clone()
+    changed[:, :, 2] = -x[:, :, 2]
+    with torch.no_grad():
+        z, z_changed = vae.encode(x).mode(), vae.encode(changed).mode()
+        kept = [0, 1, 3, 4]
+        assert torch.equal(z[:, :, kept], z_changed[:, :, kept]) and not torch.allclose(z[:, :, 2], z_changed[:, :, 2])
+        out, out_changed = vae.decode(z), vae.decode(z_changed)
+    assert torch.equal(out[:, :, kept], out_changed[:, :, kept]) and not torch.allclose(out[:, :, 2], out_changed[:, :, 2])
+
+
 @pytest.mark.parametrize("config", [SMALL, FRAMEWISE], ids=["t2", "t1"])
 def test_an_image_is_a_one_frame_video(config, one_thread):
     vae = random_vae(config)
@@ -101,6 +139,18 @@ def test_chunked_decode_and_encode_equal_the_whole(config, one_thread):
             torch.testing.assert_close(vae.encode(x, chunk_size=chunk).mode(), z, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk_size", [0, -2])
+def test_a_chunk_size_below_one_is_refused_by_name(chunk_size, one_thread):
+    """A chunk of no latent frames is a usage error, said plainly, not a torch error from deep inside."""
+    vae = random_vae()
+    x = clip()
+    z = vae.encode(x).mode()
+    for call in (lambda: vae.encode(x, chunk_size=chunk_size), lambda: vae.decode(z, chunk_size=chunk_size),
+                 lambda: next(vae.decode_chunks(z, chunk_size))):
+        with pytest.raises(ValueError, match=f"^chunk_size must be at least 1 latent frame, got {chunk_size}$"):
+            call()
+
+
 def test_save_and_load_give_identical_outputs(tmp_path, one_thread):
     vae = random_vae()
     vae.save_pretrained(tmp_path / "vae")
@@ -110,6 +160,20 @@ def test_save_and_load_give_identical_outputs(tmp_path, one_thread):
     x = clip()
     with torch.no_grad():
         assert torch.equal(loaded.decode(loaded.encode(x).mode()), vae.decode(vae.encode(x).mode()))
+
+
+def test_an_unknown_key_in_config_json_names_the_file_and_the_closest_key(tmp_path):
+    """A hand-edited config.json with a typo is refused, pointing at the very file to fix and the key meant."""
+    from kinema.models.base import UnknownKeyError
+
+    random_vae().save_pretrained(tmp_path / "vae")
+    path = tmp_path / "vae" / "config.json"
+    data = json.loads(path.read_text())
+    data["latent_chanels"] = data.pop("latent_channels")
+    path.write_text(json.dumps(data))
+    with pytest.raises(UnknownKeyError) as info:
+        VideoVAE.from_pretrained(tmp_path / "vae")
+    assert str(info.value).startswith(f"{path}: unknown key 'latent_chanels'; did you mean 'latent_channels'?")
 
 
 def test_bad_input_is_named(one_thread):
@@ -126,6 +190,26 @@ def test_bad_input_is_named(one_thread):
         vae.latent_shape(6, 16, 16)
     with pytest.raises(ValueError, match="temporal_compression must be at least 1"):
         VideoVAEConfig(temporal_compression=0)
+
+
+_BAD_CONFIGS = [
+    (dict(in_channels=0), "in_channels and latent_channels must be at least 1, got 0 and 8"),
+    (dict(latent_channels=0), "in_channels and latent_channels must be at least 1, got 3 and 0"),
+    (dict(patch_size=0), "patch_size must be at least 1, got 0"),
+    (dict(channels=()), r"channels must be a non-empty list of positive widths, got \[\]"),
+    (dict(channels=(8, 0)), r"channels must be a non-empty list of positive widths, got \[8, 0\]"),
+    (dict(decoder_blocks=-1), "encoder_blocks, decoder_blocks and mid_blocks must be 0 or more"),
+    (dict(mid_channels=0), "mid_channels must be at least 1 or null, got 0"),
+    (dict(temporal_kernel=0), "temporal_kernel must be at least 1, got 0"),
+]
+
+
+@pytest.mark.parametrize("fields, message", _BAD_CONFIGS, ids=[next(iter(f)) + "=" + str(next(iter(f.values()))) for f, _ in _BAD_CONFIGS])
+def test_each_impossible_vae_shape_is_refused_by_name(fields, message):
+    """A config.yaml typo like patch_size: 0 must fail at once with the field named, not deep inside a convolution."""
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        VideoVAEConfig(**fields)
+    assert VideoVAEConfig(patch_size=1, temporal_kernel=1, mid_channels=1, decoder_blocks=0).patch_size == 1  # the limits themselves pass
 
 
 def test_a_config_whose_clips_the_model_cannot_take_is_refused(tmp_path):
@@ -165,3 +249,75 @@ def test_preview_puts_input_and_reconstruction_side_by_side():
     objective = get_family("vae").objective(config)
     clips = objective.sample(3, torch.Generator().manual_seed(0))
     assert clips.dtype == torch.uint8 and clips.shape == (3, 5, 16, 32, 3)  # (b, f, h, 2w, c)
+
+
+def test_a_folder_dataset_cuts_its_clips_where_data_seed_says(tmp_path):
+    """data.seed picks where each clip starts in a user's videos: another seed must give other clips, and the same seed the same."""
+    import numpy as np
+
+    from kinema.data import CaptionedShapes, VideoFolder
+    from kinema.io import write_video
+    from kinema.training import get_family
+
+    shapes = CaptionedShapes("test", num_samples=2, resolution=16, num_frames=16)
+    for i in range(2):
+        write_video(tmp_path / f"clip{i}.mp4", np.ascontiguousarray(shapes.render(i)), fps=8)
+    clips = {}
+    for seed in (0, 5):
+        dataset = get_family("vae").dataset(load_config(TINY, ["data.dataset=folder", f"data.folder={tmp_path}", f"data.seed={seed}"]))
+        reference = VideoFolder(tmp_path, num_frames=5, size=16, crop=16, seed=seed)
+        assert len(dataset) == 2
+        clips[seed] = [dataset[i]["video"] for i in range(2)]
+        assert all(torch.equal(clip, reference[i]["video"]) for i, clip in enumerate(clips[seed]))
+    assert not all(torch.equal(a, b) for a, b in zip(clips[0], clips[5]))
+
+
+def test_the_config_defaults_are_the_built_in_shapes_vae():
+    """VideoVAEConfig() is documented as the built-in shapes-vae: code that builds one without a config gets that model."""
+    shipped = load_config(Path(__file__).parents[1] / "configs" / "vae" / "shapes.yaml").model
+    assert VideoVAEConfig() == shipped
+    # the config's header: a 16-frame 64x64 clip -> 8 x 16 x 16 x 16
+    assert VideoVAE(VideoVAEConfig()).latent_shape(16, 64, 64) == (8, 16, 16, 16)
+
+
+def test_the_training_loss_weighs_l1_mse_and_kl_of_the_posterior_mean_when_told_not_to_sample(one_thread):
+    """objective.sample_posterior=false trains on the decoded mean; the loss is l1_weight*L1 + mse_weight*MSE + kl_weight*KL."""
+    from kinema.training import get_family
+    from kinema.training.objectives.vae import reconstruction_error
+
+    config = load_config(TINY, ["objective.sample_posterior=false", "objective.l1_weight=0.5", "objective.mse_weight=2.0",
+                                "objective.kl_weight=0.01"])
+    objective = get_family("vae").objective(config)
+    vae = objective.modules["model"]
+    with torch.no_grad():
+        for p in vae.parameters():
+            p.normal_(std=0.2, generator=torch.Generator().manual_seed(0))
+    x = clip(frames=5)
+    with torch.no_grad():
+        out = objective.training_step({"video": x}, 1, "model")
+        posterior = vae.encode(x)
+        error = reconstruction_error(vae.decode(posterior.mode()), x, config.objective.clip_aware)
+    l1, mse, kl = error.abs().mean(), error.pow(2).mean(), posterior.kl().mean()
+    torch.testing.assert_close(out["l1"], l1)
+    torch.testing.assert_close(out["mse"], mse)
+    torch.testing.assert_close(out["kl"], kl)
+    torch.testing.assert_close(out["loss"], 0.5 * l1 + 2.0 * mse + 0.01 * kl)
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_the_mixed_dataset_alternates_the_two_shapes_sets_of_the_split_asked_for(split):
+    """Even clips come from Captioned Shapes, odd ones from Shape Motion, of the split asked for (previews use 'test')."""
+    from kinema.data.shapes import CaptionedShapes, ShapeMotion, frames_to_tensor
+    from kinema.training.objectives.vae import VAEClips
+
+    data = load_config(TINY, ["data.num_samples=6"]).data
+    assert data.dataset == "mixed" and data.split == "train"
+    clips = VAEClips(data, split=split)
+    common = dict(resolution=16, num_frames=5, seed=data.seed)
+    shapes, motion = CaptionedShapes(split, num_samples=3, **common), ShapeMotion(split, num_samples=3, **common)
+    assert len(clips) == 6
+    for i in range(3):
+        assert torch.equal(clips[2 * i]["video"], frames_to_tensor(shapes.render(i)))
+        assert torch.equal(clips[2 * i + 1]["video"], frames_to_tensor(motion.render(i)))
+    with pytest.raises(IndexError, match="index 6 out of range for 6 clips"):
+        clips[6]

@@ -89,3 +89,56 @@ def test_bad_folders_are_named(tmp_path):
         VideoFolder(tmp_path / "nothing_here")
     with pytest.raises(ValueError, match="no videos found"):
         VideoFolder(tmp_path)
+
+
+def _numbered_gif(path, num_frames):
+    """A lossless clip whose frame i is flat grey 8 * i, so a clip's frames say where it started."""
+    frames = np.repeat((8 * np.arange(num_frames, dtype=np.uint8))[:, None, None, None], 16, axis=1)
+    write_video(path, np.broadcast_to(frames, (num_frames, 16, 16, 3)).copy(), fps=8)
+
+
+def _frame_numbers(item):
+    return [round((v + 1) * 127.5 / 8) for v in item["video"][0, :, 0, 0].tolist()]
+
+
+def test_start_and_center_clips_sit_where_named(tmp_path):
+    """'start' takes the first frames; 'center' leaves as many frames out before the clip as after it."""
+    _numbered_gif(tmp_path / "clip.gif", 32)
+    assert _frame_numbers(VideoFolder(tmp_path, num_frames=7, clip="start")[0]) == list(range(7))
+    left_out = 32 - 7
+    assert _frame_numbers(VideoFolder(tmp_path, num_frames=7, clip="center")[0]) == list(range(left_out // 2, left_out // 2 + 7))
+    strided = VideoFolder(tmp_path, num_frames=4, stride=3, clip="center")[0]  # spans 10 frames: 22 left out
+    assert _frame_numbers(strided) == [11, 14, 17, 20]
+
+
+def test_random_clips_reach_both_ends_and_never_run_past_the_last_frame(tmp_path):
+    """Random starts must use every valid start, including the last one, and never ask for a frame that is not there."""
+    _numbered_gif(tmp_path / "clip.gif", 10)
+    data = VideoFolder(tmp_path, num_frames=8, clip="random")
+    firsts = set()
+    for epoch in range(40):
+        data.set_epoch(epoch)
+        numbers = _frame_numbers(data[0])
+        assert numbers == list(range(numbers[0], numbers[0] + 8))
+        firsts.add(numbers[0])
+    assert firsts == {0, 1, 2} and data.num_skipped == 0
+    exact = VideoFolder(tmp_path, num_frames=10, clip="random")  # a clip as long as the video has one place to go
+    for epoch in range(5):
+        exact.set_epoch(epoch)
+        assert _frame_numbers(exact[0]) == list(range(10))
+    assert exact.num_skipped == 0
+
+
+def test_skip_warnings_count_the_files_skipped_so_far(folder, caplog):
+    """The log tells a user how many of their files have been dropped, one more with each bad file."""
+    root, _ = folder
+    (root / "a_broken.mp4").write_bytes(b"\x00" * 1000)
+    (root / "b_broken.mp4").write_bytes(b"\x00" * 1000)
+    data = VideoFolder(root, num_frames=8)
+    with caplog.at_level(logging.WARNING):
+        data[0]
+        data[1]
+    messages = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(messages) == 2
+    assert "(1 skipped so far)" in messages[0] and "a_broken.mp4" in messages[0]
+    assert "(2 skipped so far)" in messages[1] and "b_broken.mp4" in messages[1]

@@ -171,6 +171,22 @@ def test_guidance_below_one_is_applied_and_zero_samples_the_null_prompt(one_thre
     assert not torch.equal(half, run(1.0, text, mask)) and not torch.equal(half, zero)
 
 
+def test_a_null_prompt_longer_than_the_prompt_is_used_whole(one_thread):
+    """The unconditional prompt may be the longer one (a short prompt, a long negative one): none of it may be cut."""
+    gpt = random_gpt()
+    codes, text, _ = inputs()
+    short, short_mask = text[:, :2], torch.ones(2, 2, dtype=torch.bool)
+    long, long_mask = text, torch.ones(2, 5, dtype=torch.bool)
+
+    def run(scale, tokens, tokens_mask, **null_prompt):
+        return gpt.generate(tokens, tokens_mask, SMALL.max_tokens, [torch.Generator().manual_seed(i) for i in range(2)],
+                            guidance_scale=scale, **null_prompt)
+
+    # guidance 0 samples the null prompt alone, so it must match the long prompt sampled unguided
+    assert torch.equal(run(0.0, short, short_mask, null_tokens=long, null_mask=long_mask), run(1.0, long, long_mask))
+    assert not torch.equal(run(1.0, long, long_mask), run(1.0, long[:, :2], long_mask[:, :2]))
+
+
 # ------------------------------------------------------------------------------------------ the pipeline
 
 
@@ -316,3 +332,36 @@ def test_attention_dropout_is_its_own_setting_and_off_by_default():
     assert VideoGPT(with_attention).blocks[0].attn.dropout == 0.2
     with pytest.raises(ValueError, match="attention_dropout"):
         VideoGPTConfig(attention_dropout=1.0)
+
+
+@pytest.fixture(scope="module")
+def untrained_vqvae(tmp_path_factory):
+    """A tiny VQ-VAE model folder, written untrained: enough for a prior's objective to code clips with."""
+    from kinema.training import get_family, load_config
+    from kinema.training.export import write_model_folder
+
+    target = tmp_path_factory.mktemp("untrained_vqvae") / "vq"
+    write_model_folder(get_family("vqvae").objective(load_config(TINY_VQVAE)), target, {"family": "vqvae"})
+    return target
+
+
+@pytest.mark.parametrize("dropout", [0.0, 1.0])
+def test_text_dropout_replaces_captions_by_the_empty_prompt_and_the_loss_is_the_code_cross_entropy(dropout, untrained_vqvae, one_thread):
+    """objective.text_dropout is the share of captions trained as "" (the unconditional branch guidance needs)."""
+    from kinema.training import get_family, load_config
+
+    config = load_config(TINY_GPT, [f"objective.vqvae={untrained_vqvae}", f"objective.text_dropout={dropout}"])
+    family = get_family("videogpt")
+    objective, dataset = family.objective(config), family.dataset(config)
+    batch = {"video": torch.stack([dataset[i]["video"] for i in range(3)]), "caption": [dataset[i]["caption"] for i in range(3)]}
+    seen, encode = [], objective.text_encoder.encode
+    objective.text_encoder.encode = lambda captions: seen.append(list(captions)) or encode(captions)
+    out = objective.training_step(batch, 1, "model")
+    expected = [""] * 3 if dropout == 1.0 else batch["caption"]
+    assert seen == [expected] and all(batch["caption"])
+    with torch.no_grad():
+        codes = objective.vqvae.encode(batch["video"]).flatten(1)
+        text = encode(expected)
+        logits = objective.modules["model"](codes, text.tokens, text.mask)
+    torch.testing.assert_close(out["loss"].detach(), torch.nn.functional.cross_entropy(logits.flatten(0, 1), codes.flatten()))
+    torch.testing.assert_close(out["accuracy"], (logits.argmax(-1) == codes).float().mean())

@@ -140,6 +140,17 @@ def test_restarts_go_to_the_outputs_the_codebook_fits_worst(seed):
     assert sorted(quantizer.embedding[1:].tolist()) == [[-4.0, 3.0], [3.0, -4.0]]
 
 
+def test_a_dead_code_restarts_even_when_every_output_sits_exactly_on_its_code():
+    """A batch the codebook fits perfectly (an all-black clip) has no error to weigh picks by: restarts fall back to uniform."""
+    quantizer = VectorQuantizer(codebook_size=2, dim=2, decay=1.0, eps=0.0, restart_threshold=1.0).train()  # a fixed codebook
+    quantizer.embedding.copy_(torch.tensor([[0.0, 0.0], [50.0, 50.0]]))
+    quantizer.embed_sum.zero_()
+    quantizer.cluster_size.copy_(torch.tensor([1.0, 0.0]))
+    torch.manual_seed(0)
+    out = quantizer(torch.zeros(1, 2, 1, 4, 4))
+    assert out.restarted.item() == 1 and quantizer.embedding[1].tolist() == [0.0, 0.0]
+
+
 def test_straight_through_gradient_reaches_the_encoder(one_thread):
     quantizer = hand_made_quantizer(restart_threshold=0.0).eval()
     z = HAND_MADE.clone().requires_grad_(True)
@@ -188,6 +199,19 @@ def test_bad_input_is_named(one_thread):
         VQVAEConfig(channels=(8, 8, 8, 8))
 
 
+@pytest.mark.parametrize("override, message", [("data.num_frames=4", r"num_frames must be 1 \+ 2\*k .*got 4$"),
+                                               ("data.resolution=18", "multiples of 4 .*got 18x18$")], ids=["frames", "size"])
+def test_a_run_whose_clips_the_model_cannot_code_is_refused_before_training(override, message, tmp_path):
+    """A clip length or size the VQ-VAE cannot take is named when the run starts, before any folder is written."""
+    from kinema.training import get_family, load_config, train
+
+    with pytest.raises(ValueError, match=message):
+        get_family("vqvae").objective(load_config(TINY, [override]))
+    with pytest.raises(ValueError, match=message):
+        train(TINY, [override], out=tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_training_lowers_the_loss_logs_the_codebook_and_exports(tmp_path, one_thread):
     from kinema import load_pipeline
     from kinema.hub import open_model
@@ -227,3 +251,56 @@ def test_a_residual_block_starts_as_the_identity_and_learns(one_thread):
         for p in block.parameters():
             p -= 0.1 * p.grad
     assert torch.nn.functional.mse_loss(block(x), target) < torch.nn.functional.mse_loss(x, target)
+
+
+@pytest.mark.parametrize("clip_aware", [True, False])
+def test_the_training_loss_is_the_weighted_reconstruction_error_and_commitment(clip_aware, one_thread):
+    """The loss weighs MSE, L1 and commitment as the config says; with clip_aware an overshoot past -1 or 1 is free."""
+    from kinema.training import get_family, load_config
+
+    config = load_config(TINY, ["objective.l1_weight=0.5", "objective.mse_weight=2.0", "objective.commitment_weight=0.3",
+                                f"objective.clip_aware={str(clip_aware).lower()}"])
+    objective = get_family("vqvae").objective(config)
+    vqvae = objective.modules["model"].eval()  # eval: the codebook stands still, so a second forward gives the same codes
+    with torch.no_grad():
+        for p in vqvae.parameters():
+            p.normal_(std=0.2, generator=torch.Generator().manual_seed(0))
+    x = clip(frames=config.data.num_frames, size=config.data.resolution).clamp(-0.9, 0.9)
+    x[:, :, :, :4] = -1.0  # black rows and white columns: pixels at the ends of the range
+    x[:, :, :, :, :3] = 1.0
+    with torch.no_grad():
+        out = objective.training_step({"video": x}, 1, "model")
+        reconstruction, quantized = vqvae(x)
+    error = reconstruction - x
+    if clip_aware:
+        error = torch.where(x.abs() >= 1, reconstruction.clamp(-1, 1) - x, error)
+    mse, l1 = error.pow(2).mean(), error.abs().mean()
+    assert (reconstruction.abs() > 1).any()  # some pixels overshoot, so clip_aware changes the error
+    torch.testing.assert_close(out["mse"], mse)
+    torch.testing.assert_close(out["l1"], l1)
+    torch.testing.assert_close(out["loss"], 2.0 * mse + 0.5 * l1 + 0.3 * quantized.commitment)
+
+
+def test_a_preview_puts_test_clips_beside_their_reconstruction_through_the_codes(one_thread):
+    """The preview shows the input on the left and what the codes give back on the right, as uint8 (b, f, h, 2w, c)."""
+    from einops import rearrange
+
+    from kinema.training import get_family, load_config
+    from kinema.training.objectives.vae import VAEClips
+
+    config = load_config(TINY)
+    objective = get_family("vqvae").objective(config)
+    vqvae = objective.modules["model"].eval()
+    previews = objective.sample(3, torch.Generator().manual_seed(2))
+    clips = VAEClips(config.data, split="test")
+    picks = torch.randint(len(clips), (3,), generator=torch.Generator().manual_seed(2)).tolist()
+    x = torch.stack([clips[i]["video"] for i in picks])
+    with torch.no_grad():
+        reconstruction = vqvae.decode(vqvae.encode(x))
+
+    def to_uint8(video):
+        return rearrange(((video + 1) * 127.5).round().to(torch.uint8), "b c f h w -> b f h w c")
+
+    f, size = config.data.num_frames, config.data.resolution
+    assert previews.dtype == torch.uint8 and previews.shape == (3, f, size, 2 * size, 3)
+    assert torch.equal(previews[:, :, :, :size], to_uint8(x)) and torch.equal(previews[:, :, :, size:], to_uint8(reconstruction))
