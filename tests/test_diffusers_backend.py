@@ -582,3 +582,59 @@ def test_a_vaes_tile_is_read_as_height_then_width(unet_t2v):
         assert backend.anatomy_of("TextToVideoSDPipeline", modules).vae_tile == (24, 40)
     finally:
         del vae.tile_sample_min_height, vae.tile_sample_min_width
+
+
+def test_weights_already_loaded_count_once_in_the_fit():
+    """Free memory no longer holds the loaded weights, so the fit sets them against the peak once: 10 GiB peak with
+    4 GiB already loaded needs 6 GiB of the 7 GiB free (with 10% kept back), and 8 GiB peak would not fit in 3 GiB."""
+    from kinema.pipelines.diffusers_backend import MemoryEstimate
+
+    gib = 2**30
+    base = dict(pipeline="P", device="cuda", dtype="float16", num_frames=16, height=64, width=64, steps=2, weights={"unet": 4 * gib},
+                activations=gib, decode=gib, offload="none", seconds=None)
+    loaded = MemoryEstimate(**base, peak=10 * gib, resident=4 * gib, available=7 * gib)
+    assert loaded.fits is True and "peak 10.00 GiB with offload none of 11.00 GiB available: fits" in loaded.lines()[3]
+    assert MemoryEstimate(**base, peak=8 * gib, resident=4 * gib, available=3 * gib).fits is False
+    assert MemoryEstimate(**base, peak=8 * gib, resident=0, available=None).fits is None
+
+
+def test_stable_video_diffusions_decode_is_counted_by_its_decode_chunk(unet_t2v):
+    """SVD's temporal decoder decodes decode_chunk_size frames at a time: the decode's working set (less the output
+    video, which holds every frame) grows with the chunk, not with the clip; other VAEs decode the whole clip."""
+    import dataclasses
+
+    from kinema.pipelines import diffusers_backend as backend
+
+    pipe = load_pipeline(unet_t2v, device="cpu")
+    svd = dataclasses.replace(pipe.anatomy, vae_class="AutoencoderKLTemporalDecoder", temporal=1)
+    frames, side = 8, 64
+    output = frames * side * side * 3 * (4 + 4 + 1)
+
+    def working_set(anatomy, chunk):
+        values = {"num_frames": frames, "height": side, "width": side, "decode_chunk_size": chunk}
+        return backend.estimate_from(anatomy, values, pipe.native, torch.device("cpu"), torch.float32, "none", False, timing=False).decode - output
+
+    assert working_set(svd, 8) == 4 * working_set(svd, 2) and working_set(svd, 1) * 8 == working_set(svd, 8)
+    assert working_set(pipe.anatomy, 2) == working_set(pipe.anatomy, 8) == working_set(svd, 8)
+
+
+def test_on_a_gpu_a_call_that_would_not_fit_offloads_first_and_says_why(unet_t2v, monkeypatch):
+    """Automatic placement decides per call: when this call's estimate does not fit the GPU whole, the pipeline is
+    offloaded before sampling and the result carries the estimate's reason; placed by the user, it is left alone."""
+    import dataclasses
+
+    pipe = load_pipeline(unet_t2v, device="cpu")
+    fit = pipe.estimate(num_frames=4, height=32, width=32)
+    placed = []
+    monkeypatch.setattr(pipe, "_device", torch.device("cuda"), raising=False)  # the decision only: nothing is moved
+    monkeypatch.setattr(pipe, "place", lambda device, mode: placed.append((device.type, mode)))
+    reason = "all on the GPU would need 30.00 GiB: model offloading turned on"
+    monkeypatch.setattr(pipe, "estimate", lambda **options: dataclasses.replace(fit, offload="model", notes=[reason, "another"]))
+    assert pipe._fit({"num_frames": 4, "height": None}) == reason and placed == [("cuda", "model")]
+    monkeypatch.setattr(pipe, "estimate", lambda **options: dataclasses.replace(fit, offload="sequential", notes=[]))
+    assert pipe._fit({}) == "sequential offloading turned on"
+    monkeypatch.setattr(pipe, "estimate", lambda **options: dataclasses.replace(fit, offload="none", notes=[]))
+    assert pipe._fit({}) is None and len(placed) == 2
+    pipe.memory = dataclasses.replace(pipe.memory, offload="none")  # --offload none: the user's placement
+    monkeypatch.setattr(pipe, "estimate", lambda **options: dataclasses.replace(fit, offload="model", notes=[reason]))
+    assert pipe._fit({}) is None and len(placed) == 2

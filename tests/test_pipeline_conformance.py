@@ -245,3 +245,16 @@ def test_an_image_only_option_without_an_image_is_refused_by_its_flag(pipe):
     for option in needing:
         with pytest.raises(ValueError, match=re.escape(f"{option.name} (--") + r"[a-z-]+\) applies to image-to-video only"):
             call(pipe, 1, **{option.name: a_valid_value(option)})
+
+
+def test_every_pipeline_names_its_networks_and_a_new_one_that_does_not_is_told(pipe):
+    """modules() is what save, device, dtype, quantize and the estimate walk: every registered pipeline gives its
+    networks, each holding the weights it draws with; a new pipeline that forgets it fails loudly, never as a model
+    with no networks."""
+    from kinema.pipelines.common import VideoPipeline
+
+    modules = pipe.modules()
+    assert modules and all(isinstance(m, torch.nn.Module) and any(True for _ in m.parameters()) for m in modules.values())
+    assert type(pipe).modules is not VideoPipeline.modules
+    with pytest.raises(NotImplementedError):
+        VideoPipeline.modules(pipe)

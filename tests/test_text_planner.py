@@ -551,3 +551,41 @@ def test_symbols_colour_codes_and_sizes_as_engineers_write_them(read, prompt, va
 def test_a_number_after_a_hash_is_no_colour(read):
     scene = read("a big red circle moving up slowly, take #123")
     assert scene.values["color"] == "red" and scene.unplaced == ["take"]  # not a colour named "#123" would be
+
+
+def test_the_other_things_are_compared_in_the_same_sentence_space_as_the_prompt(vocabulary, text_encoder):
+    """The meaning pass reports a word as another thing when it sits next to one of words.OTHER_THINGS: a thing
+    named outright is at cosine 1 from itself, and a word near none of them is far from all."""
+    from kinema.text.planner import planner_for
+
+    meaning = planner_for(vocabulary, text_encoder).meaning
+    (_, _, _, _, dog), (_, _, _, _, car), (_, _, _, _, swiftly) = meaning.compare(["dog", "car", "swiftly"])
+    assert dog == pytest.approx(1.0, abs=1e-5) and car == pytest.approx(1.0, abs=1e-5) and swiftly < 0.9
+
+
+def test_an_attributes_name_is_never_read_as_one_of_its_values(read, vocabulary, text_encoder):
+    """"speed" names the attribute; it is no form of "speeding" (fast): "at a low speed" is slow, "at speed" fast."""
+    from kinema.text.planner import planner_for
+
+    phrases = planner_for(vocabulary, text_encoder).phrases
+    assert [phrases.normal(w) for w in ("speed", "size", "shape", "color", "direction")] == ["speed", "size", "shape", "color", "direction"]
+    assert read("a small red circle moving left at a low speed").values["speed"] == "slowly"
+    # a model's own attribute whose name a value's word is a form of ("glowing"): the name stays the name
+    own = Vocabulary.from_json({"template": "a ball, {glow}", "attributes": {"glow": {"default": "dim", "values": {
+        "glowing": {"description": "giving off bright light"}, "dim": {"description": "giving off little light"}}}}})
+    assert planner_for(own, text_encoder).phrases.normal("glow") == "glow"
+
+
+def test_a_models_own_colour_names_are_placed_by_the_rgb_it_declares(text_encoder):
+    """A model may name its colours anything ("ember", "sea"): the RGB it declares places colour words by hue."""
+    own = Vocabulary.from_json({"template": "a {color} ball", "attributes": {"color": {"default": "ember", "values": {
+        "ember": {"description": "a glowing coal", "rgb": [255, 40, 0]}, "sea": {"description": "deep water", "rgb": [0, 60, 255]}}}}})
+    assert plan("a crimson ball", own, encoder=text_encoder).values["color"] == "ember"
+    assert plan("a navy ball", own, encoder=text_encoder).values["color"] == "sea"
+    assert plan("a royal blue ball", own, encoder=text_encoder).values["color"] == "sea"
+
+
+def test_a_colon_does_not_cut_a_request_in_two(read):
+    """"Add one to the clip: oversized, green, zooming west": what follows the colon is the request itself."""
+    scene = read("I collect triangles. Add one to the clip: oversized, green, zooming west.")
+    assert scene.values == {"shape": "triangle", "color": "green", "size": "large", "direction": "left", "speed": "quickly"}

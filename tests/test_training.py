@@ -608,3 +608,30 @@ def test_resume_auto_on_a_new_folder_starts_from_step_0(tmp_path, capsys):
     assert f"no checkpoint in {run / 'checkpoints'} yet; starting from step 0" in capsys.readouterr().out
     assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [3]
     assert [row["step"] for row in _metrics(run)][0] <= 3
+
+
+def test_a_preview_gives_every_network_back_in_the_mode_it_had(tmp_path):
+    """Sampling a preview puts the networks in eval mode; afterwards each is as it was: one kept in eval (a frozen
+    encoder, an EMA copy) must not come back training, with its dropout on and its statistics moving."""
+    from kinema.training import load_config
+    from kinema.training.trainer import Trainer
+
+    trainer = Trainer(load_config(TINY), tmp_path / "run")
+    try:
+        trainer.raw["trained"] = nn.Linear(2, 2).train()  # as fit() leaves a trained network
+        trainer.raw["frozen"] = nn.Linear(2, 2).eval()
+        view = {**trainer.raw, **(trainer.ema.copies if trainer.ema is not None else {})}
+        before = {name: module.training for name, module in view.items()}
+        assert True in before.values() and False in before.values()
+        with trainer._inference_view():
+            assert not any(module.training for module in view.values())
+        assert {name: module.training for name, module in view.items()} == before
+    finally:
+        trainer.close()
+
+
+def test_a_run_folder_deep_in_folders_that_do_not_exist_yet_is_made(tmp_path):
+    """--out runs/2026/shapes/first: every missing folder on the way is made, as mkdir -p would."""
+    run = tmp_path / "runs" / "2026" / "first"
+    train(TINY, ["train.max_steps=1", "train.checkpoint_every=1"], out=run)
+    assert list_checkpoints(run / "checkpoints")[-1][0] == 1 and (run / "config.yaml").is_file()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -313,3 +315,17 @@ def test_a_checkpoint_takes_numpy_arrays_of_any_layout_and_keeps_them_apart(tmp_
     save_checkpoint(tmp_path / "step_000001.pt", state)
     loaded = load_checkpoint(tmp_path / "step_000001.pt")
     assert loaded["reversed"].tolist() == [5, 4, 3, 2, 1, 99] and loaded["frozen"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+@dataclasses.dataclass
+class Free:
+    extra: typing.Any = None
+    steps: int = 1
+
+
+def test_a_setting_typed_any_takes_its_value_as_written():
+    """A family may leave a setting free (typing.Any: a scheduler's own keyword arguments): it loads as written."""
+    from kinema.training.config import from_dict
+
+    loaded = from_dict(Free, {"extra": [1, "a", {"b": 2.5}], "steps": 3})
+    assert loaded.extra == [1, "a", {"b": 2.5}] and loaded.steps == 3

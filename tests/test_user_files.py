@@ -141,3 +141,15 @@ def test_check_of_a_rendered_folder_takes_each_clip_s_caption_from_its_manifest(
     assert [c.source for c in result.clips] == ["manifest"] * 3
     assert [Path(c.file).name for c in result.clips] == [row["file"] for row in rows]
     assert [c.caption for c in result.clips] == [row.get("caption") or row.get("labels") for row in rows]
+
+
+def test_a_kept_clip_is_reported_with_the_seed_it_was_made_with(tiny_model_dir, tmp_path):
+    """--skip-existing hands back the kept clips too (the Python API's results, the batch report): each with the seed
+    the seed rule gave it, seed + its line number, so the batch can be reproduced clip by clip."""
+    from kinema.pipelines.generate import generate_batch
+
+    options = dict(model=tiny_model_dir, seed=4, format="png", device="cpu", progress=False)
+    first = generate_batch([(0, PROMPTS[0]), (1, PROMPTS[1])], tmp_path / "clips", **options)
+    again = generate_batch([(0, PROMPTS[0]), (1, PROMPTS[1]), (2, PROMPTS[2])], tmp_path / "clips", skip_existing=True, **options)
+    assert [r.seed for r in first] == [4, 5] and [r.seed for r in again] == [4, 5, 6]
+    assert all(np.array_equal(a.frames, b.frames) for a, b in zip(first, again))

@@ -304,3 +304,18 @@ def test_a_preview_puts_test_clips_beside_their_reconstruction_through_the_codes
     f, size = config.data.num_frames, config.data.resolution
     assert previews.dtype == torch.uint8 and previews.shape == (3, f, size, 2 * size, 3)
     assert torch.equal(previews[:, :, :, :size], to_uint8(x)) and torch.equal(previews[:, :, :, size:], to_uint8(reconstruction))
+
+
+def test_decoding_the_codes_gives_what_the_quantized_vectors_give(one_thread):
+    """Generation decodes codes (the prior's output), training decodes the quantizer's vectors: they must be one
+    picture, every code at its own place in the grid (a square grid hides a transposed one from the shapes)."""
+    vqvae = random_vqvae()
+    x = clip(frames=5, size=16)
+    with torch.no_grad():
+        quantized = vqvae.quantize(x)
+        codes = quantized.codes
+        vectors = vqvae.embed(codes)
+        b, f, h, w = 1, 2, 0, 3
+        assert torch.equal(vectors[b, :, f, h, w], vqvae.quantizer.embedding[codes[b, f, h, w]])
+        assert torch.allclose(vectors, quantized.vectors, atol=1e-6)
+        assert torch.allclose(vqvae.decode(codes), vqvae(x)[0].clamp(-1, 1), atol=1e-5)

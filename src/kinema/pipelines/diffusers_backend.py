@@ -1040,6 +1040,16 @@ class DiffusersPipeline(VideoPipeline):
             call[name] = value
         return call
 
+    def _fit(self, options: dict[str, Any]) -> str | None:
+        """With automatic placement on a GPU, placed whole: offload now if this call's estimate does not fit, and say so."""
+        if self.memory.offload is not None or self.offload != "none" or self.device.type != "cuda":
+            return None
+        fit = self.estimate(**{k: v for k, v in options.items() if v is not None})
+        if fit.offload == "none":
+            return None
+        self.place(self.device, fit.offload)
+        return fit.notes[0] if fit.notes else f"{fit.offload} offloading turned on"
+
     def _generate(self, prompts: list[str], image: np.ndarray | torch.Tensor | None, generators: list[torch.Generator],
                   options: dict[str, Any], callback: Callback | None) -> VideoPipelineOutput:
         # 1. inputs were checked against the contract; the first frames as PIL images, one per clip
@@ -1048,14 +1058,10 @@ class DiffusersPipeline(VideoPipeline):
         total = options.get("num_inference_steps") or self.native.get("num_inference_steps") or 0
         guidance = options.get("guidance_scale")
         check_guided(self.cache, self.native.get("guidance_scale") if guidance is None else guidance)
-        clips, notes = [], []
+        clips = []
         with self._lock:
             # 2. fit: offload now when the estimate for this call does not fit (auto, on a GPU, placed whole)
-            if self.memory.offload is None and self.offload == "none" and self.device.type == "cuda":
-                fit = self.estimate(**{k: v for k, v in options.items() if v is not None})
-                if fit.offload != "none":
-                    notes.append(f"{fit.notes[0]}" if fit.notes else f"{fit.offload} offloading turned on")
-                    self.place(self.device, fit.offload)
+            notes = [note] if (note := self._fit(options)) else []
             # 3. one call per clip with its own generator: the seed rule holds exactly, whatever the batch
             for i, (prompt, generator) in enumerate(zip(prompts, generators)):
                 call = dict(keywords, generator=generator, output_type="np")

@@ -13,7 +13,7 @@ from kinema.text.phrases import Match
 from kinema.text.words import DETERMINERS, MOTION_WORDS, OBJECT_WORDS, STOP_WORDS, Token, read_number, tokenize
 
 RELATIVE = frozenset({"that", "which", "who"})  # "a ball that darts left": the next word is its verb
-_SENTENCE_END = re.compile(r"[.!?;:\n]")
+_SENTENCE_END = re.compile(r"[.!?;\n]")  # not ":": "add one to the clip: green, zooming west" is one request
 _WEAK = ("meaning", "lean")
 MAX_RESPELT = 20  # letters: a longer "word" is no misspelling worth 50 lookups a letter  # matches a phrase reported whole may hold: MiniLM's guesses, not the prompt's words
 
@@ -51,7 +51,7 @@ class Reading:
         return "".join(self.texts[k] + self.gap(k).lower() for k in range(i, i + n - 1)) + self.texts[i + n - 1]
 
     def part(self, i: int) -> int:
-        """Which sentence part word i is in (parts end at . ! ? ; : and new lines)."""
+        """Which sentence part word i is in (parts end at . ! ? ; and new lines)."""
         if not self._parts:
             ends = [bool(_SENTENCE_END.search(self.gap(k))) for k in range(len(self.tokens))]
             self._parts = [sum(ends[:k]) for k in range(len(self.tokens))]
