@@ -8,6 +8,7 @@ with (orange, between red and yellow), is nearest to none.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -28,9 +29,15 @@ MAX_HUE_SHARE = 0.42
 MAX_CATEGORY_ANGLE = 45.0
 
 
+@functools.cache
+def _css_rgb() -> dict[str, RGB]:
+    return {name: tuple(webcolors.name_to_rgb(name)) for name in COLOUR_NAMES}
+
+
 def nearest_name(rgb: RGB) -> str:
     """The CSS colour name nearest an RGB code (its own name when it has one: (255, 0, 255) is "fuchsia")."""
-    return min(COLOUR_NAMES, key=lambda name: sum((a - b) ** 2 for a, b in zip(webcolors.name_to_rgb(name), rgb)))
+    table = _css_rgb()
+    return min(table, key=lambda name: sum((a - b) ** 2 for a, b in zip(table[name], rgb)))
 
 
 def rgb_of(name: str) -> RGB | None:
