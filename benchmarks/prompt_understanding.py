@@ -46,8 +46,9 @@ def read_set(path: Path) -> list[dict]:
     return rows
 
 
-def score_planner(rows: list[dict], vocabulary, encoder) -> dict:
-    """Per-attribute accuracy of the planner's values against the labels, undrawable words found, and timing."""
+def score_planner(rows: list[dict], vocabulary, encoder, fps: float | None = 8.0) -> dict:
+    """Per-attribute accuracy of the planner's values against the labels, undrawable words found, and timing
+    (``fps``: the frame rate the clips play at, as `kinema generate` gives the planner; the Shapes models' is 8)."""
     right = {a: 0 for a in ATTRIBUTES}
     total = {a: 0 for a in ATTRIBUTES}
     whole = whole_total = 0
@@ -57,7 +58,7 @@ def score_planner(rows: list[dict], vocabulary, encoder) -> dict:
     plan("a zorblax", vocabulary, encoder=encoder)  # warm: the vocabulary's embeddings, computed on the first word read by meaning
     for row in rows:
         start = time.perf_counter()
-        scene = plan(row["prompt"], vocabulary, encoder=encoder)
+        scene = plan(row["prompt"], vocabulary, encoder=encoder, fps=fps)
         times.append(time.perf_counter() - start)
         if "labels" in row:
             labels = {a: v for a, v in row["labels"].items() if a in ATTRIBUTES}
@@ -127,10 +128,12 @@ def main() -> None:
     torch.set_num_threads(1)  # planning is one short encoder call: what a CLI user waits for
     from kinema.hub import open_model
 
-    vocabulary = open_model(args.model).vocabulary or shapes_vocabulary()
+    folder = open_model(args.model)
+    vocabulary = folder.vocabulary or shapes_vocabulary()
     encoder = default_encoder()
     rows = read_set(args.set)
-    result = {"set": str(args.set), "model": args.model, "planner": score_planner(rows, vocabulary, encoder),
+    fps = folder.index.settings.get("fps", 8.0)
+    result = {"set": str(args.set), "model": args.model, "planner": score_planner(rows, vocabulary, encoder, fps),
               "canonical_round_trip": canonical_round_trip(vocabulary, encoder)}
     p = result["planner"]
     print(f"{args.set.name}: {p['num_prompts']} prompts")

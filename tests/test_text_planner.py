@@ -108,6 +108,10 @@ def test_typos_are_read_as_the_words_meant(read):
     assert scene.caption == "a large yellow square moving left quickly"
     assert {a: c.how for a, c in scene.choices.items() if c.how == "typo"} == {"color": "typo", "shape": "typo", "direction": "typo", "speed": "typo"}
     assert read("a smal red trinagle moving rigth slowley").caption == "a small red triangle moving right slowly"
+    # a clipped word no dictionary knows is the one vocabulary word it begins
+    scene = read("a red tri moving left")
+    assert scene.values["shape"] == "triangle" and scene.choices["shape"].how == "typo"
+    assert read("a small circ moving up").values["shape"] == "circle"
     # a real word is not "corrected" into a vocabulary word it resembles: bright is not right
     assert read("a bright red circle moving left slowly").caption == "a large red circle moving left slowly"
 
@@ -124,6 +128,8 @@ def test_typos_are_read_as_the_words_meant(read):
     ("a red circle moving left at 16 pixels per second in a clip of 8 fps", "speed", "quickly"),  # 2 px a frame
     ("a red circle moving toward six o'clock", "direction", "down"),  # a clock face: 6 is 180 degrees
     ("a red circle moving in the negative x direction", "direction", "left"),
+    ("a red circle heading 270", "direction", "left"),  # a bare number after "heading" is a bearing
+    ("a red circle on a bearing of 180", "direction", "down"),
 ])
 def test_numbers_find_the_value_with_the_nearest_declared_measure(read, prompt, attribute, value):
     scene = read(prompt)
@@ -138,6 +144,19 @@ def test_numbers_find_the_value_with_the_nearest_declared_measure(read, prompt, 
 def test_a_number_far_from_every_measure_is_reported_not_snapped(read, prompt, words, attribute):
     scene = read(prompt)
     assert words in scene.unplaced and scene.choices[attribute].how == "guess", (scene.unplaced, scene.choices)
+
+
+def test_a_speed_per_second_is_read_at_the_clips_frame_rate(read):
+    """"16 px/s" is 2 px a frame in a clip of 8 fps and 1 px a frame at 16 fps; a rate the prompt states comes first."""
+    prompt = "a red circle moving left at 16 px/s"
+    assert read(prompt, fps=8.0).values["speed"] == "quickly"
+    assert read(prompt, fps=16.0).values["speed"] == "slowly"
+    assert read(prompt + " at 16 fps", fps=8.0).values["speed"] == "slowly"
+    unknown = read(prompt)  # no frame rate anywhere: nothing to measure it by
+    assert unknown.choices["speed"].how == "guess" and any("16" in words for words in unknown.unplaced), unknown.unplaced
+    for bad in (0, -8.0, float("nan"), "8"):
+        with pytest.raises(ValueError, match="fps must be a positive number"):
+            read(prompt, fps=bad)
 
 
 # ---------------------------------------------------------------------------------------------- the lexicon
@@ -195,7 +214,8 @@ def test_a_compass_bearing_is_a_direction_on_screen(read, vocabulary):
     scene = read("a red circle moving at 270 degrees")
     assert scene.values["direction"] == "left" and scene.choices["direction"].how == "number"
     # a bearing between two directions (WordNet: northeast is "at 45 degrees") is none of them
-    for prompt, words in (("a red square moving at 45 degrees", "45 degrees"), ("a red square heading northeast", "northeast")):
+    for prompt, words in (("a red square moving at 45 degrees", "45 degrees"), ("a red square heading northeast", "northeast"),
+                          ("a red square going southeast", "southeast"), ("a red square heading 135", "heading 135")):
         scene = read(prompt)
         assert words in scene.unplaced and scene.choices["direction"].how in ("lean", "guess"), (prompt, scene.choices)
 
@@ -234,6 +254,13 @@ def test_a_word_in_a_colours_place_is_read_for_its_colour(read, prompt, value):
 def test_a_compass_words_derivation_is_read_by_its_root(read, prompt, value):
     scene = read(prompt)
     assert scene.values["direction"] == value and scene.choices["direction"].how == "lexicon", scene.choices
+
+
+def test_due_before_a_compass_point_only_sharpens_it(read):
+    """"due west" is west (WordNet's first "due" is "owed": its senses must not vote for a direction)."""
+    for prompt, value in (("a red circle moving due west", "left"), ("a red circle heading due north", "up")):
+        scene = read(prompt)
+        assert scene.values["direction"] == value and scene.unplaced == [], (prompt, scene.choices, scene.unplaced)
 
 
 def test_a_value_word_in_an_idiom_or_said_of_another_thing_is_not_the_objects(read):
@@ -479,6 +506,9 @@ def test_generate_plans_the_prompt_and_records_both(tmp_path, tiny_model_dir, te
     # evaluating on the fly draws what generate draws, and scores it against the caption
     clips, captions = generate_clips(["a tiny red disc and a dog, moving leftward"], pipeline=pipe, seed=3)
     assert captions == ["a small red circle moving left slowly"] and (clips[0] == result.frames).all()
+    # a speed per second is read at the frame rate the clip is written at
+    assert generate("a red disc going left at 16 px/s", pipeline=pipe, seed=3, fps=8).scenes[0].values["speed"] == "quickly"
+    assert generate("a red disc going left at 16 px/s", pipeline=pipe, seed=3, fps=16).scenes[0].values["speed"] == "slowly"
 
 
 def test_cli_says_what_it_understood_and_what_it_cannot_draw(tmp_path):
@@ -589,3 +619,81 @@ def test_a_colon_does_not_cut_a_request_in_two(read):
     """"Add one to the clip: oversized, green, zooming west": what follows the colon is the request itself."""
     scene = read("I collect triangles. Add one to the clip: oversized, green, zooming west.")
     assert scene.values == {"shape": "triangle", "color": "green", "size": "large", "direction": "left", "speed": "quickly"}
+
+
+def test_a_word_neither_dictionary_knows_is_placed_alone_by_its_meaning(read):
+    """"lil" is in no dictionary, yet means little: MiniLM places the word alone, and a lone word may lean ("upstairs" -> up)."""
+    scene = read("a lil blue circle")
+    assert scene.values["size"] == "small" and (scene.choices["size"].how, scene.choices["size"].words) == ("meaning", "lil")
+    scene = read("a red square going upstairs")
+    assert scene.values["direction"] == "up" and (scene.choices["direction"].how, scene.choices["direction"].words) == ("lean", "upstairs")
+
+
+def test_a_caption_is_written_only_from_the_vocabularys_own_values(vocabulary):
+    """A caption naming a value the model never learned ("hexagon") is refused naming it, not handed to the model."""
+    values = {"shape": "triangle", "color": "blue", "size": "small", "direction": "up", "speed": "quickly"}
+    assert vocabulary.caption(values) == "a small blue triangle moving up quickly"
+    with pytest.raises(KeyError, match="attribute 'shape' has no value 'hexagon'; it has circle, square, triangle"):
+        vocabulary.caption({**values, "shape": "hexagon"})
+
+
+def test_a_semicolon_ends_a_sentence_part_as_a_full_stop_does(read):
+    """"a giraffe; moving left quickly": the motion after the semicolon is the clip's, not the giraffe's, so only the giraffe is reported."""
+    for prompt in ("a giraffe. moving left quickly", "a giraffe; moving left quickly"):
+        scene = read(prompt)
+        assert scene.unplaced == ["giraffe"], (prompt, scene.unplaced)
+        assert (scene.values["direction"], scene.values["speed"]) == ("left", "quickly")
+
+
+def test_the_longest_phrase_of_the_vocabulary_is_read_before_the_words_in_it(text_encoder):
+    """"still life" is one value's phrase and "still" another's: the prompt's "still life" is the first, whole."""
+    own = Vocabulary.from_json({"template": "a {mood} ball", "attributes": {"mood": {"default": "calm", "values": {
+        "calm": {"description": "still"}, "frozen": {"description": "still life"}}}}})
+    for prompt in ("a still life ball", "a ball, still life"):
+        choice = plan(prompt, own, encoder=text_encoder).choices["mood"]
+        assert (choice.value, choice.how, choice.words) == ("frozen", "named", "still life"), prompt
+    assert plan("a still ball", own, encoder=text_encoder).choices["mood"].value == "calm"
+
+
+@pytest.mark.parametrize("prompt", [
+    "a red circle moving left at 16 pixels per second, 8 frames per second",
+    "a red circle at 8 frames per second moving left at 16 pixels per second",
+])
+def test_a_frame_rate_spelt_out_is_read_whole_as_fps_is(read, prompt):
+    """"8 frames per second" is the clip's frame rate, like "8 fps": its words are used up, and speeds per second divide by it."""
+    scene = read(prompt)
+    assert scene.unplaced == [] and scene.values == read(prompt.replace("8 frames per second", "8 fps")).values
+    assert (scene.values["direction"], scene.choices["speed"].how) == ("left", "number")
+
+
+@pytest.mark.parametrize("prompt", [
+    "a red circle on a blank background",
+    "a small green square moving up on blank",
+    "a blue triangle, blank screen",
+    "a red circle on a plain backdrop",
+    "a red circle on an empty canvas",
+])
+def test_a_plain_background_is_what_the_model_draws_and_is_not_reported(read, prompt):
+    """Every Shapes clip has a plain black background: asking for one ("on blank", "empty canvas") warns of nothing."""
+    scene = read(prompt)
+    assert scene.unplaced == [] and not scene.warnings("shapes-t2v"), (scene.unplaced, scene.warnings("shapes-t2v"))
+
+
+@pytest.mark.parametrize("prompt, value", [
+    ("a circle, radius 10 px, moving left", "large"),  # a radius is half the size across: 20 px
+    ("a circle with a radius of 6 pixels", "small"),
+    ("a red circle with a 6 px radius moving left", "small"),
+    ("a yellow circle, radius 10, moving left", "large"),  # a bare number after "radius" is a length
+])
+def test_a_radius_is_read_as_half_the_size_across(read, prompt, value):
+    """Size is declared across (12 and 20 px); "radius 6 px" asks for 12 px, not for something smaller than the small size."""
+    scene = read(prompt)
+    assert scene.values["size"] == value and scene.choices["size"].how == "number", scene.choices
+    assert scene.unplaced == []
+
+
+def test_an_adverb_never_names_the_objects_shape(read):
+    """"flat out" is first "in a blunt direct manner" (blunt: "having a broad, rounded end"): an adverb says how the
+    object moves, so it must not silently make the object a circle; unread, it is reported."""
+    scene = read("a small green thing moving left flat out")
+    assert scene.choices["shape"].how == "guess" and "flat out" in scene.unplaced, (scene.choices, scene.unplaced)

@@ -204,14 +204,21 @@ def _planner_encoder(pipe: VideoPipeline):
     return None
 
 
-def understand(pipe: VideoPipeline, prompt: str, raw_prompt: bool = False, shots: bool = False) -> list[Scene]:
+def clip_fps(pipe: VideoPipeline, options: dict[str, Any]) -> float:
+    """The frame rate a call's clip is written at: the fps given, else the model's default, else 8."""
+    rate = pipe.contract().option("fps")
+    return float(options.get("fps") or (rate.default if rate else None) or 8.0)
+
+
+def understand(pipe: VideoPipeline, prompt: str, raw_prompt: bool = False, shots: bool = False, fps: float | None = None) -> list[Scene]:
     """How a pipeline's model will read a prompt: one Scene (one per shot with ``shots``), planned onto the
-    vocabulary the model declares; the prompt unchanged for a model without one or with ``raw_prompt``."""
+    vocabulary the model declares; the prompt unchanged for a model without one or with ``raw_prompt``. ``fps``: the
+    clip's frame rate, for speeds given per second ("16 px/s")."""
     vocabulary = None if raw_prompt else getattr(pipe, "vocabulary", None)
     encoder = _planner_encoder(pipe) if vocabulary is not None else None
     if shots:
-        return split_shots(prompt, vocabulary, encoder=encoder)
-    return [plan(prompt, vocabulary, encoder=encoder)]
+        return split_shots(prompt, vocabulary, encoder=encoder, fps=fps)
+    return [plan(prompt, vocabulary, encoder=encoder, fps=fps)]
 
 
 def _image_input(image: str | os.PathLike | np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
@@ -282,14 +289,14 @@ def generate(
         raise ValueError("lora, cache and quantize are applied when the model loads: give them to load_pipeline, not with a loaded pipeline")
     pipe = pipeline or _load(model, device, dtype, progress, check=([prompt], first is not None, options), memory=memory, lora=lora, cache=cache,
                              quantize=quantize)
-    scenes = understand(pipe, prompt, raw_prompt, shots)
+    fps = clip_fps(pipe, options)
+    scenes = understand(pipe, prompt, raw_prompt, shots, fps)
     notes = [note for scene in scenes for note in scene.warnings(getattr(pipe, "source", "this model"))]
     for note in notes:
         warnings.warn(note, stacklevel=2)
     writer = None
     if preview_file is not None:
-        rate = pipe.contract().option("fps")
-        writer = PreviewWriter(preview_file, options.get("fps") or (rate.default if rate else None) or 8.0)
+        writer = PreviewWriter(preview_file, fps)
     try:
         outputs = []
         with contextlib.ExitStack() as stack:
@@ -418,7 +425,7 @@ def generate_batch(
             name = Path(out_dir) / (f"{index:04d}" if format == "png" else f"{index:04d}.{format}")
             if skip_existing and name.exists():
                 result = GenerateResult(frames=read_video(name).frames, prompt=text, seed=seed + index, model=str(model or DEFAULT_MODEL), path=name,
-                                        scenes=understand(pipe, text, raw_prompt))
+                                        scenes=understand(pipe, text, raw_prompt, fps=clip_fps(pipe, options)))
                 results.append(result)
                 if on_done:
                     on_done(result)
@@ -459,7 +466,7 @@ def generate_clips(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     pipe = pipeline or _load(model, device, dtype, False, check=([text for _, text in items], False, options))
-    items = [(index, understand(pipe, text, raw_prompt)[0].caption) for index, text in items]
+    items = [(index, understand(pipe, text, raw_prompt, fps=clip_fps(pipe, options))[0].caption) for index, text in items]
     clips = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]

@@ -28,6 +28,8 @@ _PIXEL = {"px", "pixel", "pixels", "pixel's", "pix"}
 _SIZE_WORDS = {"wide", "across", "tall", "diameter", "size", "width", "height", "sized"}
 _DEGREES = {"degree", "degrees", "deg"}  # a compass bearing: WordNet's "the cardinal compass point that is at 270 degrees"
 _CLOCK = {"o'clock", "oclock"}  # a clock-face bearing: 3 o'clock is 90 degrees, 9 o'clock 270
+_RADIUS = {"radius", "radii"}
+_BEARING_NOUNS = {"heading", "bearing", "course", "azimuth"}  # a bare number after one is in degrees: "heading 270", "on a bearing of 180"
 _TO = {"to", "towards", "toward", "into", "till", "until"}
 
 
@@ -150,13 +152,14 @@ class Phrases:
 
     # ------------------------------------------------------------------------------------------ quantities
 
-    def numbers(self, texts: list[str], used: list[bool], between: set[int] | None = None) -> list[Match]:
+    def numbers(self, texts: list[str], used: list[bool], between: set[int] | None = None, fps: float | None = None) -> list[Match]:
         """Quantities with units -> the value of the attribute in that unit whose measure is near (see
         SINGLE_MEASURE_RATIO); a signed x axis ("the minus-x direction") is a bearing. A quantity near no declared
         measure ("3 pixels per frame", "45 degrees", between two directions) is none of them: its words are added to
-        ``between``, to be reported."""
+        ``between``, to be reported. A speed per second is at the frame rate the text states, else at ``fps``."""
         found = []
-        fps, fps_words = _frame_rate(texts)
+        stated, fps_words = _frame_rate(texts)
+        fps = stated or fps
         i = 0
         while i < len(texts):
             axis = None if used[i] or used[i - 1] else _axis_bearing(texts, i)
@@ -178,6 +181,10 @@ class Phrases:
                 i += 1
                 continue  # "one big": the next word is already the vocabulary's own
             sized = unit_at is not None or (after[:1] and after[0] in _SIZE_WORDS) or (i > 0 and texts[i - 1] in ("size", "diameter", "width"))
+            # a radius is half the size across: "radius 10 px", "a radius of 10", "a 6 px radius"
+            radius = next((k for k in (i - 1, i - 2) if k >= 0 and texts[k] in _RADIUS and (k == i - 1 or texts[i - 1] == "of")), None)
+            if radius is None and unit_at is not None and i + n + 1 < len(texts) and texts[i + n + 1] in _RADIUS:
+                radius = i + n + 1
             per = bool(per_words) or (unit_at is None and i > 0 and texts[i - 1] in ("speed", "velocity"))  # "speed 2"
             if texts[i] in ("a", "an", "single", "couple", "dozen") and unit_at != 0:
                 i += 1
@@ -192,8 +199,15 @@ class Phrases:
                 span += [start, start + 1]
             elif after[:1] and after[0] in _SIZE_WORDS | _DEGREES | _CLOCK and unit_at is None:
                 span.append(i + n)
-            bearing = unit_at is None and after[:1] and after[0] in _DEGREES | _CLOCK
-            if bearing and after[0] in _CLOCK:
+            noun = next((k for k in range(i - 1, max(-1, i - 4), -1) if texts[k] not in ("of", "at", "a", "an", "the")), None)
+            named = unit_at is None and not per_words and noun is not None and texts[noun] in _BEARING_NOUNS and not used[noun]
+            bearing = unit_at is None and ((after[:1] and after[0] in _DEGREES | _CLOCK) or named)
+            if named:
+                span = list(range(noun, i)) + span
+            if radius is not None and not per_words and not bearing and not used[radius]:
+                value, sized = value * 2, True
+                span = sorted({*span, *range(min(radius, i), i), radius})
+            if bearing and after[:1] and after[0] in _CLOCK:
                 value = value % 12 * 30  # the hand of a clock face: 12 is up, 3 is right
             if per_second and fps:
                 value, per_second = value / fps, False  # "8 px per second" in a clip of 8 fps is 1 px a frame

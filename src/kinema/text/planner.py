@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import threading
 from dataclasses import asdict, dataclass, field
@@ -68,6 +69,8 @@ from kinema.text.words import (
     BACKGROUND_COLORS,
     BACKGROUND_NOUNS,
     CLAUSE_WORDS,
+    COMPASS_POINTS,
+    COMPASS_SHARPENERS,
     FILLER_WORDS,
     MEDIUM_WORDS,
     MODIFIERS,
@@ -183,12 +186,13 @@ class Planner:
 
     # ------------------------------------------------------------------------------------------ planning
 
-    def plan(self, prompt: str, previous: Scene | None = None) -> Scene:
-        """Read ``prompt``; attributes it does not name come from ``previous`` (a shot referring back) or are guessed."""
+    def plan(self, prompt: str, previous: Scene | None = None, fps: float | None = None) -> Scene:
+        """Read ``prompt``; attributes it does not name come from ``previous`` (a shot referring back) or are guessed;
+        a speed per second at the prompt's stated frame rate, else at ``fps``."""
         r = Reading.of(spelled_out(prompt))
         self._idioms(r)  # 0.
         self._named(r)  # 1.
-        r.matches += self.phrases.numbers(r.texts, r.used, r.between)  # 2.
+        r.matches += self.phrases.numbers(r.texts, r.used, r.between, fps)  # 2.
         self._typos(r)  # 3.
         self._background(r)
         self._colour_names(r)  # 4.
@@ -259,6 +263,9 @@ class Planner:
             if r.texts[i] == r.texts[i + 2] and r.texts[i + 1] == "and" and (r.texts[i].endswith("er") or r.texts[i] == "more"):
                 verb = {i - 1} if i > 0 and verb_form(r.texts[i - 1]) else set()
                 r.report_phrase(verb | {i, i + 1, i + 2})  # "grows bigger and bigger": a change over the clip, not a size
+        for i in range(len(r.texts) - 1):
+            if r.texts[i] in COMPASS_SHARPENERS and r.texts[i + 1].startswith(COMPASS_POINTS) and not r.broken(i):
+                r.quiet.add(i)  # "due west"
 
     def _typos(self, r: Reading) -> None:
         """Pass 3: a word no dictionary knows, close in spelling to one of the vocabulary's words, else one letter off a
@@ -269,6 +276,9 @@ class Planner:
                     or word in self.phrases.form_of:
                 continue
             close = [] if self.meaning.knows(word) else difflib.get_close_matches(word, list(self._typo_targets), n=1, cutoff=TYPO_CUTOFF)
+            cut = [t for t in self._typo_targets if t.startswith(word) and len(t) > len(word)]
+            if not close and len(cut) == 1 and not wordnet().knows(word):
+                close = cut  # a clipped word: "tri", "circ", "magen"
             if close:
                 attribute, value = self._typo_targets[close[0]]
                 ratio = difflib.SequenceMatcher(None, word, close[0]).ratio()
@@ -353,6 +363,9 @@ class Planner:
                         r.used[k] = True
                     break
             if verdict is None:
+                if self.senses.between_measures(r.texts[i]):
+                    r.between.add(i)  # "southeast": between two directions, drawn as neither
+                    r.used[i] = True
                 continue
             (attribute, value), share = verdict
             if (attribute, value) == OTHER:
@@ -654,13 +667,16 @@ def planner_for(vocabulary: Vocabulary, encoder=None) -> Planner:
         return _PLANNERS[key]
 
 
-def plan(prompt: str, vocabulary: Vocabulary | Mapping[str, Any] | None, *, encoder=None, previous: Scene | None = None) -> Scene:
+def plan(prompt: str, vocabulary: Vocabulary | Mapping[str, Any] | None, *, encoder=None, previous: Scene | None = None,
+         fps: float | None = None) -> Scene:
     """Map a prompt onto a model's vocabulary: the Scene holding the caption to give the model.
 
     ``vocabulary``: the model's (``ModelFolder.vocabulary``, a Vocabulary or its JSON); None (a model that
     declares none) or a blank prompt gives the prompt back unchanged. ``encoder``: a loaded MiniLMEncoder
     to share (default: one loaded on first use). ``previous``: the scene a prompt refers back to (a shot's
-    "it"): attributes the prompt does not name are carried from it instead of guessed.
+    "it"): attributes the prompt does not name are carried from it instead of guessed. ``fps``: the frame rate the
+    clip will play at, for a speed given per second ("16 px/s"); a rate the prompt states ("at 8 fps") comes first,
+    and without either such a speed is reported, not placed.
     """
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be text, got {type(prompt).__name__}")
@@ -668,4 +684,6 @@ def plan(prompt: str, vocabulary: Vocabulary | Mapping[str, Any] | None, *, enco
         return Scene(prompt, prompt)
     if not isinstance(vocabulary, Vocabulary):
         vocabulary = Vocabulary.from_json(vocabulary)
-    return planner_for(vocabulary, encoder).plan(prompt, previous)
+    if fps is not None and not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    return planner_for(vocabulary, encoder).plan(prompt, previous, fps)

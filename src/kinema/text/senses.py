@@ -99,6 +99,21 @@ class Senses:
             self._words[key] = _winner(votes, total)
         return self._words[key]
 
+    def between_measures(self, word: str) -> bool:
+        """Whether the commonest sense of a noun or adverb states a measure near none of the vocabulary's ("southeast":
+        "the compass point midway between south and east; at 135 degrees", as near down as right)."""
+        net = wordnet()
+        for pos in ("n", "r"):
+            sense = net.commonest(word, pos)
+            if sense is None:
+                continue
+            words = [t.text for t in tokenize(sense.gloss)]
+            between: set[int] = set()
+            self.phrases.numbers(words, [False] * len(words), between)
+            if between:
+                return True
+        return False
+
     def colour(self, word: str) -> str | None:
         """The palette colour of a word in a colour's place ("a lemon pyramid", "daffodil-coloured"): its colour
         senses, else a compound naming a colour ("cobalt blue"), else the colour its definition gives the thing,
@@ -247,7 +262,8 @@ class Senses:
         key = (synset.pos, synset.offset, attribute)
         if key not in self._senses:
             clues = (c for c in self._clues(synset) if c is not None and (attribute is None or c[0] == attribute)
-                     and not (synset.pos == "v" and c[0] == self.noun))  # a verb is no shape: "turn in a circular manner"
+                     and not (synset.pos in ("v", "r") and c[0] == self.noun))  # a verb or adverb is no shape: "turn in a
+            # circular manner"; "flat out" is "in a blunt direct manner" before "at top speed"
             self._senses[key] = next(clues, None)
         return self._senses[key]
 

@@ -38,12 +38,12 @@ def refers_back(text: str) -> bool:
     return any(t.text in REFERS_BACK for t in tokenize(text))
 
 
-def split_shots(text: str, vocabulary: Vocabulary | Mapping[str, Any] | None = None, *, encoder=None) -> list[Scene]:
-    """One Scene per shot of ``text``, each planned onto ``vocabulary`` (unchanged without one, as plan() does)."""
+def split_shots(text: str, vocabulary: Vocabulary | Mapping[str, Any] | None = None, *, encoder=None, fps: float | None = None) -> list[Scene]:
+    """One Scene per shot of ``text``, each planned onto ``vocabulary`` (unchanged without one, as plan() does; ``fps`` as there)."""
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
     scenes: list[Scene] = []
     for piece in shot_texts(text) or [text]:
         previous = scenes[-1] if scenes and refers_back(piece) else None
-        scenes.append(plan(piece, vocabulary, encoder=encoder, previous=previous))
+        scenes.append(plan(piece, vocabulary, encoder=encoder, previous=previous, fps=fps))
     return scenes

@@ -69,6 +69,10 @@ OTHER_THINGS = (
 BACKGROUND_COLORS = frozenset("black dark empty blank plain".split())
 BACKGROUND_NOUNS = frozenset("background backdrop screen canvas".split())
 
+# Compass points, and a word that only sharpens the one after it ("due west" is west; "due" alone is "owed").
+COMPASS_POINTS = ("north", "south", "east", "west")
+COMPASS_SHARPENERS = frozenset({"due"})
+
 # Words that turn the next word around: "not fast" is slow (for an attribute of two values), "no red" names nothing.
 NEGATIONS = frozenset("not no never without isn't aren't don't doesn't non".split())
 
