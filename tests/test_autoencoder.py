@@ -121,3 +121,26 @@ def test_reconstruct_and_interpolate_default_to_the_built_in_video_vae(clip, tmp
     result = runner.invoke(app, ["interpolate", str(clip), str(clip), "--frames", "3", "-o", str(tmp_path / "t.mp4")])
     assert result.exit_code == 0, result.output
     assert probe(tmp_path / "t.mp4").provenance.model == "shapes-vae"
+
+
+def test_reconstruct_reports_the_psnr_of_its_frames_against_the_input(vae_dir, clip):
+    """The PSNR printed by kinema reconstruct is the standard one: 10 log10(255^2 / MSE) over the uint8 frames."""
+    pipe = AutoencoderPipeline.from_pretrained(vae_dir, device="cpu")
+    frames = read_video(clip).frames
+    result = pipe.reconstruct(frames)
+    mse = np.mean((result.frames.astype(np.float64) - frames.astype(np.float64)) ** 2)
+    assert result.frames.shape == frames.shape and mse > 0
+    assert result.psnr == pytest.approx(10 * np.log10(255.0**2 / mse), rel=1e-9)
+
+
+def test_interpolate_replaces_an_existing_output_only_with_overwrite(vae_dir, clip, tmp_path):
+    """A transition written over an older file must be asked for: refused by default, done with overwrite=True."""
+    from kinema.pipelines.autoencoder import interpolate
+
+    out = tmp_path / "t.mp4"
+    out.write_bytes(b"an older file")
+    with pytest.raises(FileExistsError):
+        interpolate(clip, clip, out, frames=3, model=vae_dir, device="cpu")
+    assert out.read_bytes() == b"an older file"
+    interpolate(clip, clip, out, frames=3, model=vae_dir, device="cpu", overwrite=True)
+    assert read_video(out).frames.shape == (3, 16, 16, 3)

@@ -222,3 +222,134 @@ def test_a_batch_reports_each_clip_as_it_is_written(tiny_model_dir, tmp_path):
     for name in ("0000.mp4", "0001.mp4"):
         assert sum(1 for line in lines if line.startswith(str(tmp_path / "clips" / name))) == 1, output
     assert f"wrote 2 videos to {tmp_path / 'clips'}" in output
+
+
+def test_evaluate_overwrite_replaces_an_earlier_report(tmp_path):
+    """Re-running an evaluation into the same folder is refused unless --overwrite, which then writes the new report."""
+    invoke("dataset", "render", "shapes", "--count", 2, "--out", tmp_path / "real")
+    base = ["evaluate", "--real", tmp_path / "real", "--fake", tmp_path / "real", "--out", tmp_path / "report"]
+    invoke(*base, "--metrics", "psnr")
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["metrics_requested"] == ["psnr"]
+    again = runner.invoke(app, [str(a) for a in [*base, "--metrics", "ssim"]])
+    assert again.exit_code == 2 and "report.json already exists" in " ".join(again.output.split())
+    invoke(*base, "--metrics", "ssim", "--overwrite")
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["metrics_requested"] == ["ssim"]
+
+
+def test_models_table_gives_each_models_weights_in_megabytes(monkeypatch):
+    """The size column is what downloading the weights costs: the bytes of its .safetensors files, in MB of 10^6 bytes."""
+    import io
+
+    from rich.console import Console
+
+    from kinema import cli
+    from kinema.hub import BUILTIN_DIR
+
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=400))
+    invoke("models")
+    rows = {line.split("│")[1].strip(): line for line in out.getvalue().splitlines() if line.count("│") >= 5}
+    for name in ("shapes-t2v", "shapes-vae", "shapes-gan"):
+        weights = sum(p.stat().st_size for p in (BUILTIN_DIR / name).rglob("*.safetensors"))
+        assert f"{weights / 1_000_000:.1f} MB" in rows[name], rows[name]
+
+
+def test_a_dry_run_checks_the_one_prompt_of_a_clip_and_none_of_a_batch(monkeypatch, tmp_path):
+    """A batch takes its prompts from the file, so the estimate must not refuse it for the PROMPT it was not given."""
+    from kinema.pipelines import diffusers_backend
+
+    seen = []
+    monkeypatch.setattr(diffusers_backend, "fit_report", lambda model, **kw: seen.append(kw["prompt"]) or ["estimate: 1.0 GB"])
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat surfing\n")
+    assert "estimate: 1.0 GB" in invoke("generate", "--model", "some-pipeline", "--prompts", prompts, "--out-dir", tmp_path / "out", "--dry-run")
+    invoke("generate", "--model", "some-pipeline", "--count", 2, "--out-dir", tmp_path / "out", "--dry-run")
+    invoke("generate", "a cat surfing", "--model", "some-pipeline", "-o", tmp_path / "clip.mp4", "--dry-run")
+    invoke("generate", "--model", "some-pipeline", "-o", tmp_path / "clip.mp4", "--dry-run")
+    assert seen == [None, None, "a cat surfing", ""]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "clip.mp4").exists()
+
+
+def test_evaluate_table_right_aligns_the_numbers_and_left_aligns_the_words(monkeypatch, tmp_path):
+    """Numbers read down a column by their decimal point: the generated and real columns are right-aligned."""
+    import io
+
+    from rich.console import Console
+
+    from kinema import cli
+
+    invoke("dataset", "render", "shapes", "--count", 2, "--out", tmp_path / "real")
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=200))
+    invoke("evaluate", "--real", tmp_path / "real", "--fake", tmp_path / "real", "--metrics", "ssim,flicker")
+    header = next(line for line in out.getvalue().splitlines() if "generated" in line).split("┃")[1:-1]
+    assert header[1].strip() == "generated" and header[1].endswith("generated ") and header[2].endswith("real ")
+    ssim = next(line for line in out.getvalue().splitlines() if line.startswith("│ SSIM")).split("│")[1:-1]
+    assert ssim[0].startswith(" SSIM") and ssim[3].startswith(" 7x7 window")  # words: left
+    assert ssim[1] == " " * (len(ssim[1]) - len("1.0000 ")) + "1.0000 " and len(ssim[1]) > len(" 1.0000 ")  # numbers: right
+
+
+def test_evaluate_json_keeps_brackets_in_paths_as_written(tmp_path):
+    """--json output feeds scripts: a folder named "[bold] run" must come out as that path, not read as console markup."""
+    real = tmp_path / "[bold] run" / "real"
+    invoke("dataset", "render", "shapes", "--count", 2, "--out", real)
+    output = invoke("evaluate", "--real", real, "--fake", real, "--metrics", "psnr", "--json")
+    report = json.loads(output[output.index("{"):])
+    assert report["real"] == {"source": str(real), "num_videos": 2} and report["fake"]["source"] == str(real)
+
+
+
+def test_demo_command_passes_its_options_and_names_what_it_wrote(monkeypatch, tmp_path):
+    """`kinema demo` tells the user where the clips and the grid are, and the checker's table of them."""
+    from types import SimpleNamespace
+
+    from kinema import demo
+
+    calls = []
+    out = tmp_path / "demo"
+    report = SimpleNamespace(accuracy={"shape": 0.875, "color": 1.0}, present_rate=1.0, single_blob_rate=0.95, mean_color_drift=1.234,
+                             mean_size_drift=0.0456)
+
+    def fake(out_, model, seed, overwrite):
+        calls.append((out_, model, seed, overwrite))
+        return demo.DemoResult(files=[out / f"{i:04d}.mp4" for i in range(3)], grid=out / "grid.gif", report=report, model="tiny-model",
+                               seconds_per_clip=0.5)
+
+    monkeypatch.setattr(demo, "run_demo", fake)
+    output = " ".join(invoke("demo", "--out", out, "--model", "tiny-model", "--seed", 3, "--overwrite").replace("│", " ").split())
+    assert calls == [(out, "tiny-model", 3, True)]
+    assert f"wrote 3 clips and their prompts to {out}/, animated grid {out / 'grid.gif'}" in output
+    assert "Shapes check of the clips generated by tiny-model" in output and "0.50 s per clip, done in" in output
+    assert "shape accuracy 87.5%" in output and "colour drift (RGB 0-255) 1.23" in output and "size drift 0.046" in output
+
+
+def test_dataset_render_seed_picks_the_clips_as_the_library_does(tmp_path):
+    """--seed makes a dataset reproducible: the command renders what render_dataset(seed=...) renders, another seed other clips."""
+    from kinema.data.render import render_dataset
+
+    def captions(folder):
+        return [json.loads(line)["caption"] for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+    invoke("dataset", "render", "shapes", "--count", 3, "--seed", 7, "--out", tmp_path / "cli")
+    render_dataset("shapes", tmp_path / "lib", count=3, seed=7)
+    assert captions(tmp_path / "cli") == captions(tmp_path / "lib")
+    invoke("dataset", "render", "shapes", "--count", 3, "--seed", 8, "--out", tmp_path / "other")
+    assert captions(tmp_path / "other") != captions(tmp_path / "cli")
+
+
+def test_models_name_lists_every_option_the_model_takes(monkeypatch):
+    """`kinema models shapes-t2v` is where a user learns the options: each one the model declares gets its own indented line."""
+    import io
+
+    from rich.console import Console
+
+    from kinema import cli
+    from kinema.hub import open_model
+    from kinema.pipelines import describe_model
+
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=out, width=400))
+    invoke("models", "shapes-t2v")
+    _, _, options = describe_model(open_model("shapes-t2v"))
+    lines = out.getvalue().splitlines()
+    assert len(options) >= 2 and all(f"  {option}" in lines for option in options), (options, lines)

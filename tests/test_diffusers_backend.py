@@ -638,3 +638,232 @@ def test_on_a_gpu_a_call_that_would_not_fit_offloads_first_and_says_why(unet_t2v
     pipe.memory = dataclasses.replace(pipe.memory, offload="none")  # --offload none: the user's placement
     monkeypatch.setattr(pipe, "estimate", lambda **options: dataclasses.replace(fit, offload="model", notes=[reason]))
     assert pipe._fit({}) is None and len(placed) == 2
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", " on "])
+def test_hf_hub_offline_means_the_hub_is_never_contacted(monkeypatch, value):
+    """HF_HUB_OFFLINE, in any of its spellings, must keep Kinema off the network even when the hub would answer."""
+    import socket
+
+    from kinema.hub import hub_reachable
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        assert hub_reachable(timeout=2.0)  # a hub that answers: reachable
+        monkeypatch.setenv("HF_HUB_OFFLINE", value)
+        assert not hub_reachable(timeout=2.0)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        assert hub_reachable(timeout=2.0)
+
+
+def test_anatomy_counts_leaves_blocks_and_linear_layers_by_hand():
+    """Offloading estimates rest on the largest leaf (sequential) and block (group): a wrong count misjudges the fit."""
+    import kinema.pipelines.diffusers_backend as backend
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ModuleList([torch.nn.Linear(8, 8), torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 8))]))
+    anatomy = backend.anatomy_of("Test", {"transformer": net})
+    # leaves: 4*8+8 = 40, 8*8+8 = 72, 8*16+16 = 144, 16*8+8 = 136; blocks of the list: 72 and 144 + 136 = 280
+    assert anatomy.largest_leaf == 144 and anatomy.largest_block == 280
+    assert anatomy.linear == {"transformer": (32 + 64 + 128 + 128, 8 + 8 + 16 + 8)}  # (weight values, output rows)
+    assert anatomy.parameters == {"transformer": 40 + 72 + 144 + 136}
+    # no ModuleList: a block is the largest leaf; a count given (from weight headers) wins over the meta network's
+    flat = backend.anatomy_of("Test", {"transformer": torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 2))}, {"transformer": 7})
+    assert flat.largest_leaf == flat.largest_block == 40 and flat.parameters == {"transformer": 7}
+
+
+def test_a_network_in_shards_counts_the_parameters_of_every_shard(tmp_path):
+    """A component read from its weight headers must count all its safetensors files, not only the first."""
+    from safetensors.torch import save_file
+
+    import kinema.pipelines.diffusers_backend as backend
+
+    save_file({"a": torch.zeros(3, 4)}, str(tmp_path / "model-00001-of-00002.safetensors"))
+    save_file({"b": torch.zeros(5), "c": torch.zeros(2, 2, 2)}, str(tmp_path / "model-00002-of-00002.safetensors"))
+    (tmp_path / "model.safetensors.index.json").write_text("{}")
+    assert backend._header_count(tmp_path) == 12 + 5 + 8
+
+
+@pytest.mark.parametrize("text, kind", [('"fast"', "str"), ("[1, 2]", "list"), ("7", "int")])
+def test_a_kinema_json_that_is_not_an_object_is_named(tmp_path, text, kind):
+    """Kinema's call defaults beside a diffusers pipeline must be a JSON object: anything else is one clear error."""
+    from kinema.hub import ModelFormatError, open_model
+
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "TextToVideoSDPipeline", "_diffusers_version": "0.30.0"}))
+    (tmp_path / "kinema.json").write_text(text)
+    with pytest.raises(ModelFormatError, match=rf"kinema\.json must hold a JSON object, got {kind}$"):
+        open_model(tmp_path)
+    (tmp_path / "kinema.json").write_text('{"num_inference_steps": 3}')
+    assert open_model(tmp_path).index.settings == {"num_inference_steps": 3}
+
+
+def test_on_a_cpu_automatic_placement_never_offloads(unet_t2v, monkeypatch):
+    """Offloading moves weights onto a GPU: on a CPU the pipeline stays whole whatever a memory estimate says."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(DiffusersPipeline, "estimate", lambda self, **options: SimpleNamespace(offload="model", notes=[]))
+    assert load_pipeline(unet_t2v, device="cpu").offload == "none"
+
+
+def test_vae_tiling_on_a_vae_without_tiles_is_one_clear_error(unet_t2v, monkeypatch):
+    """--vae-tiling with a VAE that cannot tile must say so in words, not fail later with an AttributeError."""
+
+    class NoTiles(torch.nn.Module):
+        pass
+
+    pipe = load_pipeline(unet_t2v, device="cpu").pipe
+    monkeypatch.setattr(pipe, "vae", NoTiles())
+    with pytest.raises(ValueError, match=r"^--vae-tiling: tiny's VAE \(NoTiles\) cannot decode in tiles$"):
+        DiffusersPipeline(pipe, memory=MemorySettings(vae_tiling=True), who="tiny")
+    assert DiffusersPipeline(pipe, who="tiny").memory.vae_tiling is False  # without the flag the VAE is not asked
+
+
+def test_a_folder_that_loads_as_another_pipeline_class_is_refused(unet_t2v, dit_t2v, monkeypatch):
+    """What diffusers hands back must be the pipeline the folder names (a hub repo may have changed since its
+    configs were read): else the options Kinema declared would not be the ones the call takes."""
+    from diffusers import DiffusionPipeline
+
+    from kinema.hub import ModelFormatError
+
+    other = DiffusionPipeline.from_pretrained(str(dit_t2v))
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", classmethod(lambda cls, *args, **kwargs: other))
+    with pytest.raises(ModelFormatError, match=r"loaded as CogVideoXPipeline, not the TextToVideoSDPipeline it names$"):
+        load_pipeline(unet_t2v, device="cpu")
+
+
+@pytest.mark.parametrize("mode, refused", [("pab", True), ("faster", True), ("first-block", False), ("taylorseer", False)])
+def test_timestep_following_caches_need_the_pipelines_current_timestep(mode, refused):
+    """PAB and FasterCache read pipe.current_timestep: a pipeline without it is refused before loading, the others pass."""
+    from kinema.pipelines.diffusers_backend import check_support
+
+    class OldPipeline:  # no current_timestep
+        pass
+
+    class Transformer:
+        def enable_cache(self, config):
+            pass
+
+    if refused:
+        with pytest.raises(ValueError, match=rf"^--cache {mode} follows the pipeline's current_timestep, which OldPipeline does not expose; "
+                                             r"try first-block or taylorseer$"):
+            check_support("old", OldPipeline, Transformer, "transformer", 2, False, mode)
+    else:
+        check_support("old", OldPipeline, Transformer, "transformer", 2, False, mode)
+    OldPipeline.current_timestep = None  # a pipeline that exposes it takes every cache
+    check_support("old", OldPipeline, Transformer, "transformer", 2, False, mode)
+
+
+def test_height_and_width_each_take_the_latent_grids_multiple(dit_t2v):
+    """CogVideoX's latent grid is 8 pixels times a 2-patch: a width off the grid is refused as a height is, both up to 8192."""
+    from kinema.hub import open_model
+    from kinema.pipelines import contract_of
+
+    contract = contract_of(open_model(dit_t2v))
+    for name in ("height", "width"):
+        option = contract.option(name)
+        assert (option.low, option.high, option.multiple) == (16, 8192, 16)
+        assert option.allowed() == "a multiple of 16, >= 16 and <= 8192"
+        with pytest.raises(ValueError, match=rf"^{name} \(--{name}\) must be a multiple of 16"):
+            contract.resolve({name: 24}, False, "tiny")
+        assert contract.resolve({name: 32}, False, "tiny")[name] == 32
+
+
+def test_the_estimate_counts_latent_frames_as_a_causal_vae_makes_them(unet_t2v):
+    """A causal VAE of temporal factor 4 makes 1 + (frames - 1) // 4 latent frames: 1, 4 -> 1; 5, 8 -> 2; the
+    denoiser's activations grow with that count, so 8 frames cost twice 4 and no more than 5."""
+    import dataclasses
+
+    from kinema.pipelines import diffusers_backend as backend
+
+    pipe = load_pipeline(unet_t2v, device="cpu")
+    anatomy = dataclasses.replace(pipe.anatomy, temporal=4)
+
+    def activations(frames):
+        values = {"num_frames": frames, "height": 32, "width": 32}
+        return backend.estimate_from(anatomy, values, pipe.native, torch.device("cpu"), torch.float32, "none", False, timing=False).activations
+
+    assert activations(1) == activations(4) and activations(5) == activations(8) == 2 * activations(4)
+    assert activations(9) == 3 * activations(4)
+
+
+def test_fps_goes_to_the_pipelines_own_keyword_or_only_to_the_file(unet_t2v, monkeypatch):
+    """--fps is the written video's rate; a pipeline with no fps conditioning (ModelScope) must not be handed one."""
+    pipe = load_pipeline(unet_t2v, device="cpu")
+    assert pipe.fps_keyword is None and pipe.native["fps"] == 8  # ModelScope's card: 8 fps, no fps keyword
+    assert pipe._call_keywords({"fps": 12.0, "num_inference_steps": 2, "preview_every": 1, "guidance_scale": None}) == {"num_inference_steps": 2}
+    assert pipe._call_keywords({"fps": 8}) == {}
+    monkeypatch.setattr(pipe, "fps_keyword", "frame_rate")  # a pipeline conditioned on the rate (LTX-Video's frame_rate) gets it under its own name
+    assert pipe._call_keywords({"fps": 12.0}) == {"frame_rate": 12.0}
+
+
+def test_the_time_estimate_counts_attention_on_each_levels_own_grid(unet_t2v, monkeypatch):
+    """Self-attention at UNet level L runs on (h w / 4^L) positions, quadratic in them: 4 (h w / 4^L)^2 c FLOPs per
+    attention and frame; the time estimate adds that per step on top of the weights' FLOPs."""
+    import dataclasses
+
+    from kinema.pipelines import diffusers_backend as backend
+
+    pipe = load_pipeline(unet_t2v, device="cpu")
+    monkeypatch.setattr(backend, "matmul_throughput", lambda device, dtype: 1e9)
+    values = {"num_frames": 2, "height": 64, "width": 64, "num_inference_steps": 3, "guidance_scale": 1.0}
+
+    def seconds(levels):
+        anatomy = dataclasses.replace(pipe.anatomy, attention_levels=levels, temporal=1)
+        return backend.estimate_from(anatomy, values, pipe.native, torch.device("cpu"), torch.float32, "none", False).seconds
+
+    positions = (64 // pipe.anatomy.spatial) ** 2  # the latent grid at level 0
+    attention = 4 * (positions / 4) ** 2 * 64 * 2 * 2  # level 1: a quarter of the positions; 64 channels, 2 attentions, 2 frames
+    speed = 1e9 * backend.EFFICIENCY["cpu"]
+    assert seconds(((1, 64, 2),)) - seconds(()) == pytest.approx(3 * attention / speed, rel=1e-6)  # 3 steps, no guidance
+
+
+@pytest.mark.parametrize("keyword, value, what", [("cache", "pab", "--cache is only for diffusers pipelines; {} is a Kinema model, whose pipelines take no step cache"),
+                                                  ("lora", ["x.safetensors"], "--lora is only for diffusers pipelines; {} is a Kinema model, whose pipelines take no LoRAs")],
+                         ids=["cache", "lora"])
+def test_a_step_cache_or_lora_for_a_kinema_model_is_refused_by_name(tiny_model_dir, keyword, value, what):
+    """Kinema's own pipelines have no step cache and no LoRA loading: asking for one is an error, never ignored."""
+    import re
+
+    with pytest.raises(ValueError, match="^" + re.escape(what.format(tiny_model_dir)) + "$"):
+        load_pipeline(tiny_model_dir, device="cpu", **{keyword: value})
+
+
+def test_keywords_kinema_passes_itself_are_not_options(dit_t2v):
+    """CogVideoX's num_videos_per_prompt, timesteps or latents would multiply or bypass what Kinema draws per seed:
+    never options; its plain scalars (eta, max_sequence_length) are."""
+    from kinema.hub import open_model
+    from kinema.pipelines import contract_of
+
+    contract = contract_of(open_model(dit_t2v))
+    for name in ("num_videos_per_prompt", "timesteps", "latents", "output_type", "return_dict", "attention_kwargs"):
+        assert contract.option(name) is None, name
+    assert contract.option("eta") is not None and contract.option("max_sequence_length") is not None
+    with pytest.raises(ValueError, match="does not take num_videos_per_prompt; it takes: num_frames"):
+        contract.resolve({"num_videos_per_prompt": 2}, False, "tiny")
+
+
+def test_image_to_video_gives_each_clip_its_own_image_or_shares_one():
+    """With one picture per clip, clip i starts from picture i; a single picture is shared; another count is refused."""
+    from kinema.pipelines.diffusers_backend import _images
+
+    pictures = np.stack([np.full((4, 6, 3), v, np.uint8) for v in (10, 20, 30)])
+    assert [np.asarray(im)[0, 0, 0] for im in _images(pictures, 3)] == [10, 20, 30]
+    assert [np.asarray(im)[0, 0, 0] for im in _images(torch.from_numpy(pictures[1]), 2)] == [20, 20]
+    assert np.asarray(_images(pictures[:1], 2)[1]).shape == (4, 6, 3)
+    with pytest.raises(ValueError, match=r"^give one image or one per clip \(3\), got 2$"):
+        _images(pictures[:2], 3)
+
+
+def test_a_transformers_activations_double_under_classifier_free_guidance(dit_t2v):
+    """Guidance runs the conditional and unconditional branches in one batch: twice the denoiser's working set."""
+    from kinema.pipelines import diffusers_backend as backend
+
+    pipe = load_pipeline(dit_t2v, device="cpu")
+
+    def activations(guidance):
+        values = {"num_frames": 9, "height": 32, "width": 32, "guidance_scale": guidance}
+        return backend.estimate_from(pipe.anatomy, values, pipe.native, torch.device("cpu"), torch.float32, "none", False, timing=False).activations
+
+    assert pipe.anatomy.denoiser == "transformer" and activations(6.0) == 2 * activations(1.0)

@@ -36,6 +36,30 @@ def test_a_few_steps_lower_the_loss():
     assert loss_on_fixed_noise().item() < 0.7 * before
 
 
+def test_the_loss_is_the_batch_mean_of_each_clips_mse_to_the_target():
+    """What the logs call the loss: per clip, the MSE of the prediction to v (or the noise), min-SNR weighted if asked, averaged."""
+    from dataclasses import replace
+
+    config = load_config(TINY)
+    objective = get_family("diffusion").objective(config)
+    batch = torch.utils.data.default_collate([get_family("diffusion").dataset(config)[i] for i in range(4)])
+    seen = []
+    add_noise = objective.noise_scheduler.add_noise
+    objective.noise_scheduler.add_noise = lambda x, noise, t: seen.append((x, noise, t)) or add_noise(x, noise, t)
+    objective.modules["model"] = lambda xt, *rest: torch.zeros_like(xt)  # a denoiser that predicts 0: the loss is E[target^2]
+    for prediction, gamma in [("v_prediction", None), ("epsilon", None), ("v_prediction", 2.0)]:
+        objective.config.objective = replace(config.objective, prediction_type=prediction, snr_gamma=gamma)
+        loss = objective.training_step(batch, 0, "model")["loss"]
+        x0, noise, t = seen[-1]
+        a = objective.noise_scheduler.alphas_cumprod[t].double().view(-1, 1, 1, 1, 1)
+        target = noise.double() if prediction == "epsilon" else a.sqrt() * noise.double() - (1 - a).sqrt() * x0.double()
+        per_clip = target.pow(2).mean(dim=(1, 2, 3, 4))
+        if gamma is not None:  # Hang et al.: min(snr, gamma) / (snr + 1) for v-prediction
+            snr = (a / (1 - a)).flatten()
+            per_clip = per_clip * snr.clamp(max=gamma) / (snr + 1)
+        assert loss.item() == pytest.approx(per_clip.mean().item(), rel=1e-5), (prediction, gamma)
+
+
 def test_tiny_diffusion_trains_exports_and_generates(tmp_path):
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", str(TINY), "--out", str(run)])

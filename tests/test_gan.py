@@ -158,6 +158,22 @@ def test_bad_inputs_are_named():
         DiscriminatorConfig(video_statistics=-0.5)
 
 
+@pytest.mark.parametrize("resolution", [8, 16, 32, 64, 128, 256])
+def test_every_power_of_two_from_8_to_256_is_a_valid_resolution(resolution):
+    """The documented range is accepted, its smallest end too: an 8x8 generator builds and makes 8x8 frames."""
+    assert GeneratorConfig(**dict(SMALL, resolution=resolution)).resolution == resolution
+    if resolution == 8:
+        config = GeneratorConfig(**dict(SMALL, resolution=8))
+        with torch.no_grad():
+            assert VideoGenerator(config)(**_inputs(config)).shape == (2, 3, 4, 8, 8)
+
+
+@pytest.mark.parametrize("resolution", [4, 12, 48, 512])
+def test_a_resolution_outside_the_powers_of_two_from_8_to_256_is_refused_by_value(resolution):
+    with pytest.raises(ValueError, match=rf"^resolution must be a power of two from 8 to 256, got {resolution}$"):
+        GeneratorConfig(resolution=resolution)
+
+
 def test_half_a_prompt_or_latents_of_another_batch_size_are_named():
     """A prompt's tokens without its mask (or the reverse), or noise for 3 clips beside content for 2, is a caller's slip: say so."""
     config = GeneratorConfig(**SMALL, condition="text")
@@ -291,6 +307,47 @@ def test_each_phase_lowers_its_own_loss():
     objective.modules["discriminator"].zero_grad(set_to_none=True)
     loss("generator").backward()
     assert all(p.grad is None for p in objective.modules["discriminator"].parameters())
+
+
+def test_each_critics_logged_loss_is_its_own_hinge_loss_and_the_total_weighs_them():
+    """metrics.jsonl's image / video entries are what each critic alone scores; the loss stepped on is their weighted sum."""
+    config = load_config(TINY, ["objective.image_weight=0.5", "objective.video_weight=2"])
+    family = get_family("gan")
+    objective, dataset = family.objective(config), family.dataset(config)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(4)])
+    seen = []
+    objective.modules["discriminator"].register_forward_hook(lambda module, args, out: seen.append(out))
+    torch.manual_seed(0)
+    logs = objective.training_step(batch, 1, "discriminator")
+    (image_logits, video_logits), = seen
+    for name, logits in (("image", image_logits), ("video", video_logits)):
+        real, fake = logits.detach().split(4)
+        hinge = torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()
+        torch.testing.assert_close(logs[name], hinge)
+        torch.testing.assert_close(logs[f"{name}_real"], real.mean())
+        torch.testing.assert_close(logs[f"{name}_fake"], fake.mean())
+    torch.testing.assert_close(logs["loss"].detach(), 0.5 * logs["image"] + 2 * logs["video"])
+
+
+def test_a_mismatched_negative_is_a_real_clip_under_another_clips_label_weighed_against_the_fakes():
+    """mismatch_weight teaches the critic the condition: real clips under a wrong label are scored as fake, sharing the fakes' weight."""
+    config = load_config(TINY, ["model.condition=class", "model.num_classes=2", "data.label=shape", "objective.mismatch_weight=0.25"])
+    objective, dataset = get_family("gan").objective(config), get_family("gan").dataset(config)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(3)])
+    inputs, outputs = [], []
+    critic = objective.modules["discriminator"]
+    critic.register_forward_pre_hook(lambda module, args, kwargs: inputs.append((args[0].detach(), kwargs["labels"])), with_kwargs=True)
+    critic.register_forward_hook(lambda module, args, out: outputs.append(out))
+    torch.manual_seed(0)
+    logs = objective.training_step(batch, 1, "discriminator")
+    (videos, labels), = inputs
+    real, fake, mismatched = videos.split(3)
+    assert torch.equal(real, batch["video"]) and torch.equal(mismatched, batch["video"]) and not torch.equal(fake, real)
+    assert labels.tolist() == batch["label"].tolist() * 2 + batch["label"].roll(1).tolist()
+    for name, logits in zip(("image", "video"), outputs[0]):
+        on_real, on_fake, on_mismatched = logits.detach().split(3)
+        want = torch.relu(1 - on_real).mean() + 0.75 * torch.relu(1 + on_fake).mean() + 0.25 * torch.relu(1 + on_mismatched).mean()
+        torch.testing.assert_close(logs[name], want)
 
 
 def test_trainer_runs_both_phases_and_exports_the_ema_generator(run):
@@ -547,6 +604,16 @@ def test_previews_cycle_through_the_preview_prompts_or_classes(monkeypatch, over
     pipe, prompts, count = calls[0]
     want = expected(objective.config.objective, pipe)
     assert prompts == want and (count == 6 if want is None else count in (None, 1))
+
+
+@pytest.mark.parametrize("overrides", [TEXT, ["model.condition=class", "model.num_classes=2", "data.label=direction"], []],
+                         ids=["text", "class", "unconditional"])
+def test_previews_follow_the_generator_they_are_given(overrides):
+    """Preview GIFs are drawn from the trainer's seeded generator: the same seed redraws them, another seed draws others."""
+    objective = get_family("gan").objective(load_config(TINY, overrides))
+    first = objective.sample(2, torch.Generator().manual_seed(0))
+    assert torch.equal(objective.sample(2, torch.Generator().manual_seed(0)), first)
+    assert not torch.equal(objective.sample(2, torch.Generator().manual_seed(1)), first)
 
 
 def test_both_critics_count_equally_unless_a_config_says_otherwise():

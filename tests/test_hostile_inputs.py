@@ -78,6 +78,15 @@ CASES = [
     ("generate-quantize-empty", "generate x --model {model} -o {s}/new.mp4 --quantize ''", "quantize (--quantize) must be one of int8, got ''"),
     ("generate-quantize-case", "generate x --model {model} -o {s}/new.mp4 --quantize INT8", "must be one of int8, got 'INT8'"),
     ("generate-quantize-batch", "generate --model {model} --prompts {s}/prompts.txt --out-dir {s}/out --quantize fp8", "must be one of int8, got 'fp8'"),
+    # generate: batch mode's own rules
+    ("generate-prompts-without-out-dir", "generate --model {model} --prompts {s}/prompts.txt", "--prompts and --count need --out-dir"),
+    ("generate-count-without-out-dir", "generate x --model {model} --count 2", "--prompts and --count need --out-dir"),
+    ("generate-prompts-and-a-prompt", "generate x --model {model} --prompts {s}/prompts.txt --out-dir {s}/out",
+     "--prompts takes its prompts from the file: give no PROMPT or --count with it"),
+    ("generate-shots-with-prompts", "generate --model {model} --prompts {s}/prompts.txt --out-dir {s}/out --shots",
+     "--shots makes one clip of one prompt; batch mode (--prompts, --count) takes none"),
+    ("generate-shots-with-count", "generate x --model {model} --count 2 --out-dir {s}/out --shots",
+     "--shots makes one clip of one prompt; batch mode (--prompts, --count) takes none"),
     # check
     ("check-missing", "check {s}/nowhere.mp4", "nowhere.mp4 does not exist"),
     ("check-empty-file", "check {s}/empty.mp4 --caption 'a red circle'", "empty.mp4"),

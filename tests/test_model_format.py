@@ -100,6 +100,19 @@ def test_format_0_folders_still_load(model_dir, tmp_path, text_encoder):
     assert np.array_equal(frames(old, text_encoder, seed=4), frames(model_dir, text_encoder, seed=4))
 
 
+
+def test_a_format_0_gan_folder_loads_as_the_gan_pipeline(tmp_path):
+    """A Kinema 0.1 GAN (one VideoGenerator beside pipeline.json) must still be recognised and give the same clips."""
+    from kinema.pipelines.gan import tiny_pipeline
+
+    folder = tiny_pipeline().save_pretrained(tmp_path / "gan")
+    old = Path(shutil.copytree(folder / "generator", tmp_path / "old"))
+    (old / "pipeline.json").write_text(json.dumps(json.loads((folder / INDEX_NAME).read_text())["settings"]))
+    assert open_model(old).legacy and registration_for(open_model(old)).name == "gan"
+    assert open_model(old).component_class("model") == "VideoGenerator"
+    new, legacy = (load_pipeline(f, device="cpu")(seed=3).frames for f in (folder, old))
+    assert new.shape == (1, 4, 32, 32, 3) and np.array_equal(new, legacy)
+
 def test_a_frozen_component_can_be_referenced_instead_of_copied(model_dir, tmp_path, text_encoder):
     slim = tmp_path / "slim"
     slim.mkdir()
@@ -115,6 +128,34 @@ def test_a_frozen_component_can_be_referenced_instead_of_copied(model_dir, tmp_p
     with pytest.raises(FileNotFoundError, match="gone"):
         load_pipeline(slim, text_encoder=text_encoder)
 
+
+
+def test_a_reference_to_a_reference_is_followed_and_a_circle_is_named(model_dir, tmp_path, text_encoder):
+    """A folder may reference a component that is itself a reference (a fine-tune of a slim copy); a loop is an error."""
+    from kinema.hub import ModelFormatError
+
+    index = json.loads((model_dir / INDEX_NAME).read_text())
+    for name, target in (("a", str(model_dir)), ("b", str(tmp_path / "a"))):
+        (tmp_path / name).mkdir()
+        linked = {**index, "components": {**index["components"], "denoiser": {"model": target, "component": "denoiser"}}}
+        (tmp_path / name / INDEX_NAME).write_text(json.dumps(linked))
+    assert open_model(tmp_path / "b").component("denoiser") == (model_dir / "denoiser").resolve()
+    assert np.array_equal(frames(tmp_path / "b", text_encoder, seed=2), frames(model_dir, text_encoder, seed=2))
+    circle = {**index, "components": {**index["components"], "denoiser": {"model": str(tmp_path / "c"), "component": "denoiser"}}}
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / INDEX_NAME).write_text(json.dumps(circle))
+    with pytest.raises(ModelFormatError, match="components.denoiser references go round in a circle"):
+        open_model(tmp_path / "c").component("denoiser")
+
+
+def test_a_loaded_pipeline_names_its_model_as_the_user_did(tiny_model_dir, text_encoder):
+    """Errors from a pipeline name the model as it was given (a path, a built-in name), not "this model"."""
+    import re
+
+    pipe = load_pipeline(tiny_model_dir, device="cpu", text_encoder=text_encoder)
+    assert pipe.source == str(tiny_model_dir)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tiny_model_dir))} does not take top_k; it takes: "):
+        pipe(PROMPT, top_k=3)
 
 def test_model_names_that_are_not_models(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model 'shapes-t2x'.*built-ins: shape-motion-gan"):

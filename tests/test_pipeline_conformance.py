@@ -258,3 +258,56 @@ def test_every_pipeline_names_its_networks_and_a_new_one_that_does_not_is_told(p
     assert type(pipe).modules is not VideoPipeline.modules
     with pytest.raises(NotImplementedError):
         VideoPipeline.modules(pipe)
+
+
+def test_the_progress_callback_reports_every_step_once_with_an_image_too(pipe):
+    """Image-to-video adds work (a GAN fits the image first): the bar must still count 1, 2, ... total, none skipped."""
+    contract = pipe.contract()
+    calls = [{}]
+    if contract.image:
+        h, w = contract.size
+        calls.append({"image": np.full((h, w, 3), 90, np.uint8)})
+    for extra in calls:
+        seen = []
+        call(pipe, 1, seed=0, callback=lambda step, total, preview: seen.append((step, total)), **extra)
+        total = seen[-1][1]
+        assert [s for s, _ in seen] == list(range(1, total + 1)) and {t for _, t in seen} == {total}, (extra.keys(), seen)
+    if contract.image and contract.option("num_inference_steps") and contract.option("num_inference_steps").needs_image:
+        seen = []
+        call(pipe, 1, seed=0, image=calls[1]["image"], num_inference_steps=3, callback=lambda step, total, preview: seen.append(step))
+        assert seen == [1, 2, 3, 4]  # three fitting steps, then the forward pass
+
+
+def test_gan_image_to_video_fits_inversion_restarts_starts_per_clip():
+    """inversion_restarts is how many random starts each clip's fit tries: 3 for 2 clips is 6 fitted together."""
+    import dataclasses
+
+    from kinema.pipelines.gan import GANPipeline, tiny_pipeline
+
+    tiny = tiny_pipeline()
+    pipe = GANPipeline(tiny.generator, dataclasses.replace(tiny.settings, inversion_restarts=3))
+    batches = []
+    hook = pipe.generator.register_forward_hook(lambda module, args, out: batches.append(out.shape[0]))
+    try:
+        image = np.full((*pipe.contract().size, 3), 90, np.uint8)
+        pipe(num_videos=2, image=image, num_inference_steps=2, seed=0)
+    finally:
+        hook.remove()
+    assert batches == [6, 6, 6, 2]  # 2 fitting steps and the pick of the best start, then the clips themselves
+
+
+def test_every_pipeline_class_carries_the_name_it_is_registered_under():
+    """model_index.json's "pipeline" is written from the class's name and read back through the registry: they must agree."""
+    for name, registration in registered().items():
+        assert registration.pipeline.name == name, (name, registration.pipeline)
+
+
+
+def test_a_pipeline_loaded_in_bfloat16_holds_every_network_in_bfloat16(pipe, tmp_path, text_encoder):
+    """--dtype bfloat16 halves the memory of every network a folder holds, not of some: a float32 one left over
+    would cost the memory the user asked to save (and mix dtypes in one call)."""
+    if pipe.name == "diffusers":
+        pytest.skip("diffusers pipelines load through diffusers' own dtype handling (tests/test_diffusers_backend.py)")
+    loaded = load_pipeline(pipe.save_pretrained(tmp_path / "m"), device="cpu", dtype="bfloat16", text_encoder=text_encoder)
+    dtypes = {name: {p.dtype for p in module.parameters()} for name, module in loaded.modules().items()}
+    assert dtypes == {name: {torch.bfloat16} for name in pipe.modules()}

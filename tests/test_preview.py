@@ -253,3 +253,45 @@ def test_an_interrupt_keeps_the_last_preview_and_writes_no_output(latent_model, 
     assert len(lines) == 1 and lines[0].startswith("interrupted:") and "step 3 of 4" in lines[0] and str(preview) in " ".join(result.output.split())
     assert read_video(preview).frames.shape == (4, 32, 32, 3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.preview.gif"]  # no output, no temporary file
+
+
+def test_a_fit_with_nothing_held_out_has_no_measured_psnr():
+    """Without held-out latents there is nothing to measure: the PSNR is unknown (nan), never a made-up 0 dB."""
+    vae = LinearVAE()
+    preview = fit_linear_preview(vae.decode, 4, samples=2, held_out=0, grid=(3, 4, 4))
+    assert math.isnan(preview.psnr) and vae.calls == 2
+    # the defaults: 4 latents fitted, 2 more decoded to measure the map
+    measured = fit_linear_preview(vae.decode, 4, grid=(3, 4, 4))
+    assert vae.calls == 2 + 4 + 2 and math.isfinite(measured.psnr)
+
+
+def test_the_preview_gif_plays_at_the_clips_frame_rate(tmp_path):
+    """The step preview is watched as the clip will play: 2.5 fps is 400 ms a frame (GIF's floor of 20 ms kept), looping."""
+    from PIL import Image
+
+    from kinema.pipelines.generate import PreviewWriter
+
+    frames = np.zeros((1, 3, 8, 8, 3), np.uint8)
+    frames[0, :, :, :, 0] = np.array([0, 120, 240], np.uint8)[:, None, None]  # three distinct frames
+    for fps, duration in ((2.5, 400), (7.5, 130), (100.0, 20)):  # GIF keeps centiseconds: 1000 / 7.5 = 133 ms is 130
+        writer = PreviewWriter(tmp_path / f"{fps}.gif", fps)
+        writer(1, 4, None)
+        assert not writer.path.exists() and writer.step is None  # no preview at this step: nothing written
+        writer(2, 4, frames)
+        with Image.open(writer.path) as gif:
+            assert gif.n_frames == 3 and gif.info["duration"] == duration and gif.info["loop"] == 0
+        assert (writer.step, writer.total) == (2, 4)
+        writer.remove()
+        assert not writer.path.exists()
+
+
+def test_a_preview_path_of_its_own_needs_no_output_file(tiny_model_dir, tmp_path):
+    """generate(out=None, preview=PATH) keeps the clip in memory and the preview at PATH; only preview=True needs out."""
+    from kinema.pipelines.generate import generate
+
+    path = tmp_path / "watch.gif"
+    result = generate("a small red circle moving left slowly", model=tiny_model_dir, device="cpu", num_inference_steps=2, preview_every=1,
+                      preview=path, keep_preview=True)
+    assert result.path is None and result.preview == path and path.is_file()
+    with pytest.raises(ValueError, match=r"^preview=True writes beside the output: give out, or a path for the preview$"):
+        generate("a small red circle moving left slowly", model=tiny_model_dir, device="cpu", preview_every=1, preview=True)

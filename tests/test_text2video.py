@@ -203,3 +203,79 @@ def test_ddim_ends_on_the_clean_prediction_unclipped():
     x0 = (sample.double() - (1 - alpha).sqrt() * eps.double()) / alpha.sqrt()  # past 1: clipping would show
     assert x0.min() > 1
     assert torch.allclose(scheduler.step(eps, t, sample).prev_sample.double(), x0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
+def test_a_preview_recovers_the_clean_clip_from_each_kind_of_prediction(kind):
+    """A scheduler that returns no x0 (DPM-Solver++, UniPC) must still preview the clean clip the network means."""
+    from types import SimpleNamespace
+
+    from diffusers import DDPMScheduler
+
+    from kinema.pipelines.text2video import predicted_original
+
+    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", prediction_type=kind)
+    t = torch.tensor(600)
+    g = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(1, 3, 2, 4, 4, generator=g), torch.randn(1, 3, 2, 4, 4, generator=g)
+    a, s = scheduler.alphas_cumprod[600].sqrt(), (1 - scheduler.alphas_cumprod[600]).sqrt()
+    sample = a * x0 + s * eps  # the forward process: x_t from x0 and its noise
+    prediction = {"epsilon": eps, "v_prediction": a * eps - s * x0, "sample": x0}[kind]
+    assert torch.allclose(predicted_original(scheduler, SimpleNamespace(), sample, prediction, t), x0, atol=1e-5)
+    # a scheduler that hands back its own estimate is believed as it is
+    own = torch.zeros_like(x0)
+    assert predicted_original(scheduler, SimpleNamespace(pred_original_sample=own), sample, prediction, t) is own
+
+
+def test_every_far_prompt_of_a_batch_is_warned_about_once(pipe):
+    """A batch is checked prompt by prompt: a far prompt after a good one still gets its warning, a repeat only one."""
+    near, far, farther = "a small red circle moving left slowly", "quantum chromodynamics lecture notes", "tax law of medieval guilds"
+    with pytest.warns(UserWarning):
+        notes = pipe.far_prompt_warnings([near, far, far, farther])
+    assert len(notes) == 2
+    assert notes[0].startswith(f"prompt {far!r} is far from") and notes[1].startswith(f"prompt {farther!r} is far from")
+    assert pipe.far_prompt_warnings([near, near]) == []
+
+
+def test_a_batch_of_no_clips_is_refused_before_the_model_loads(tmp_path):
+    """generate_batch(count=0) from Python is a ValueError naming the count, as the CLI's --count 1 minimum is."""
+    from kinema.pipelines.generate import generate_batch
+
+    for count in (0, -3):
+        with pytest.raises(ValueError, match=rf"^count must be at least 1, got {count}$"):
+            generate_batch(None, tmp_path / "clips", count=count, model=tmp_path / "not-loaded")
+    with pytest.raises(ValueError, match="^give a prompts file or a count, not both$"):
+        generate_batch(tmp_path / "prompts.txt", tmp_path / "clips", count=2, model=tmp_path / "not-loaded")
+    assert not (tmp_path / "clips").exists()
+
+
+def test_a_diffusion_folder_without_an_fps_plays_at_the_rate_its_training_clips_were_rendered(tiny_model_dir, tmp_path, text_encoder):
+    """A trained diffusion model's settings name no fps: its clips must play at the rate Shapes clips are rendered at."""
+    import inspect
+    import shutil
+
+    from kinema.data.render import render_dataset
+    from kinema.pipelines.generate import generate
+
+    rendered = inspect.signature(render_dataset).parameters["fps"].default
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["settings"].pop("fps", None)
+    (folder / "model_index.json").write_text(json.dumps(index))
+    result = generate("a small red circle moving left slowly", tmp_path / "clip.mp4", model=folder, device="cpu", num_inference_steps=2)
+    assert result.options["fps"] == rendered and probe(tmp_path / "clip.mp4").fps == rendered
+
+
+def test_a_bad_option_is_refused_before_the_model_loads(tiny_model_dir, tmp_path, monkeypatch):
+    """A typo in an option must fail at once, from the folder's contract, not after seconds of loading weights."""
+    import kinema.pipelines.generate as generate_module
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before its options were checked")
+
+    monkeypatch.setattr(generate_module, "load_pipeline", no_loading)
+    with pytest.raises(ValueError, match=r"num_frames \(--frames\) must be >= 2 and <= 4, got 9"):
+        generate_module.generate("a small red circle moving left slowly", tmp_path / "x.mp4", model=tiny_model_dir, num_frames=9)
+    with pytest.raises(ValueError, match="does not take top_k"):
+        generate_module.generate_clips(["a red circle"], model=tiny_model_dir, top_k=3)
+    assert not (tmp_path / "x.mp4").exists()

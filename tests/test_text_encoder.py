@@ -54,3 +54,14 @@ def test_closest_reference_is_the_most_similar_training_prompt_and_none_means_no
         assert reference == references[int(sims.argmax())] and cosine == pytest.approx(float(sims.max()), abs=1e-5)
     assert [r for r, _ in closest] == [references[1], references[0], references[2]]
     assert PromptReference(text_encoder, []).closest(["anything", ""]) == [("", 1.0), ("", 1.0)]
+
+
+def test_max_length_truncates_prompts_to_that_many_tokens(text_encoder):
+    """A caller that asks for shorter prompts gets them cut at max_length tokens ([CLS] and [SEP] included), and the first tokens kept."""
+    short = MiniLMEncoder.from_pretrained(max_length=6, expected_sha256=None)  # the same files as the fixture's, checked there
+    long_prompt = "a very large bright red circle moving slowly from the left edge to the right edge"
+    assert short.max_length == 6
+    encoded = short.encode([long_prompt, "hi"])
+    assert encoded.mask.sum(dim=1).tolist() == [6, 3]  # [CLS] hi [SEP]
+    full = text_encoder.encode([long_prompt])
+    assert int(full.mask.sum()) > 6

@@ -148,3 +148,52 @@ def test_compounds_stop_at_the_limit_for_each_joint_in_index_order():
     assert len(hyphened) > 2 and len(spaced) > 2 and hyphened + spaced == every
     assert net.compounds("ice", "n", limit=2) == hyphened[:2] + spaced[:2]
     assert net.compounds("ice", "n", limit=1) == hyphened[:1] + spaced[:1]
+
+
+def test_the_commonest_sense_is_the_words_own_before_its_inflections():
+    """"found" is first the verb found (establish), then the past of find: the planner reads a word by that first sense."""
+    net = wordnet()
+    assert net.lemmas("found", "v") == ["found", "find"] and "establish" in net.commonest("found", "v").lemmas
+    assert net.lemmas("leaves", "n") == ["leaf", "leave"] and "foliage" in net.commonest("leaves", "n").lemmas
+    for word, pos in [("found", "v"), ("leaves", "n"), ("axes", "n"), ("lay", "v")]:
+        assert net.commonest(word, pos).offset == net.synsets(word, pos)[0].offset, word
+
+
+def test_a_verbs_manner_comes_from_the_first_clause_of_its_definition_only(text_encoder):
+    """"hide": "prevent from being seen or discovered; keep out of sight": a later clause is another sense's gloss, not a manner."""
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text.planner import planner_for
+
+    senses = planner_for(shapes_vocabulary(), text_encoder).senses
+    for verb in ("hide", "want", "exclude", "optimize", "gape"):
+        assert senses.manner(verb, {"speed", "direction"}) is None, verb
+    assert senses.manner("amble", {"speed", "direction"})[0] == ("speed", "slowly")  # "walk leisurely"
+
+
+def test_a_pointer_to_no_synset_is_a_key_error_naming_the_offset():
+    """A damaged WordNet folder names the synset it lacks; callers catch KeyError, as for any missing entry."""
+    net = wordnet()
+    with pytest.raises(KeyError, match="WordNet has no noun synset 00000042 in"):
+        net.synset("n", 42)
+    with pytest.raises(KeyError, match="WordNet has no verb synset 99999999 in"):
+        net.synset("v", 99999999)
+
+
+def test_a_definition_gives_the_value_of_its_first_word_that_leads_anywhere(text_encoder):
+    """"minimally": "to a minimal degree", and minimal is small; "swash": "make violent, noisy movements", and violent is fast."""
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text.planner import planner_for
+
+    senses = planner_for(shapes_vocabulary(), text_encoder).senses
+    assert senses.word("minimally")[0] == ("size", "small")
+    assert senses.word("swash")[0] == ("speed", "quickly")
+
+
+def test_a_definitions_word_is_read_in_the_sense_whose_own_antonym_is_another_value(text_encoder):
+    """"stocky": "having a short and solid form": short as opposed to tall (small), not the "short" of a brief, fast time."""
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text.planner import planner_for
+
+    senses = planner_for(shapes_vocabulary(), text_encoder).senses
+    for word in ("stocky", "thickset"):
+        assert senses.word(word)[0] == ("size", "small"), word

@@ -635,3 +635,42 @@ def test_a_run_folder_deep_in_folders_that_do_not_exist_yet_is_made(tmp_path):
     run = tmp_path / "runs" / "2026" / "first"
     train(TINY, ["train.max_steps=1", "train.checkpoint_every=1"], out=run)
     assert list_checkpoints(run / "checkpoints")[-1][0] == 1 and (run / "config.yaml").is_file()
+
+
+def test_a_short_config_trains_on_32_clips_a_step_loaded_in_process_with_torchs_adamw(tmp_path, monkeypatch):
+    """The train: defaults a short config relies on: global batch 32, data read in the training process (no workers),
+    and AdamW with torch's own betas and eps."""
+    import inspect
+
+    from kinema.training.objectives.toy import ToyClips, ToyObjective
+    from kinema.training.sampler import permutation
+
+    config = tmp_path / "short.yaml"
+    config.write_text("family: toy\nmodel:\n  hidden: 4\ndata:\n  num_samples: 64\n  num_frames: 2\ntrain:\n  max_steps: 2\n")
+    readers, batches, read = set(), [], []
+    getitem, step = ToyClips.__getitem__, ToyObjective.training_step
+    monkeypatch.setattr(ToyClips, "__getitem__", lambda self, i: readers.add(os.getpid()) or read.append(i) or getitem(self, i))
+    monkeypatch.setattr(ToyObjective, "training_step", lambda self, batch, *a: batches.append(len(batch["noisy"])) or step(self, batch, *a))
+    run = train(config, out=tmp_path / "run")
+    assert batches == [32, 32] and readers == {os.getpid()}
+    # a new run starts at the beginning of epoch 0 of the seed's order: the first half, then the second half of it
+    assert read[:64] == permutation(seed=0, epoch=0, num_samples=64).tolist()
+    group = load_checkpoint(list_checkpoints(run / "checkpoints")[-1][1])["optimizers"]["model"]["param_groups"][0]
+    adamw = inspect.signature(torch.optim.AdamW).parameters
+    assert tuple(group["betas"]) == adamw["betas"].default and group["eps"] == adamw["eps"].default
+
+
+def test_max_grad_norm_clips_every_step_not_only_the_logged_ones(tmp_path, monkeypatch):
+    """Clipping guards every update: a step between log entries must not take a larger gradient than max_grad_norm."""
+    norms = []
+    step = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+        norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", spy)
+    train(TINY, ["train.max_steps=4", "train.log_every=100", "train.sample_every=0", "train.max_grad_norm=0.01"], out=tmp_path / "run")
+    assert len(norms) == 4 and all(n <= 0.01 * (1 + 1e-5) for n in norms)
+    assert _metrics(tmp_path / "run")[-1]["grad_norm"] > 0.01  # logged before clipping: the clip did bite

@@ -74,6 +74,8 @@ def test_typo_in_yaml_file_names_the_file_and_key(tmp_path):
         ("train.max_steps=ten", "train.max_steps must be an integer, got 'ten' (str)"),
         ("train.max_steps=true", "train.max_steps must be an integer, got True (bool)"),
         ("train.lr=fast", "train.lr must be a number, got 'fast' (str)"),
+        ("train.lr=true", "train.lr must be a number, got True (bool)"),  # not silently 1.0
+        ("train.max_grad_norm=false", "train.max_grad_norm must be a number or null, got False (bool)"),  # not clipping at 0
         ("train.mixed_precision=fp8", "train.mixed_precision must be one of 'no', 'bf16', 'fp16', got 'fp8' (str)"),
         ("train.betas=[0.9]", "train.betas must have 2 items"),
         ("train.betas=[0.9, fast]", "train.betas[1] must be a number, got 'fast' (str)"),
@@ -226,6 +228,23 @@ def test_a_modified_one_number_tensor_is_caught_by_the_digest(tmp_path, key):
     torch.save(raw, path)
     with pytest.raises(CorruptCheckpoint, match="does not match its digest"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("what", ["no digest", "another format", "a list"])
+def test_a_file_that_is_not_a_whole_kinema_checkpoint_is_refused_as_such_and_the_previous_one_used(tmp_path, what):
+    """A .pt saved by other code, or one missing its digest, must read as "not a kinema checkpoint", never as a KeyError."""
+    save_checkpoint(checkpoint_path(tmp_path, 10), _state(10))
+    newest = checkpoint_path(tmp_path, 20)
+    raw = {**_state(20), "format": "kinema-checkpoint-1"}
+    if what == "another format":
+        raw = {**raw, "format": "kinema-checkpoint-0", "digest": "0" * 64}
+    torch.save([raw] if what == "a list" else raw, newest)
+    with pytest.raises(CorruptCheckpoint, match="^is not a kinema checkpoint$"):
+        load_checkpoint(newest)
+    warnings = []
+    path, state = load_latest(tmp_path, warnings.append)
+    assert path == checkpoint_path(tmp_path, 10) and state["step"] == 10
+    assert warnings == [f"checkpoint {newest} is not a kinema checkpoint; falling back to the previous one"]
 
 
 def test_prune_keeps_the_newest_k(tmp_path):

@@ -131,3 +131,71 @@ def test_text_pooling_queries_start_distinct_and_attend_by_content():
         weights = torch.softmax(q @ keep.T / d**0.5, dim=-1)  # (queries, kept tokens): computed here by hand
         torch.testing.assert_close(captured["pooled"][b], weights @ keep, rtol=1e-4, atol=1e-4)
         assert (captured["pooled"][b] - keep.mean(0)).abs().max() > 0.1  # not the mean of the tokens
+
+
+def test_every_attention_splits_into_heads_of_attention_head_dim():
+    """attention_head_dim sets the head count (width / head_dim) of the temporal and the text attention alike."""
+    from kinema.models.unet3d import AttentionBlock
+
+    unet = random_unet()
+    blocks = [m for m in unet.modules() if isinstance(m, AttentionBlock)]
+    assert blocks
+    g = torch.Generator().manual_seed(2)
+    for block in blocks:
+        dim = block.frame_pos.shape[1]
+        heads = dim // TINY_UNET["attention_head_dim"]
+        x = torch.randn(2, 6, dim, generator=g)
+        text = torch.randn(2, 5, 384, generator=g)
+        mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+        for attention, context, keep in ((block.temporal, None, None), (block.cross, text, mask)):
+            h = torch.nn.functional.layer_norm(x, (dim,), attention.norm.weight, attention.norm.bias)
+            kv = (h if context is None else context) @ attention.kv.weight.T
+            split = lambda t: t.unflatten(-1, (heads, -1)).transpose(1, 2)  # (b, heads, n, head_dim)
+            q, k, v = split(h @ attention.q.weight.T), split(kv[..., :dim]), split(kv[..., dim:])
+            want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=None if keep is None else keep[:, None, None, :])
+            want = x + torch.nn.functional.linear(want.transpose(1, 2).flatten(2), attention.out.weight, attention.out.bias)
+            torch.testing.assert_close(attention(x, context, keep), want, rtol=1e-4, atol=1e-5)
+
+
+def test_dropout_drops_in_training_only_and_only_when_configured():
+    """model.dropout regularises training (two passes differ) and never touches sampling (eval passes agree)."""
+    def unet_with(dropout):
+        torch.manual_seed(0)
+        unet = VideoUNet(VideoUNetConfig(**TINY_UNET, dropout=dropout))
+        for p in unet.parameters():
+            torch.nn.init.normal_(p, std=0.05)
+        return unet
+
+    x = inputs()
+    with torch.no_grad():
+        dropped = unet_with(0.5).train()
+        assert not torch.allclose(dropped(**x), dropped(**x))
+        assert torch.equal(dropped.eval()(**x), dropped(**x))
+        plain = unet_with(0.0).train()
+        assert torch.equal(plain(**x), plain(**x))
+
+
+def test_the_built_in_denoisers_load_into_the_architecture_their_configs_describe():
+    """shapes-t2v and shapes-ldm ship weights for VideoUNet: every tensor must have a place of the same shape."""
+    from safetensors.torch import load_file
+
+    from kinema.hub import open_model
+
+    for name in ("shapes-t2v", "shapes-ldm"):
+        folder = open_model(name).component("denoiser")
+        unet = VideoUNet.from_pretrained(folder)
+        stored = load_file(str(folder / "model.safetensors"))
+        own = unet.state_dict()
+        assert set(stored) == set(own), name
+        assert all(stored[k].shape == own[k].shape for k in own), name
+
+
+def test_a_single_timestep_applies_to_every_clip_of_the_batch():
+    """Samplers pass one scalar timestep for the whole batch: it must mean that step for every clip."""
+    unet = random_unet()
+    x = inputs()
+    with torch.no_grad():
+        each = unet(**dict(x, timestep=torch.tensor([500, 500])))
+        scalar = unet(**dict(x, timestep=torch.tensor(500)))
+    assert scalar.shape == x["sample"].shape
+    torch.testing.assert_close(scalar, each, rtol=0, atol=1e-6)

@@ -153,3 +153,22 @@ def test_a_kept_clip_is_reported_with_the_seed_it_was_made_with(tiny_model_dir, 
     again = generate_batch([(0, PROMPTS[0]), (1, PROMPTS[1]), (2, PROMPTS[2])], tmp_path / "clips", skip_existing=True, **options)
     assert [r.seed for r in first] == [4, 5] and [r.seed for r in again] == [4, 5, 6]
     assert all(np.array_equal(a.frames, b.frames) for a, b in zip(first, again))
+
+
+def test_processes_of_a_distributed_launch_share_the_idle_cores(monkeypatch):
+    """Two training processes on one machine each take half the idle cores, so they do not fight over them; never zero."""
+    from kinema import threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("KINEMA_THREADS", raising=False)
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(threads, "idle_cores", lambda probe_seconds=0.1: 6)
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+        assert threads.configure_threads() == 3 and torch.get_num_threads() == 3
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+        assert threads.configure_threads() == 1  # 6 // 4
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+        assert threads.configure_threads() == 1  # fewer cores than processes: one each
+    finally:
+        torch.set_num_threads(before)

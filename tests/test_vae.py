@@ -54,6 +54,25 @@ def test_the_latent_rate_layers_of_both_sides_take_mid_channels(config, width):
     assert vae.encoder.conv_out.weight.shape[:2] == (2 * config.latent_channels, width)
 
 
+def test_spatial_down_and_up_are_pixel_unshuffle_and_pixel_shuffle_of_each_frame():
+    """Built-in VAE weights assume torch's pixel (un)shuffle channel order: (channel, row offset, column offset)."""
+    from kinema.models.vae import SpatialDown, SpatialUp
+
+    x = torch.randn(2, 3, 4, 6, 8)
+    frames = x.transpose(1, 2).flatten(0, 1)  # (b f, c, h, w)
+    down, up = SpatialDown(3, 12), SpatialUp(12, 3)
+    with torch.no_grad():
+        for layer in (down, up):
+            layer.proj.weight.copy_(torch.eye(12).view(12, 12, 1, 1, 1))
+            layer.proj.bias.zero_()
+        shrunk = down(x)
+        expected = torch.nn.functional.pixel_unshuffle(frames, 2).view(2, 4, 12, 3, 4).transpose(1, 2)
+        assert torch.equal(shrunk, expected)
+        grown = up(shrunk)
+    assert torch.equal(grown, torch.nn.functional.pixel_shuffle(expected.transpose(1, 2).flatten(0, 1), 2).view(2, 4, 3, 6, 8).transpose(1, 2))
+    assert torch.equal(grown, x)
+
+
 def test_posterior_sample_follows_the_generator(one_thread):
     posterior = random_vae().encode(clip())
     a = posterior.sample(torch.Generator().manual_seed(3))
@@ -278,6 +297,17 @@ def test_the_config_defaults_are_the_built_in_shapes_vae():
     assert VideoVAEConfig() == shipped
     # the config's header: a 16-frame 64x64 clip -> 8 x 16 x 16 x 16
     assert VideoVAE(VideoVAEConfig()).latent_shape(16, 64, 64) == (8, 16, 16, 16)
+
+
+def test_a_config_that_leaves_out_the_loss_weights_trains_with_the_built_in_shapes_vaes_loss():
+    """Fine-tuning configs omit objective: their loss must be the one shapes-vae's shipped recipe spells out."""
+    from kinema.training.config import parse_yaml
+    from kinema.training.objectives.vae import VAEObjectiveConfig
+
+    recipe = parse_yaml((Path(__file__).parents[1] / "configs" / "vae" / "shapes.yaml").read_text())["objective"]
+    defaults = VAEObjectiveConfig()
+    assert {"l1_weight", "mse_weight", "kl_weight", "clip_aware"} <= set(recipe)
+    assert {key: getattr(defaults, key) for key in recipe} == recipe
 
 
 def test_the_training_loss_weighs_l1_mse_and_kl_of_the_posterior_mean_when_told_not_to_sample(one_thread):

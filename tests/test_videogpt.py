@@ -90,6 +90,14 @@ def test_save_and_load_give_identical_logits(tmp_path, one_thread):
         assert torch.equal(loaded(codes, text, mask), gpt(codes, text, mask))
 
 
+@pytest.mark.parametrize("code_rows, text_rows", [(1, 2), (2, 1)])
+def test_codes_and_prompts_of_different_batch_sizes_are_refused_by_count(code_rows, text_rows):
+    """One prompt per clip: a spare prompt or a spare clip is the caller's slip, named with both counts, never broadcast."""
+    codes, text, mask = inputs()
+    with pytest.raises(ValueError, match=rf"^codes and text disagree on the batch: {code_rows} and {text_rows}$"):
+        random_gpt()(codes[:code_rows], text[:text_rows], mask[:text_rows])
+
+
 def kept_by_hand(row: list[float], top_k: int, top_p: float) -> set[int]:
     """The tokens top-k then top-p keep, by plain Python on one row of logits."""
     order = sorted(range(len(row)), key=lambda i: -row[i])
@@ -120,6 +128,28 @@ def test_top_p_on_a_hand_made_distribution():
     assert torch.isfinite(filter_logits(logits, top_p=0.79)).tolist() == [[True, True, False, False]]
     assert torch.isfinite(filter_logits(logits, top_p=0.81)).tolist() == [[True, True, True, False]]
     assert torch.isfinite(filter_logits(logits, top_k=2, top_p=0.9)).tolist() == [[True, True, False, False]]
+
+
+@pytest.mark.parametrize("top_k, top_p", [(-1, 1.0), (0, 0.0), (0, 1.5)])
+def test_an_impossible_top_k_or_top_p_is_a_value_error_naming_both(top_k, top_p):
+    """A caller catching ValueError for bad sampling options (as the CLI does) must get one, with both values shown."""
+    with pytest.raises(ValueError, match=rf"^top_k must be 0 or more and top_p in \(0, 1\], got {top_k} and {top_p}$"):
+        filter_logits(torch.zeros(1, 5), top_k, top_p)
+
+
+def test_a_fresh_prior_has_gpt2_initialisation():
+    """Training recipes assume GPT-2's init: N(0, 0.02) weights, zero biases, residual projections 0.02 / sqrt(2 * layers)."""
+    torch.manual_seed(0)
+    gpt = VideoGPT(VideoGPTConfig(vocab_size=512, latent_frames=2, latent_height=4, latent_width=4, width=128, layers=4, heads=4))
+    residual = 0.02 / (2 * 4) ** 0.5
+    assert gpt.token_embedding.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert gpt.head.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    for block in gpt.blocks:
+        assert block.attn.qkv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+        assert block.mlp[0].weight.std().item() == pytest.approx(0.02, rel=0.05)
+        assert block.attn.proj.weight.std().item() == pytest.approx(residual, rel=0.05)
+        assert block.mlp[2].weight.std().item() == pytest.approx(residual, rel=0.05)
+        assert not block.attn.qkv.bias.any() and not block.mlp[0].bias.any()
 
 
 def test_sampling_follows_each_rows_generator_and_never_draws_a_filtered_token():

@@ -95,6 +95,28 @@ def test_ema_codebook_update_equals_a_hand_computation():
     assert out.restarted.item() == 0
 
 
+def test_processes_pool_their_batches_counts_and_sums_into_one_codebook_update(monkeypatch):
+    """Under DDP every process must move the codebook as one process seeing the whole global batch would."""
+    import kinema.models.vqvae as vqvae_module
+
+    other = torch.tensor([[0.0, 9.0], [1.0, 11.0], [9.0, 0.0], [0.0, 0.0]]).t().reshape(1, 2, 1, 2, 2)  # the other process's half
+    # what the other process contributes, by hand: codes [2, 2, 1, 0]
+    from_other = [torch.tensor([1.0, 1.0, 2.0]), torch.tensor([[0.0, 0.0], [9.0, 0.0], [1.0, 20.0]])]
+    reduced = []
+    monkeypatch.setattr(vqvae_module.dist, "is_available", lambda: True)
+    monkeypatch.setattr(vqvae_module.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(vqvae_module.dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(vqvae_module.dist, "all_reduce", lambda t: reduced.append(t.shape) or t.add_(from_other[len(reduced) - 1]))
+    pooled = hand_made_quantizer(restart_threshold=0.0).train()
+    pooled(HAND_MADE)
+    assert len(reduced) == 2
+    monkeypatch.setattr(vqvae_module.dist, "is_initialized", lambda: False)
+    whole = hand_made_quantizer(restart_threshold=0.0).train()
+    whole(torch.cat([HAND_MADE, other]))
+    for name in ("cluster_size", "embed_sum", "embedding"):
+        torch.testing.assert_close(getattr(pooled, name), getattr(whole, name), rtol=0, atol=1e-6)
+
+
 def test_eval_mode_leaves_the_codebook_alone():
     quantizer = hand_made_quantizer(restart_threshold=1.0).eval()
     before = {k: v.clone() for k, v in quantizer.state_dict().items()}
@@ -251,6 +273,21 @@ def test_a_residual_block_starts_as_the_identity_and_learns(one_thread):
         for p in block.parameters():
             p -= 0.1 * p.grad
     assert torch.nn.functional.mse_loss(block(x), target) < torch.nn.functional.mse_loss(x, target)
+
+
+def test_a_model_grown_by_fresh_blocks_computes_what_it_grew_from(one_thread):
+    """Growing a trained VQ-VAE with more (identity-initialised) blocks for fine-tuning keeps its codes and reconstructions."""
+    from dataclasses import replace
+
+    source = random_vqvae()
+    grown = VideoVQVAE(replace(S4T2, mid_blocks=3, decoder_blocks=3)).eval()
+    missing, unexpected = grown.load_state_dict(source.state_dict(), strict=False)
+    assert not unexpected and {k.split(".")[1] for k in missing} == {"mid", "levels"}
+    x = clip(frames=5)
+    with torch.no_grad():
+        (want, want_q), (got, got_q) = source(x), grown(x)
+    assert torch.equal(got_q.codes, want_q.codes)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("clip_aware", [True, False])
