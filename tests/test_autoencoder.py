@@ -1,6 +1,7 @@
 """kinema reconstruct / interpolate on a tiny random video VAE saved as an autoencoder model folder."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +145,12 @@ def test_interpolate_replaces_an_existing_output_only_with_overwrite(vae_dir, cl
     assert out.read_bytes() == b"an older file"
     interpolate(clip, clip, out, frames=3, model=vae_dir, device="cpu", overwrite=True)
     assert read_video(out).frames.shape == (3, 16, 16, 3)
+
+
+def test_a_result_prints_its_size_as_width_by_height_like_the_cli():
+    """repr is what a notebook shows: frames, width x height (the order --width/--height and video players use), model, PSNR, path."""
+    from kinema.pipelines.autoencoder import AutoencodeResult
+
+    result = AutoencodeResult(np.zeros((9, 32, 48, 3), np.uint8), "shapes-vae", Path("out.mp4"), psnr=31.234)
+    assert repr(result) == "AutoencodeResult(9 frames at 48x32, model='shapes-vae', PSNR 31.23 dB, path='out.mp4')"
+    assert repr(AutoencodeResult(np.zeros((1, 16, 16, 3), np.uint8), "m")) == "AutoencodeResult(1 frames at 16x16, model='m', path=None)"

@@ -50,10 +50,12 @@ def test_mps_only_where_it_is_available(machine):
         resolve_device("mps")
 
 
-@pytest.mark.parametrize("name", ["gpu", "meta", "xla", 3.5])
+@pytest.mark.parametrize("name", ["gpu", "meta", "xla", 3.5, "xla:1", "meta:0"])
 def test_unknown_devices_are_named(name):
-    with pytest.raises(ValueError, match=r"device must be auto, cpu, cuda, cuda:N or mps, got"):
+    """The error quotes the device as the user wrote it, index and all ("xla:1", not "xla")."""
+    with pytest.raises(ValueError, match=r"device must be auto, cpu, cuda, cuda:N or mps, got") as error:
         resolve_device(name)
+    assert str(error.value).endswith(f"got {name!r}"), str(error.value)
 
 
 @pytest.mark.parametrize(

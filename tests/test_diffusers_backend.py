@@ -218,6 +218,23 @@ def test_a_hub_id_offline_is_one_clear_error(monkeypatch, tmp_path):
         load_pipeline("kinema-tests/text-to-video-ms-1.7b")
 
 
+def test_only_a_hub_model_opened_offline_turns_a_load_error_into_the_offline_message():
+    """Online, or for a folder on disk, diffusers' own error (a corrupt file, a gated repo) is what the user must see:
+    saying "not cached, the hub cannot be reached" there would send them after the wrong cause."""
+    from types import SimpleNamespace
+
+    from kinema.pipelines.diffusers_backend import _hub_errors
+
+    for folder in (SimpleNamespace(hub_id="org/model", hub_offline=False), SimpleNamespace(hub_id=None, hub_offline=True),
+                   SimpleNamespace(hub_id=None, hub_offline=False)):
+        with pytest.raises(OSError, match="^401 Client Error$") as error, _hub_errors(folder):
+            raise OSError("401 Client Error")
+        assert type(error.value) is OSError, folder
+    with pytest.raises(FileNotFoundError, match="^org/model: its weights are not in the local cache.*--model ./model$"), \
+            _hub_errors(SimpleNamespace(hub_id="org/model", hub_offline=True)):
+        raise OSError("401 Client Error")
+
+
 # ---------------------------------------------------------------------------------------------- memory and fit
 
 

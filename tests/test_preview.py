@@ -161,6 +161,19 @@ def test_the_videogpt_pipeline_previews_the_codes_sampled_so_far(text_encoder):
     assert len(previews) == 48 and all(p is None for _, _, p in previews)
 
 
+def test_a_videogpt_image_to_video_preview_starts_on_the_given_image(text_encoder):
+    """Previews of image-to-video show the user's own picture as frame 0 from the first one on, as the clip will."""
+    from kinema.pipelines.videogpt import tiny_pipeline
+
+    yy, xx = np.mgrid[0:32, 0:32]
+    image = np.stack([xx * 8, yy * 8, (xx + yy) * 4], axis=-1).astype(np.uint8)
+    previews = []
+    out = tiny_pipeline(text_encoder)(PROMPT, image=image, seed=0, preview_every=16, callback=collect(previews))
+    shown = [p for _, _, p in previews if p is not None]
+    assert len(shown) == 2 and all(np.array_equal(p[0, 0], image) for p in shown)  # codes 32 and 48 (the image's are given)
+    assert np.array_equal(shown[-1], out.frames)
+
+
 def test_a_diffusers_pipeline_hands_the_linear_preview_of_its_latents():
     from kinema.pipelines.diffusers_backend import tiny_pipeline
 

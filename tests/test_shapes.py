@@ -10,6 +10,7 @@ from kinema.data.shapes import (
     HELDOUT_PAIRS,
     SIZES,
     SPEEDS,
+    SPLITS,
     CaptionedShapes,
     ShapeMotion,
     parse_caption,
@@ -162,3 +163,16 @@ def test_an_index_past_the_end_names_the_index_and_the_length():
         CaptionedShapes(num_samples=3).caption(-1)
     with pytest.raises(IndexError, match=r"^index 2 out of range for 2 samples$"):
         ShapeMotion(num_samples=2)[2]
+
+
+def test_each_split_draws_its_clips_from_its_own_stream():
+    """Train, test and held-out clips of one index and seed are independent draws, so scores on one split say nothing
+    about the clips of another: two splits on one stream would repeat each other's size, direction, speed and start."""
+    from itertools import combinations
+
+    sets = {split: CaptionedShapes(split, num_samples=48, seed=0) for split in SPLITS}
+    for a, b in combinations(SPLITS, 2):
+        motion = [(lambda s: (s.labels.size, s.labels.direction, s.labels.speed))(sets[split].scene(i)) for split in (a, b) for i in range(48)]
+        same = sum(motion[i] == motion[48 + i] for i in range(48))
+        assert same < 12, f"{a} and {b} share {same} of 48 motions (independent draws share about 3)"
+        assert all(sets[a].scene(i).x0 != sets[b].scene(i).x0 for i in range(48))

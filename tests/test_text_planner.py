@@ -697,3 +697,13 @@ def test_an_adverb_never_names_the_objects_shape(read):
     object moves, so it must not silently make the object a circle; unread, it is reported."""
     scene = read("a small green thing moving left flat out")
     assert scene.choices["shape"].how == "guess" and "flat out" in scene.unplaced, (scene.choices, scene.unplaced)
+
+
+def test_words_outside_ascii_are_read_whole_not_crashed_on(read):
+    """Prompts come in any language: a word with an accent is one word ("señor", not "se" and "or"), looked up like any
+    other and, unknown, reported whole; the rest of the prompt is read as usual."""
+    from kinema.text.lexicon import wordnet
+
+    assert not wordnet().knows("señor") and wordnet().knows("cafe")
+    scene = read("a small red circle moving left, naïve señor")
+    assert scene.caption == "a small red circle moving left slowly" and scene.unplaced == ["naïve", "señor"], scene.unplaced

@@ -377,6 +377,26 @@ def test_a_logged_value_is_the_mean_over_the_steps_since_the_last_log(tmp_path):
         assert row["loss"] == pytest.approx(sum(m["loss"] for m in steps) / 5, rel=1e-5)
 
 
+def test_a_value_logged_on_some_steps_only_is_its_mean_over_those_steps(tmp_path, monkeypatch):
+    """A phase that runs every k-th step (a GAN's lazy R1 penalty) logs its mean over the steps it ran, not its sum
+    spread over every step since the last log: here it is 1, 2, 3, ... on every second step."""
+    from kinema.training.trainer import Trainer
+
+    step_of = Trainer._train_step
+    calls = []
+
+    def sparse(self, batches):
+        logs = step_of(self, batches)
+        calls.append(1)
+        if len(calls) % 2 == 0:
+            logs["every_other"] = torch.tensor(float(len(calls) // 2))
+        return logs
+
+    monkeypatch.setattr(Trainer, "_train_step", sparse)
+    rows = _metrics(train(TINY, ["train.max_steps=8", "train.sample_every=0", "train.log_every=4"], out=tmp_path / "run"))
+    assert [(m["step"], m["every_other"]) for m in rows] == [(4, pytest.approx(1.5)), (8, pytest.approx(3.5))]
+
+
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     """2 micro-batches of 4 per step against 1 batch of 8: the same gradient, summed in another order."""
     overrides = ["train.max_steps=10", "train.sample_every=0"]

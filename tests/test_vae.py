@@ -203,6 +203,8 @@ def test_bad_input_is_named(one_thread):
         vae.encode(clip(size=18))
     with pytest.raises(ValueError, match=r"expected a video \(b, 3, f, h, w\)"):
         vae.encode(torch.zeros(2, 3, 16, 16))
+    with pytest.raises(ValueError, match=r"expected a video \(b, 3, f, h, w\), got shape \(1, 4, 5, 16, 16\)"):
+        vae.encode(torch.zeros(1, 4, 5, 16, 16))  # RGBA frames: named, not a convolution's shape error
     with pytest.raises(ValueError, match=r"expected a latent \(b, 4, f, h, w\)"):
         vae.decode(torch.zeros(1, 3, 2, 4, 4))
     with pytest.raises(ValueError, match="num_frames must be"):

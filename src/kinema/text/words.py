@@ -97,7 +97,7 @@ _NUMBER_WORDS = {
 }
 _TENS = {"twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"}
 
-_TOKEN = re.compile(r"\d+(?:\.\d+)?|[a-z]+(?:'[a-z]+)?|/")
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+(?:'[^\W\d_]+)?|/")  # letters of any alphabet: "rápido" is one word
 
 
 @dataclass(frozen=True)
