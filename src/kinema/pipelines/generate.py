@@ -419,13 +419,14 @@ def generate_batch(
         raise ValueError("lora, cache and quantize are applied when the model loads: give them to load_pipeline, not with a loaded pipeline")
     pipe = pipeline or _load(model, device, dtype, progress, check=([text for _, text in items] or [""], first is not None, options),
                              memory=memory, lora=lora, cache=cache, quantize=quantize)
+    fps = clip_fps(pipe, options)
     results = []
     with terminal_progress(progress) as callback:
         for index, text in items[rank::world]:
             name = Path(out_dir) / (f"{index:04d}" if format == "png" else f"{index:04d}.{format}")
             if skip_existing and name.exists():
                 result = GenerateResult(frames=read_video(name).frames, prompt=text, seed=seed + index, model=str(model or DEFAULT_MODEL), path=name,
-                                        scenes=understand(pipe, text, raw_prompt, fps=clip_fps(pipe, options)))
+                                        scenes=understand(pipe, text, raw_prompt, fps=fps))
                 results.append(result)
                 if on_done:
                     on_done(result)
@@ -466,7 +467,8 @@ def generate_clips(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     pipe = pipeline or _load(model, device, dtype, False, check=([text for _, text in items], False, options))
-    items = [(index, understand(pipe, text, raw_prompt, fps=clip_fps(pipe, options))[0].caption) for index, text in items]
+    fps = clip_fps(pipe, options)
+    items = [(index, understand(pipe, text, raw_prompt, fps=fps)[0].caption) for index, text in items]
     clips = []
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]

@@ -276,9 +276,9 @@ class Planner:
                     or word in self.phrases.form_of:
                 continue
             close = [] if self.meaning.knows(word) else difflib.get_close_matches(word, list(self._typo_targets), n=1, cutoff=TYPO_CUTOFF)
-            cut = [t for t in self._typo_targets if t.startswith(word) and len(t) > len(word)]
-            if not close and len(cut) == 1 and not wordnet().knows(word):
-                close = cut  # a clipped word: "tri", "circ", "magen"
+            if not close and not wordnet().knows(word):
+                cut = [t for t in self._typo_targets if t.startswith(word) and len(t) > len(word)]
+                close = cut if len(cut) == 1 else []  # a clipped word: "tri", "circ", "magen"
             if close:
                 attribute, value = self._typo_targets[close[0]]
                 ratio = difflib.SequenceMatcher(None, word, close[0]).ratio()

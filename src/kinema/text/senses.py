@@ -52,6 +52,7 @@ class Senses:
         self.noun = noun  # the attribute whose values are the object's noun ("shape"): a verb never names one
         self._senses: dict[tuple, Evidence | None] = {}  # (pos, offset, attribute) -> what the sense leads to
         self._words: dict[tuple, tuple[Evidence, float] | None] = {}
+        self._between: dict[str, bool] = {}  # a word -> whether its commonest sense states a measure between two values
         self._looked_up: dict[tuple, Evidence | None] = {}  # a definition's word -> what its commonest sense leads to
         self._colours: dict[str, str | None] = {}  # a word in a colour's place -> its palette colour
         self._categories: dict[str, str | None] = {}  # a colour name -> its basic colour category
@@ -102,17 +103,16 @@ class Senses:
     def between_measures(self, word: str) -> bool:
         """Whether the commonest sense of a noun or adverb states a measure near none of the vocabulary's ("southeast":
         "the compass point midway between south and east; at 135 degrees", as near down as right)."""
-        net = wordnet()
-        for pos in ("n", "r"):
-            sense = net.commonest(word, pos)
-            if sense is None:
-                continue
-            words = [t.text for t in tokenize(sense.gloss)]
-            between: set[int] = set()
-            self.phrases.numbers(words, [False] * len(words), between)
-            if between:
-                return True
-        return False
+        if word not in self._between:
+            senses = filter(None, (wordnet().commonest(word, pos) for pos in ("n", "r")))
+            self._between[word] = any(self._states_between(sense.gloss) for sense in senses)
+        return self._between[word]
+
+    def _states_between(self, gloss: str) -> bool:
+        words = [t.text for t in tokenize(gloss)]
+        between: set[int] = set()
+        self.phrases.numbers(words, [False] * len(words), between)
+        return bool(between)
 
     def colour(self, word: str) -> str | None:
         """The palette colour of a word in a colour's place ("a lemon pyramid", "daffodil-coloured"): its colour
