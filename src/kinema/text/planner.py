@@ -19,8 +19,10 @@ A prompt (kinema.text.reading) is read in passes, each taking the words the ones
 4. colour names (the CSS names, kinema.text.colors): the value of the colour attribute nearest in CIELAB hue;
    a grey, or a colour nearer one the vocabulary lacks (orange), is reported; one between two values is
    settled by its basic colour category ("pink" is not red, so magenta: kinema.text.senses), or left;
-5. the lexicon (kinema.text.senses): each remaining word, or a compound WordNet lists ("king-size"), goes
-   where most of the weight of its WordNet senses leads, a value or something the model cannot draw
+5. the lexicon: an everyday thing goes by its outline (kinema.text.outlines: "a tent", "a slice of pizza" are
+   triangles; "an egg" is an oval, which a model of circles, squares and triangles cannot draw); each remaining
+   word (kinema.text.senses), or a compound WordNet lists ("king-size"), goes where most of the weight of its
+   WordNet senses leads, a value or something the model cannot draw
    ("giraffe" -> animal); as the part of speech its place makes it ("a giant block": an adjective; "the
    large kind": a noun; "a sphere that darts": a verb); a compass word's derivation by its root
    ("westbound", "northerly"); "X-coloured", "X-shaped", "X-sized" for that attribute only; a word that
@@ -61,6 +63,7 @@ from typing import Any, Mapping
 from kinema.text.colors import COLOUR_NAMES, Palette, is_chromatic, nearest_by_hue, nearest_name, rgb_of
 from kinema.text.lexicon import wordnet
 from kinema.text.meaning import Meaning
+from kinema.text.outlines import outlines
 from kinema.text.phrases import Match, Phrases
 from kinema.text.reading import RELATIVE, Reading, respelt, verb_form
 from kinema.text.senses import OTHER, Senses, describes_next
@@ -196,7 +199,8 @@ class Planner:
         self._typos(r)  # 3.
         self._background(r)
         self._colour_names(r)  # 4.
-        self._lexicon(r)  # 5.
+        self._outline_names(r)  # 5.
+        self._lexicon(r)
         self._colour_places(r)
         unsure = r.left(self._quiet)
         if unsure or any(not r.used[i] for i in r.refused):  # 6. and the leans of 7.
@@ -335,6 +339,37 @@ class Planner:
                 elif found == OTHER and not any(i in named for i in span):
                     r.refused |= set(span)  # a colour the vocabulary lacks; one between two of its colours is left to the lexicon
 
+    def _outline_names(self, r: Reading) -> None:
+        """Pass 5, first: an everyday thing named in two or three words ("pizza slice", "slice of pizza") by its outline
+        (kinema.text.outlines); one word is read by the lexicon, which looks there first."""
+        if self._noun is None:
+            return
+        table = outlines()
+        for n in range(table.longest, 1, -1):
+            for i in range(len(r.texts) - n + 1):
+                span = tuple(range(i, i + n))
+                if any(r.used[k] or k in r.refused or k in r.quiet for k in span) or any(r.broken(k) for k in span[:-1]):
+                    continue
+                outline = table.phrase(r.texts[i : i + n])
+                if outline is None or self._names_object(r, i + n):
+                    continue  # before another name of the object, a name says what it is like: "an egg-yolk ball"
+                found = self.senses.outline(outline)
+                if found == OTHER:
+                    r.refused |= set(span)  # "a slice of watermelon" is no shape this model draws; it may lean (pass 6)
+                    continue
+                r.matches.append(Match(*found, 1.0, "lexicon", span))
+                for k in span:
+                    r.used[k] = True
+
+    def _names_object(self, r: Reading, i: int) -> bool:
+        """Whether word i, right after the word before it, names the object: a value of its noun ("box", "ball")."""
+        if i >= len(r.texts) or r.broken(i - 1) or r.texts[i] in STOP_WORDS:
+            return False
+        if any(i in m.tokens for m in r.matches if m.attribute == self._noun):
+            return True
+        found = self.senses.word(r.texts[i], pos="n")
+        return found is not None and found[0][0] == self._noun
+
     def _lexicon(self, r: Reading) -> None:
         """Pass 5: a word WordNet knows, by what its senses lead to (kinema.text.senses); a compound WordNet lists
         ("king-size") is read whole; "X-coloured", "X-shaped", "X-sized" for that attribute only; a compass word's
@@ -342,7 +377,8 @@ class Planner:
         known, found = None, []
         phrases = r.noun_phrases(self._noun, self._motion)
         heads = {head for head, _ in phrases}
-        modifiers = {i for _, before in phrases for i in before}
+        # the word before "shape", "thing" ... is the object's noun: "a tent shape", "a pizza-slice thing"
+        modifiers = {i for head, before in phrases for i in before if not (i == head - 1 and r.texts[head] in OBJECT_WORDS)}
         for i in reversed(r.left(self._quiet)):  # a noun first: the words before it are its adjectives
             if r.used[i] or r.texts[i] in self._other_words or not r.texts[i].isalpha():
                 continue
@@ -577,7 +613,9 @@ class Planner:
         spans = list(dict.fromkeys(s for s in spans if not any(used[i] for i in s)))
         if not spans:
             return
-        scored = self.meaning.compare([" ".join(texts[i] for i in span) for span in spans])
+        # a thing the model cannot draw leans by its outline, when it has one: an egg (an oval) towards a circle
+        said = [" ".join(self._outline_of(texts[i]) if i in r.refused else texts[i] for i in span) for span in spans]
+        scored = self.meaning.compare(said)
         candidates, leans = [], []
         for span, (attribute, value, score, margin, near) in zip(spans, scored):
             if len(span) == 1 and margin > 0:
@@ -599,6 +637,11 @@ class Planner:
                 found.append(Match(attribute, value, round(score, 3), "lean", span))
                 leaned.add(attribute)
         r.matches += found
+
+
+    def _outline_of(self, word: str) -> str:
+        """The outline of a thing (outlines.tsv) the object's noun may be, else the word itself."""
+        return (self._noun and outlines().word(word)) or word
 
 
 def _palette(vocabulary: Vocabulary) -> Palette | None:

@@ -99,7 +99,8 @@ class Reading:
         a word no pass placed, or after a word of the ``noun`` attribute: "a wee cobalt tile | slowly descending", "a
         jumbo emerald ball | drop like a stone", but "a big slow red circle"."""
         of_motion = {i for m in self.matches if m.attribute in motion for i in m.tokens}
-        of_noun = {i for m in self.matches if m.attribute == noun for i in m.tokens}
+        of_noun = {m.tokens[-1] for m in self.matches if m.attribute == noun}  # a name of several words ends the phrase at its last
+        in_name = {i for m in self.matches if m.attribute == noun for i in m.tokens}  # ... and holds its "of", "it": "slice of pizza", "post-it"
         taken = {i for m in self.matches for i in m.tokens}
         relative = {i for i in range(1, len(self.texts)) if self.texts[i] in RELATIVE and self.texts[i - 1] not in STOP_WORDS}
         starts = {0} | {i + 1 for i in range(len(self.texts)) if (self.texts[i] in DETERMINERS and i not in relative)
@@ -107,7 +108,7 @@ class Reading:
         out = []
         for start in sorted(starts):
             run, k = [], start
-            while k < len(self.texts) and self.texts[k] not in STOP_WORDS and self.texts[k] not in MOTION_WORDS \
+            while k < len(self.texts) and (k in in_name or self.texts[k] not in STOP_WORDS and self.texts[k] not in MOTION_WORDS) \
                     and not (k in of_motion and run and run[-1] not in taken) \
                     and not (run and (self.texts[k].endswith("ing") or (k not in taken and k + 1 not in of_noun
                                                                          and mostly_verb(self.texts[k])))):

@@ -21,6 +21,7 @@ from typing import Iterator
 
 from kinema.text.colors import Palette, rgb_of
 from kinema.text.lexicon import Synset, wordnet
+from kinema.text.outlines import outlines
 from kinema.text.phrases import Match, Phrases
 from kinema.text.words import FILLER_WORDS, MODIFIERS, MOTION_WORDS, NEGATIONS, STOP_WORDS, forms, tokenize
 
@@ -66,6 +67,14 @@ class Senses:
         ``pos`` only, "an": nouns and adjectives, when given), and the share of their weight that leads there; None when
         they lead nowhere clearly (see LEXICON_SHARE)."""
         key = (word, attribute, pos)
+        if key not in self._words and self.noun and attribute in (None, self.noun) and pos in (None, "n"):
+            # a thing by its outline: "a tent" is a triangle, and so is a kind of one ("pup tent"); not as an adjective ("a
+            # pizza box" is a box)
+            outline = outlines().word(word)
+            sense = wordnet().commonest(word, "n") if outline is None else None
+            outline = outline or (outlines().sense(sense) if sense is not None else None)
+            if outline is not None:
+                self._words[key] = (self.outline(outline), 1.0)
         if key not in self._words:
             votes: dict[Evidence, float] = {}
             total = 0.0
@@ -99,6 +108,13 @@ class Senses:
                         break
             self._words[key] = _winner(votes, total)
         return self._words[key]
+
+    def outline(self, name: str) -> Evidence:
+        """The value of the object's noun an outline is (outlines.OUTLINE_NAMES), or OTHER when the vocabulary has none
+        for it: an egg is an oval, which a model of circles, squares and triangles cannot draw."""
+        values, only = self.phrases.read(name)
+        found = [v for v in values if v[0] == self.noun]
+        return found[0] if len(found) == 1 and only else OTHER
 
     def between_measures(self, word: str) -> bool:
         """Whether the commonest sense of a noun or adverb states a measure near none of the vocabulary's ("southeast":
