@@ -2,9 +2,11 @@
 
 A prompt (kinema.text.reading) is read in passes, each taking the words the ones before left:
 
-0. idioms: two or three words WordNet lists whole, holding a vocabulary word beside one that is not ("right
-   away", "set up", "red tape"), are read whole: as the value they mean ("speed up" -> fast), or dropped when
-   they mean none; words that mean what they say are left to the next passes ("fall down", "round shape");
+0. informal words and fixed phrases (kinema.text.idioms, written by hand: "smol", "full tilt", "at a snail's
+   pace", "hold A" on a WASD keyboard, "verde"), as the plain value they stand for; then idioms: two or three
+   words WordNet lists whole, holding a vocabulary word beside one that is not ("right away", "set up", "red
+   tape"), are read whole: as the value they mean ("speed up" -> fast), or dropped when they mean none; words
+   that mean what they say are left to the next passes ("fall down", "round shape");
 1. the vocabulary's own words (kinema.text.phrases): value names and description phrases, in any word form
    ("boxes", "rises", "bigger", "bluish"), longest phrase first; "from left to right" keeps the value after
    "to"; "not fast" is slow; two values of one attribute side by side ("top right") name one between them,
@@ -61,6 +63,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 from kinema.text.colors import COLOUR_NAMES, Palette, is_chromatic, nearest_by_hue, nearest_name, rgb_of
+from kinema.text.idioms import Idiom, hex_rgb, idioms
 from kinema.text.lexicon import wordnet
 from kinema.text.meaning import Meaning
 from kinema.text.outlines import outlines
@@ -110,6 +113,7 @@ _COMPASS_SUFFIXES = ("bound", "wards", "ward", "erly", "ern")  # "westbound", "n
 # prepositions of a place, path or likeness ("in a park", "toward the camera", "like rain"); not "with", "of"
 _DETERMINERS = {"a", "an", "the", "this", "that", "its", "their", "his", "her", "my", "your", "our"}
 _PLACE_WORDS = PREPOSITIONS - {"with", "without", "from", "to"}
+_PATH_WORDS = frozenset("toward towards into onto past through behind beyond under over above below beneath inside near around across along at off".split())
 # "toward the camera", "towards the viewer's picture": a motion in depth, out of the frame
 _BEYOND_THE_FRAME = MEDIUM_WORDS - BACKGROUND_NOUNS - {"frame", "frames"}
 # which evidence wins when two values of one attribute are named in the same place
@@ -193,7 +197,8 @@ class Planner:
         """Read ``prompt``; attributes it does not name come from ``previous`` (a shot referring back) or are guessed;
         a speed per second at the prompt's stated frame rate, else at ``fps``."""
         r = Reading.of(spelled_out(prompt))
-        self._idioms(r)  # 0.
+        self._fixed_phrases(r)  # 0.
+        self._idioms(r)
         self._named(r)  # 1.
         r.matches += self.phrases.numbers(r.texts, r.used, r.between, fps)  # 2.
         self._typos(r)  # 3.
@@ -219,6 +224,39 @@ class Planner:
         ordered = {a.name: choices[a.name] for a in self.vocabulary.attributes}
         caption = self.vocabulary.caption({name: c.value for name, c in ordered.items()})
         return Scene(prompt, caption, ordered, r.entries(unplaced), rewritten=caption != prompt)
+
+    def _fixed_phrases(self, r: Reading) -> None:
+        """Pass 0, first: informal words and fixed phrases (kinema.text.idioms: "smol", "full tilt", "hold A", "verde"),
+        longest first, as the plain value they stand for; a colour the model lacks ("naranja") is refused."""
+        table = idioms()
+        for n in range(table.longest, 0, -1):
+            for i in range(len(r.texts) - n + 1):
+                span = tuple(range(i, i + n))
+                if any(r.used[k] or k in r.refused for k in span) or any(r.broken(k) for k in span[:-1]):
+                    continue
+                idiom = table.at(r.texts, i, n)
+                if idiom is None or (idiom.attribute == "color" and i + n < len(r.texts) and r.texts[i + n] in BACKGROUND_NOUNS):
+                    continue  # "on a verde background" is not the object's colour (see _background)
+                content = [w for w in r.texts[i : i + n] if w not in STOP_WORDS and w not in MEDIUM_WORDS]
+                if content and all(self.phrases.is_value_word(w) and w not in self.phrases.attribute_names for w in content):
+                    continue  # the vocabulary's own words ("to the top", "left to right"): pass 1 reads them, "from ... to" too
+                found = self._idiom_value(idiom)
+                if found == OTHER:
+                    r.refused |= set(span)
+                elif found is not None:
+                    r.matches.append(Match(*found, 1.0, "lexicon", span))
+                    for k in span:
+                        r.used[k] = True
+
+    def _idiom_value(self, idiom: Idiom) -> tuple[str, str] | None:
+        """The vocabulary's value an idiom's plain value is (OTHER: a colour the palette lacks; None: an attribute the
+        vocabulary does not have)."""
+        if idiom.attribute == "color":
+            rgb = hex_rgb(idiom.value)
+            return self.senses.colour_name(nearest_name(rgb) if rgb else idiom.value) if self.palette else None
+        values, only = self.phrases.read(idiom.value)
+        found = [v for v in values if v[0] == idiom.attribute] or (list(values) if len(values) == 1 else [])
+        return found[0] if only and len(found) == 1 else None
 
     def _idioms(self, r: Reading) -> None:
         """Pass 0: a WordNet compound holding a vocabulary word and a word that is not one (not after a verb of
@@ -379,6 +417,8 @@ class Planner:
         heads = {head for head, _ in phrases}
         # the word before "shape", "thing" ... is the object's noun: "a tent shape", "a pizza-slice thing"
         modifiers = {i for head, before in phrases for i in before if not (i == head - 1 and r.texts[head] in OBJECT_WORDS)}
+        # the noun of a place or path is not the object's ("racing toward the roof": a roof's outline is no shape here)
+        places = {head for head, before in phrases if self._after_place(r, before[0] if before else head)}
         for i in reversed(r.left(self._quiet)):  # a noun first: the words before it are its adjectives
             if r.used[i] or r.texts[i] in self._other_words or not r.texts[i].isalpha():
                 continue
@@ -389,6 +429,9 @@ class Planner:
             for n in [*sizes, 1]:
                 word, after = r.joined(i, n), r.texts[i + n] if i + n < len(r.texts) else ""
                 verdict, span = self._word(word, after, pos if n == 1 else None), tuple(range(i, i + n))
+                if verdict is not None and verdict[0][0] == self._noun and span[-1] in places:
+                    verdict = None  # left to the passes that report places and lean
+                    break
                 if verdict is not None:
                     if after in _COLORED or after in _SUFFIX_ATTRIBUTE:
                         span += (i + n,)
@@ -418,6 +461,15 @@ class Planner:
                 if found is not None:
                     r.matches.append(Match(*found[0], round(found[1], 3), "lexicon", (i,)))
                     r.used[i] = True
+
+    @staticmethod
+    def _after_place(r: Reading, start: int) -> bool:
+        """Whether the noun phrase starting at word ``start`` follows a preposition of a path or place apart from the object
+        ("toward the", "into a"; not "like": "a shape like a tent" is a likeness of it; nor "on", "in": "fade in on a ...")."""
+        k = start - 1
+        while k >= 0 and r.texts[k] in _DETERMINERS and not r.broken(k):
+            k -= 1
+        return k >= 0 and r.texts[k] in _PATH_WORDS and not r.broken(k)
 
     def _word(self, word: str, after: str, pos: str | None = None) -> tuple[tuple[str, str], float] | None:
         """What one word (or compound) of a prompt leads to, given the word after it ("-coloured", "-shaped"), and the
