@@ -94,3 +94,41 @@ def test_an_existing_folder_is_refused_before_anything_is_written(tmp_path):
         with atomic_dir(tmp_path / "frames") as tmp:
             ran.append(tmp)
     assert ran == [] and os.listdir(tmp_path) == ["frames"]
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "README", "frames"])
+def test_work_in_progress_is_hidden_beside_the_target_and_nothing_else_is_left(tmp_path, name):
+    """While writing, the partial file or folder is a dot-file next to the target (so `ls` and globs for the real
+    name never see it), keeping the suffix for format-sniffing writers; afterwards only the target remains."""
+    file_target, dir_target = tmp_path / "files" / name, tmp_path / "dirs" / name
+    with atomic_path(file_target) as tmp:
+        assert tmp.parent == file_target.parent and tmp.exists()
+        assert tmp.name.startswith(f".{file_target.stem}.") and tmp.name.endswith(f".tmp{file_target.suffix}")
+        tmp.write_text("done")
+    with atomic_dir(dir_target) as tmp:
+        assert tmp.parent == dir_target.parent and tmp.is_dir()
+        assert tmp.name.startswith(f".{name}.") and tmp.name.endswith(".tmp")
+        (tmp / "0000.png").write_bytes(b"1")
+    assert os.listdir(tmp_path / "files") == [name] and file_target.read_text() == "done"
+    assert os.listdir(tmp_path / "dirs") == [name] and os.listdir(dir_target) == ["0000.png"]
+
+
+def test_fsync_dir_is_a_no_op_where_the_os_cannot_flush_a_folder(tmp_path, monkeypatch):
+    """Some filesystems refuse to open or fsync a directory; a finished write must not fail because of it."""
+    from kinema.io import atomic
+
+    def refuse(error):
+        def call(*args):
+            raise error
+        return call
+
+    closed = []
+    real_close = os.close
+    with monkeypatch.context() as patch:
+        patch.setattr(atomic.os, "fsync", refuse(OSError(22, "Invalid argument")))
+        patch.setattr(atomic.os, "close", lambda fd: (closed.append(fd), real_close(fd)))
+        assert atomic.fsync_dir(tmp_path) is None
+    assert len(closed) == 1  # the folder's descriptor is closed even so
+    with monkeypatch.context() as patch:
+        patch.setattr(atomic.os, "open", refuse(PermissionError(13, "Permission denied")))
+        assert atomic.fsync_dir(tmp_path) is None

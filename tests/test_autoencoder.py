@@ -154,3 +154,18 @@ def test_a_result_prints_its_size_as_width_by_height_like_the_cli():
     result = AutoencodeResult(np.zeros((9, 32, 48, 3), np.uint8), "shapes-vae", Path("out.mp4"), psnr=31.234)
     assert repr(result) == "AutoencodeResult(9 frames at 48x32, model='shapes-vae', PSNR 31.23 dB, path='out.mp4')"
     assert repr(AutoencodeResult(np.zeros((1, 16, 16, 3), np.uint8), "m")) == "AutoencodeResult(1 frames at 16x16, model='m', path=None)"
+
+
+def test_a_larger_input_is_shrunk_to_the_training_size_without_aliasing(vae_dir):
+    """A video bigger than the VAE's size must be filtered as it shrinks: fine stripes become their mean grey,
+    not (as a plain bilinear pick of every 4th pair of pixels would give) solid white; the note says from what size."""
+    pipe = AutoencoderPipeline.from_pretrained(vae_dir, device="cpu")
+    frames = np.zeros((1, 32, 64, 3), np.uint8)
+    frames[:, :, np.arange(64) % 4 >= 1] = 255
+    frames[:, :, np.arange(64) % 4 == 3] = 0  # columns 1 and 2 of every 4 white: a triangle filter 4 wide averages to 127.5
+    x, notes = pipe._to_tensor(frames)
+    assert x.shape == (1, 3, 1, 16, 16) and x.dtype == torch.float32
+    assert notes == [f"resized from 64x32 to 16x16, the size {vae_dir} was trained at"]
+    assert torch.allclose(x[..., 1:-1], torch.zeros(()), atol=1e-4)  # away from the edges, where the filter is cut
+    same, none = pipe._to_tensor(np.full((2, 16, 16, 3), 255, np.uint8))
+    assert none == [] and torch.equal(same, torch.ones(1, 3, 2, 16, 16))  # at the training size: only scaled to [-1, 1]

@@ -353,3 +353,114 @@ def test_models_name_lists_every_option_the_model_takes(monkeypatch):
     _, _, options = describe_model(open_model("shapes-t2v"))
     lines = out.getvalue().splitlines()
     assert len(options) >= 2 and all(f"  {option}" in lines for option in options), (options, lines)
+
+
+def test_export_command_passes_each_flag_and_names_the_folder_it_wrote(monkeypatch, tmp_path):
+    """`kinema export` must hand --raw/--overwrite/--sampling-only/--half to the library as the user meant them and say where the model is."""
+    from kinema.training import export
+
+    calls = []
+
+    def fake(run, out, *, overwrite, ema, sampling_only, half):
+        calls.append((run, out, overwrite, ema, sampling_only, half))
+        return out
+
+    monkeypatch.setattr(export, "export_checkpoint", fake)
+    run, out = tmp_path / "run", tmp_path / "models" / "step5"
+    output = invoke("export", run, "--out", out)
+    assert calls == [(run, out, False, True, False, False)]
+    assert f"wrote {out}" in " ".join(output.split())
+    invoke("export", run, "-o", out, "--raw", "--overwrite", "--sampling-only", "--half")
+    assert calls[1] == (run, out, True, False, True, True)
+
+
+def test_train_command_passes_config_overrides_and_stop_options(monkeypatch, tmp_path):
+    """`kinema train` runs the library's train() with every --set in order and the resume / stop options unchanged."""
+    import kinema.training
+
+    calls = []
+    monkeypatch.setattr(kinema.training, "train", lambda config, **kwargs: calls.append((config, kwargs)))
+    config = tmp_path / "c.yaml"
+    invoke("train", config, "--set", "train.lr=0.1", "--set", "train.max_steps=5", "--resume", "auto", "--out", tmp_path / "r",
+           "--until-step", 3, "--time-limit", 1.5)
+    assert calls == [(config, dict(overrides=["train.lr=0.1", "train.max_steps=5"], resume="auto", out=tmp_path / "r", until_step=3,
+                                   time_limit=1.5))]
+    invoke("train", config)
+    assert calls[1] == (config, dict(overrides=[], resume=None, out=None, until_step=None, time_limit=None))
+
+
+def test_models_name_heads_its_card_with_kind_what_it_takes_and_size(monkeypatch):
+    """`kinema models NAME` first says what the model is for and what to give it: an autoencoder takes a video, not a prompt."""
+    import io
+
+    from rich.console import Console
+
+    from kinema import cli
+    from kinema.hub import BUILTIN_DIR
+
+    for name, head in [("shapes-vae", "autoencoder; takes a video (kinema reconstruct) or two frames (kinema interpolate)"),
+                       ("shapes-t2v", "text-to-video + image-to-video; takes a prompt and/or an image (first frame)")]:
+        out = io.StringIO()
+        monkeypatch.setattr(cli, "console", Console(file=out, width=400))
+        invoke("models", name)
+        weights = sum(p.stat().st_size for p in (BUILTIN_DIR / name).rglob("*.safetensors"))
+        assert out.getvalue().splitlines()[0] == f"{name}: {head}; {weights / 1_000_000:.1f} MB"
+
+
+def test_a_dry_run_prints_the_estimate_lines_verbatim_brackets_and_all(monkeypatch, tmp_path):
+    """A model path like runs/[exp1] is part of the estimate the user reads; rich must not eat it as markup."""
+    from kinema.pipelines import diffusers_backend
+
+    lines = ["model runs/[exp1]/model: weights 1.2 GB [bf16]", "fits: [bold]yes[/bold]"]
+    monkeypatch.setattr(diffusers_backend, "fit_report", lambda model, **kw: lines)
+    output = invoke("generate", "a cat", "--model", "runs/[exp1]/model", "-o", tmp_path / "clip.mp4", "--dry-run")
+    assert [line for line in output.splitlines() if line] == lines
+    assert not (tmp_path / "clip.mp4").exists()
+
+
+def test_evaluate_command_hands_every_option_to_the_library(monkeypatch, tmp_path):
+    """--batch-size, --i3d-port, --classifier and the rest must reach evaluate() as given, or a user's memory limit is silently ignored."""
+    from kinema.device import resolve_device
+    from kinema.evaluation import evaluate as evaluation
+
+    calls = []
+
+    def fake(real, fake, metrics, **kwargs):
+        kwargs.pop("progress")
+        calls.append((real, fake, metrics, kwargs))
+        return {"metrics": {}, "warnings": [], "real": {}, "fake": {}}
+
+    monkeypatch.setattr(evaluation, "evaluate", fake)
+    real, generated, out = tmp_path / "real", tmp_path / "fake", tmp_path / "report"
+    invoke("evaluate", "--real", real, "--fake", generated, "--metrics", "fvd,psnr", "--i3d", tmp_path / "i3d.pt", "--i3d-port", "piergiaj",
+           "--classifier", tmp_path / "clf", "--out", out, "--device", "cpu", "--batch-size", 3, "--overwrite", "--json")
+    assert calls == [(real, generated, "fvd,psnr", dict(i3d=tmp_path / "i3d.pt", classifier=tmp_path / "clf", out=out, i3d_port="piergiaj",
+                                                         device="cpu", batch_size=3, overwrite=True))]
+    invoke("evaluate", "--real", real, "--fake", generated, "--json")
+    auto = str(resolve_device("auto"))  # the default device: a GPU where there is one
+    assert calls[1] == (real, generated, "psnr,ssim,flicker,acd", dict(i3d=None, classifier=None, out=None, i3d_port="videogpt", device=auto,
+                                                                      batch_size=8, overwrite=False))
+
+
+def test_demo_refuses_to_overwrite_before_any_work_and_names_the_first_file_in_the_way(tmp_path):
+    """A second `kinema demo` into the same folder must not silently replace clips (or a link a user left there) without --overwrite."""
+    import os
+
+    from kinema.demo import DEMO_PROMPTS, run_demo
+
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(NotADirectoryError, match=r"^--out .*file is a file; the demo writes a folder$"):
+        run_demo(tmp_path / "file")
+    out = tmp_path / "demo"
+    out.mkdir()
+    os.symlink(tmp_path / "nowhere.gif", out / "grid.gif")  # dangling: still a name the demo would write over
+    (out / f"{len(DEMO_PROMPTS) - 1:04d}.mp4").write_text("mine")
+    (out / f"{len(DEMO_PROMPTS):04d}.mp4").write_text("not the demo's")  # one past the last prompt: not in the way
+    with pytest.raises(FileExistsError) as info:
+        run_demo(out)
+    assert str(info.value) == (f"{out / f'{len(DEMO_PROMPTS) - 1:04d}.mp4'} already exists (2 of the demo's files are in {out}); "
+                               "pass --overwrite to replace them, or choose another --out")
+    with pytest.raises(FileExistsError, match=r"demo/grid\.gif already exists \(2 of the demo's files"):
+        (out / "prompts.txt").write_text("")
+        run_demo(out, prompts=["a red circle"])  # its files: 0000.mp4, grid.gif, prompts.txt
+    assert sorted(p.name for p in out.iterdir()) == ["0007.mp4", "0008.mp4", "grid.gif", "prompts.txt"]

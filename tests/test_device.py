@@ -76,3 +76,35 @@ def test_explicit_dtypes_pass_and_others_are_refused():
         resolve_dtype(torch.float64, cpu)
     with pytest.raises(ValueError, match="dtype must be auto or one of float32, bfloat16, float16, got 'half'"):
         resolve_dtype("half", cpu)
+
+
+@pytest.mark.parametrize("idle, local_world_size, expected", [(8, None, 8), (8, "2", 4), (7, "2", 3), (3, "4", 1), (1, "1", 1)])
+def test_idle_cores_are_shared_among_the_processes_of_a_launch(monkeypatch, idle, local_world_size, expected):
+    """Four processes of `accelerate launch` on an 8-core box must take 2 threads each, not 8 each (32 threads fighting)."""
+    from kinema import threads
+
+    before = torch.get_num_threads()
+    for name in ("KINEMA_THREADS", "OMP_NUM_THREADS", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    if local_world_size is not None:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world_size)
+    monkeypatch.setattr(threads, "idle_cores", lambda probe_seconds=0.1: idle)
+    try:
+        assert threads.configure_threads() == expected and torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("value, message", [
+    (0, "--threads must be a whole number of threads from 1 to 4096, got 0"),
+    (4097, "--threads must be a whole number of threads from 1 to 4096, got 4097"),
+    ("two", "--threads must be a whole number of threads >= 1, got 'two'"),
+])
+def test_a_thread_count_out_of_range_is_refused_with_the_range(value, message):
+    """--threads 0 or a typo is refused before any work, saying what is allowed."""
+    from kinema.threads import parse_threads
+
+    with pytest.raises(ValueError) as error:
+        parse_threads(value, "--threads")
+    assert str(error.value) == message
+    assert parse_threads(1, "--threads") == 1 and parse_threads("4096", "--threads") == 4096

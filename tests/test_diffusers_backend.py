@@ -3,6 +3,7 @@ saved as diffusers saves them: a UNet text-to-video one (ModelScope's TextToVide
 (CogVideoXPipeline) and an image-to-video one (CogVideoXImageToVideoPipeline)."""
 
 import json
+import re
 import string
 from pathlib import Path
 
@@ -884,3 +885,96 @@ def test_a_transformers_activations_double_under_classifier_free_guidance(dit_t2
         return backend.estimate_from(pipe.anatomy, values, pipe.native, torch.device("cpu"), torch.float32, "none", False, timing=False).activations
 
     assert pipe.anatomy.denoiser == "transformer" and activations(6.0) == 2 * activations(1.0)
+
+
+def test_lora_specs_parse_to_a_file_and_a_float_scale_or_one_clear_error(tmp_path):
+    """`--lora PATH[:scale]`, (path, scale) pairs and LoRA folders are how users name LoRAs: each must resolve to the
+    one .safetensors file and the scale meant, a colon inside a folder name included."""
+    from kinema.pipelines.diffusers_backend import LoRA, lora_list
+
+    odd = tmp_path / "v1:beta"
+    odd.mkdir()
+    style = odd / "style.safetensors"
+    style.write_bytes(b"x")
+    assert lora_list(None) == []
+    assert lora_list(str(style)) == [LoRA(style, 1.0)]
+    assert lora_list(f"{style}:0.25") == [LoRA(style, 0.25)]  # the scale is after the last colon
+    assert lora_list((style, 2)) == [LoRA(style, 2.0)] and type(lora_list((style, 2))[0].scale) is float
+    assert lora_list([f"{style}:-1", (str(style), 0.5)]) == [LoRA(style, -1.0), LoRA(style, 0.5)]
+    named = tmp_path / "style:v2.safetensors"  # a file whose own name holds a colon is that file, at scale 1
+    named.write_bytes(b"y")
+    assert lora_list(str(named)) == [LoRA(named, 1.0)]
+    folder = tmp_path / "trained"
+    folder.mkdir()
+    (folder / "extra.safetensors").write_bytes(b"z")
+    assert lora_list(folder) == [LoRA(folder / "extra.safetensors", 1.0)]  # a folder's one file
+    (folder / "pytorch_lora_weights.safetensors").write_bytes(b"w")
+    assert lora_list(f"{folder}:0.5") == [LoRA(folder / "pytorch_lora_weights.safetensors", 0.5)]  # diffusers' name first
+    (folder / "pytorch_lora_weights.safetensors").unlink()
+    (folder / "more.safetensors").write_bytes(b"v")
+    with pytest.raises(ValueError, match=rf"^--lora {folder}: a LoRA folder must hold one \.safetensors file, it holds 2$"):
+        lora_list(folder)
+    with pytest.raises(ValueError, match=r": the scale must be a finite number, got True$"):
+        lora_list((style, True))
+    with pytest.raises(ValueError, match=r": the scale must be a finite number, got inf$"):
+        lora_list(f"{style}:inf")
+    with pytest.raises(ValueError, match=r"^lora takes paths, 'PATH:scale' or \(path, scale\) pairs, got 3$"):
+        lora_list([3])
+    with pytest.raises(ValueError, match=r"^lora takes paths, 'PATH:scale' or \(path, scale\) pairs, got \(\w*Path\("):
+        lora_list([(style,)])  # a pair missing its scale
+    with pytest.raises(FileNotFoundError, match=rf"^--lora {tmp_path / 'nowhere.safetensors'}: no such file or folder$"):
+        lora_list(tmp_path / "nowhere.safetensors")
+    (tmp_path / "lora.pt").write_bytes(b"pickle")
+    with pytest.raises(ValueError, match=r"only \.safetensors LoRA files are read, got a \.pt$"):
+        lora_list(tmp_path / "lora.pt")
+
+
+@pytest.mark.parametrize("keyword, value, message", [
+    ("cache", "warp", "cache (--cache) must be one of first-block, pab, faster, taylorseer, got 'warp'"),
+    ("quantize", "int3", "quantize (--quantize) must be one of"),
+    ("lora", "style.safetensors:strong", "--lora style.safetensors:strong: the scale after ':' must be a finite number, got 'strong'"),
+])
+def test_generate_refuses_a_misnamed_cache_quantize_or_lora_before_it_opens_the_model(tmp_path, keyword, value, message):
+    """A typo in --cache, --quantize or --lora is reported as itself at once, not hidden behind (or after) opening the model."""
+    from kinema.pipelines.generate import generate
+
+    with pytest.raises(ValueError, match=rf"^{re.escape(message)}"):
+        generate(PROMPT, model=tmp_path / "no-such-model", device="cpu", **{keyword: value})
+
+
+def test_a_dry_run_estimate_counts_the_tiled_decode_as_the_loaded_pipeline_does(unet_t2v):
+    """`kinema generate --dry-run --vae-tiling` must estimate the decode the real run does: with tiles the decoder's
+    working set is one tile's area (the tiny VAE's sample_size, 16x16), the output clip itself is not tiled."""
+    options = dict(num_frames=4, height=64, width=64)
+    whole = estimate(unet_t2v, device="cpu", **options)
+    tiled = estimate(unet_t2v, device="cpu", memory=MemorySettings(vae_tiling=True), **options)
+    loaded = load_pipeline(unet_t2v, device="cpu", memory=MemorySettings(vae_tiling=True)).estimate(**options)
+    output = 4 * 64 * 64 * 3 * (4 + 4 + 1)  # float32 from the VAE, float32 after postprocessing, uint8
+    assert tiled.decode == loaded.decode < whole.decode
+    assert tiled.decode - output == pytest.approx((whole.decode - output) * (16 * 16) / (64 * 64), abs=1)
+    assert "has no tiled decoding" not in " ".join(tiled.notes)
+
+
+def test_each_step_cache_gets_diffusers_config_for_its_name_and_the_pipelines_clock():
+    """--cache first-block must use FirstBlockCache's own default threshold, each mode its own config class, and the
+    timestep-driven caches must read the running pipeline's current step; a misspelt mode is refused by name."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from diffusers import FasterCacheConfig, FirstBlockCacheConfig, PyramidAttentionBroadcastConfig, TaylorSeerCacheConfig
+
+    from kinema.pipelines.diffusers_backend import TAYLORSEER_MODULES, cache_config
+
+    clock = SimpleNamespace(current_timestep=417)
+    first = cache_config("first-block", clock, frames_first=True)
+    defaults = {f.name: f.default for f in dataclasses.fields(FirstBlockCacheConfig)}
+    assert type(first) is FirstBlockCacheConfig and first.threshold == defaults["threshold"]
+    taylor = cache_config("taylorseer", clock, frames_first=True)
+    assert type(taylor) is TaylorSeerCacheConfig and taylor.cache_identifiers == TAYLORSEER_MODULES
+    pab = cache_config("pab", clock, frames_first=False)
+    assert type(pab) is PyramidAttentionBroadcastConfig and pab.current_timestep_callback() == 417
+    for frames_first, layout in ((True, "BFCHW"), (False, "BCFHW")):
+        faster = cache_config("faster", clock, frames_first=frames_first)
+        assert type(faster) is FasterCacheConfig and faster.tensor_format == layout and faster.current_timestep_callback() == 417
+    with pytest.raises(ValueError, match=r"^cache \(--cache\) must be one of first-block, pab, faster, taylorseer, got 'first_block'$"):
+        cache_config("first_block", clock, frames_first=True)

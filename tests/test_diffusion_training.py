@@ -162,3 +162,27 @@ def test_latent_diffusion_trains_on_a_frozen_vae_and_ships_a_copy_of_it(tmp_path
         get_family("diffusion").objective(load_config(TINY, [*latent[:1], "objective.vae_sha256=" + "ab" * 32, *latent[2:]]))
     with pytest.raises(ValueError, match=r"model.sample_size \(16\) must equal data.resolution / the VAE's spatial compression 2 \(8\)"):
         get_family("diffusion").objective(load_config(TINY, [*latent[:4], "model.sample_size=16", *latent[5:]]))
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_text_dropout_and_image_conditioning_decide_what_the_denoiser_is_shown(share):
+    """text_dropout trains that share of captions as "" (guidance's unconditional branch); image_conditioning that share of
+    clips on their clean first frame: the denoiser gets the noised clip, its timestep, the prompt's tokens and that frame."""
+    config = load_config(TINY, [f"objective.text_dropout={share}", f"objective.image_conditioning={share}", "objective.text_statistics_prompts=8"])
+    objective = get_family("diffusion").objective(config)
+    batch = torch.utils.data.default_collate([get_family("diffusion").dataset(config)[i] for i in range(3)])
+    captions, calls, noised = [], [], []
+    encode, add_noise = objective.text_encoder.encode, objective.noise_scheduler.add_noise
+    objective.text_encoder.encode = lambda prompts: captions.append(list(prompts)) or encode(prompts)
+    objective.noise_scheduler.add_noise = lambda x, noise, t: noised.append((x, noise, t)) or add_noise(x, noise, t)
+    objective.modules["model"] = lambda *args: calls.append(args) or torch.zeros_like(args[0])
+    objective.training_step(batch, 0, "model")
+    expected = [""] * 3 if share == 1.0 else list(batch["caption"])
+    assert captions == [expected] and all(batch["caption"])
+    (xt, t, tokens, mask, first_frame, given), = calls
+    x0, noise, t_noised = noised[0]
+    assert torch.equal(x0, batch["video"]) and torch.equal(t, t_noised)
+    torch.testing.assert_close(xt, add_noise(x0, noise, t))
+    text = encode(expected)
+    assert torch.equal(tokens, text.tokens) and torch.equal(mask, text.mask)
+    assert torch.equal(first_frame, batch["video"][:, :, 0]) and given.tolist() == [share] * 3

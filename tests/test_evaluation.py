@@ -295,3 +295,247 @@ def test_every_warning_appears_in_the_html_and_infinite_points_are_marked_not_dr
     assert "first &lt;caveat&gt;" in page and "second caveat" in page and "pairs matched by order" in page
     svg = line_plot_svg([float("inf"), 30.0, 31.0, float("inf"), 32.0], "PSNR", "dB")
     assert svg.count("<polyline") == 2 and svg.count("&#8734;") == 2 and svg.count("<circle") == 3
+
+
+def test_summary_and_shapes_rows_give_every_metric_its_precision_and_both_sets():
+    """Each table row shows the generated and the real value at the metric's own precision, with its caveat."""
+    from kinema.evaluation.report import shapes_rows, summary_rows
+
+    report = {"metrics": {
+        "fd_shapes": {"value": 12.34567, "num_real": 5, "num_fake": 6},
+        "psnr": {"mean": 20.0, "identical_frames": 0},
+        "ssim": {"mean": 0.123456},
+        "flicker": {"fake": 0.98765, "real": 0.5},
+    }}  # fmt: skip
+    assert summary_rows(report) == [
+        ("FD-Shapes (Shapes classifier features, NOT FVD; lower is better)", "12.346", "", "5 real vs 6 generated"),
+        ("PSNR (dB; higher is closer)", "20.00", "", "mean over all frames"),
+        ("SSIM (higher is closer)", "0.1235", "", "7x7 window, mean over frames"),
+        ("Temporal flicker (VBench; 1 = static)", "0.9877", "0.5000", "1 - mean |frame difference| / 255"),
+    ]
+    stats = {"present_rate": 1.0, "single_blob_rate": 0.75, "mean_color_drift": 2.0, "mean_size_drift": float("nan")}
+    fake = {"accuracy": {"shape": 0.5, "color": 0.25}, **stats}
+    real = {"accuracy": {"shape": 1.0}, **stats, "mean_size_drift": 0.125}
+    assert shapes_rows({"fake": fake, "real": real}) == [
+        ("shape accuracy", "0.500", "1.000"), ("color accuracy", "0.250", "\u2013"),
+        ("object present (frames)", "1.000", "1.000"), ("single blob (frames)", "0.750", "0.750"),
+        ("colour drift (RGB 0-255)", "2.000", "2.000"), ("size drift", "n/a", "0.125"),
+    ]
+    assert [row[2] for row in shapes_rows({"fake": fake})] == [""] * 6
+    assert summary_rows({"metrics": {}}) == []
+
+
+def test_a_broken_manifest_is_named_with_its_path_and_row(tmp_path):
+    """With many manifests in play, the error must say which file and which row to fix."""
+    import re
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text('{"file": "a.mp4"}\n\n{"file": "", "caption": "no file"}\n')
+    with pytest.raises(ValueError, match="^" + re.escape(f"{manifest}, row 2: no file, video or path") + "$"):
+        load_videos(tmp_path)
+    manifest.write_text("\n  \n")
+    with pytest.raises(ValueError, match="^" + re.escape(f"{manifest} lists no videos") + "$"):
+        load_videos(tmp_path)
+    manifest.write_text('{"file": "", "video": "v/x.webm"}\n')  # an empty key falls through to the next
+    videos = load_videos(manifest)
+    assert (videos.source, videos.names, videos.paths, videos.labels) == (str(tmp_path), ["v/x"], [tmp_path / "v" / "x.webm"], [None])
+
+
+def test_videos_listed_in_another_order_pair_by_name_and_else_by_position():
+    """PSNR of a generated clip against some other clip's ground truth would be meaningless: names must win."""
+    from kinema.evaluation.evaluate import pair_videos
+
+    rng = np.random.default_rng(0)
+    real = [rng.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8) for _ in range(3)]
+    fake = [np.clip(v.astype(int) + k, 0, 255).astype(np.uint8) for k, v in zip((3, 6, 9), real)]
+    real_set = VideoSet.from_frames(real, names=["a", "b", "c"], source="real")
+    fake_set = VideoSet.from_frames([fake[2], fake[0], fake[1]], names=["c", "a", "b"], source="gen")
+    assert pair_videos(real_set, fake_set) == ([(0, 1), (1, 2), (2, 0)], "name")
+    report = evaluate(real_set, fake_set, "psnr")
+    assert report["pairing"] == "name" and report["pairs"] == [["a", "a"], ["b", "b"], ["c", "c"]]
+    np.testing.assert_allclose(report["metrics"]["psnr"]["per_video"], [psnr_frames(r, f).mean() for r, f in zip(real, fake)])
+    renamed = VideoSet.from_frames(fake, names=["x", "y", "z"], source="gen")
+    assert pair_videos(real_set, renamed) == ([(0, 0), (1, 1), (2, 2)], "order")
+    with pytest.raises(ValueError, match=r"^psnr, ssim compare each generated video with its real one, but real has 3 videos and gen 2,"):
+        pair_videos(real_set, VideoSet.from_frames(fake[:2], names=["x", "y"], source="gen"))
+
+
+def test_label_dicts_keep_exactly_the_checkers_vocabulary():
+    """Shape Motion's numeric size and RGB colour cannot be checked; every Captioned Shapes attribute must be."""
+    from kinema.evaluation.evaluate import _shapes_labels
+
+    full = {"shape": "triangle", "color": "cyan", "size": "large", "direction": "up", "speed": "quickly"}
+    assert _shapes_labels({**full, "split": "test", "index": 4}) == full
+    motion = {"shape": "circle", "size": 14.5, "color": [200, 10, 30], "direction": "left-to-right", "speed": "fast"}
+    assert _shapes_labels(motion) == {"shape": "circle"}
+    assert _shapes_labels("a red square") == "a red square" and _shapes_labels(None) is None
+    ds = CaptionedShapes("test", num_samples=2, resolution=32)
+    labelled = VideoSet.from_frames([ds.render(i) for i in range(2)], labels=[ds.labels(i).to_dict() for i in range(2)])
+    shapes = evaluate(labelled, labelled, "shapes")["metrics"]["shapes"]
+    assert shapes["fake"]["accuracy"] == shapes["real"]["accuracy"] == {name: 1.0 for name in full}
+
+
+def test_the_metric_list_is_trimmed_deduplicated_and_never_empty():
+    """`--metrics "psnr, psnr,ssim,"` is what people type; an empty list must not give an empty report."""
+    video = [np.zeros((2, 8, 8, 3), np.uint8)]
+    assert evaluate(video, video, " psnr, psnr,,ssim ,")["metrics_requested"] == ["psnr", "ssim"]
+    assert evaluate(video, video, ["flicker", "flicker"])["metrics"].keys() == {"flicker"}
+    choices = "choose from fvd, fd_shapes, psnr, ssim, flicker, acd, shapes"
+    for empty in ("", " , ", []):
+        with pytest.raises(ValueError, match=f"^unknown metrics \\(none given\\); {choices}$"):
+            evaluate(video, video, empty)
+    with pytest.raises(ValueError, match=f"^unknown metrics fid, lpips; {choices}$"):
+        evaluate(video, video, "psnr,fid,lpips")
+
+
+def test_the_psnr_plot_puts_each_frame_at_its_place_on_evenly_spaced_ticks():
+    """The plot is read by eye: frame i at the i-th of evenly spaced x positions, higher dB higher up, inf marked."""
+    import re
+
+    from kinema.evaluation.report import line_plot_svg
+
+    values = [10.0, float("inf"), 20.0, 15.0, float("inf")]
+    svg = line_plot_svg(values, "PSNR <a & b>", "dB")
+    assert 'aria-label="PSNR &lt;a &amp; b&gt;"' in svg and svg.endswith("</svg>")
+    left, top, w, h = map(float, re.search(r'<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)"', svg).groups())
+    lo, hi = 9.0, 21.0  # the data's range 10..20 padded by 10% (at least 0.5) and rounded outwards
+    x = [left + w * i / 4 for i in range(5)]
+    y = {v: top + h * (hi - v) / (hi - lo) for v in (10.0, 15.0, 20.0)}
+    circles = [tuple(map(float, c)) for c in re.findall(r'<circle cx="([\d.]+)" cy="([\d.]+)"', svg)]
+    np.testing.assert_allclose(circles, [(x[0], y[10.0]), (x[2], y[20.0]), (x[3], y[15.0])], atol=0.06)
+    runs = [run.split() for run in re.findall(r'<polyline points="([^"]+)"', svg)]
+    assert [len(run) for run in runs] == [1, 2]  # the line breaks at the infinite frame
+    markers = [float(m) for m in re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="middle" fill="#d62728">&#8734;', svg)]
+    np.testing.assert_allclose(markers, [x[1], x[4]], atol=0.06)  # the last frame too
+    ticks = re.findall(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="end">([\d.]+)</text>', svg)
+    assert [label for _, label in ticks] == ["9.0", "12.0", "15.0", "18.0", "21.0"]
+    np.testing.assert_allclose([float(ty) - 4 for ty, _ in ticks], [top + h * (hi - float(v)) / (hi - lo) for _, v in ticks], atol=0.06)
+    frames = re.findall(rf'<text x="([\d.]+)" y="{int(top + h + 16)}" text-anchor="middle">(\d+)</text>', svg)
+    assert [int(i) for _, i in frames] == [0, 1, 2, 3, 4]
+    many = line_plot_svg([30.0] * 40, "t", "dB")  # at most 16 frame labels: every 3rd of 40
+    assert re.findall(r'text-anchor="middle">(\d+)</text>', many) == [str(i) for i in range(0, 40, 3)]
+    assert "every frame is identical" in line_plot_svg([float("inf")] * 3, "t", "dB")
+
+
+@pytest.mark.parametrize("existing", ["report.json", "report.html", "grid.png"])
+def test_an_existing_report_file_is_refused_before_any_video_is_read(tmp_path, existing):
+    """Minutes of metrics must not end in 'already exists', nor leave a new grid beside an old report."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / existing).write_text("old")
+    with pytest.raises(FileExistsError, match=f"^{out / existing} already exists \\(pass overwrite to replace it\\)$"):
+        evaluate(tmp_path / "no-real", tmp_path / "no-fake", "psnr", out=out)  # the videos do not even exist
+    assert [p.name for p in out.iterdir()] == [existing] and (out / existing).read_text() == "old"
+    video = [np.full((2, 8, 8, 3), 100, np.uint8)]
+    evaluate(video, video, "psnr", out=out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "report.html", "report.json"]
+    assert json.loads((out / "report.json").read_text())["metrics"]["psnr"]["mean"] == "inf"
+
+
+def test_the_html_page_names_both_sets_and_shows_the_grid_real_first():
+    """The page is what people share: which set is which, every table, and the very grid image, with no files beside it."""
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from kinema.evaluation.report import render_html
+
+    stats = {"present_rate": 1.0, "single_blob_rate": 1.0, "mean_color_drift": 0.5, "mean_size_drift": 0.25}
+    report = {"kinema_version": "9.9", "real": {"source": "r&d", "num_videos": 3}, "fake": {"source": "gen <1>", "num_videos": 2},
+              "pairing": "name", "warnings": [], "metrics": {
+                  "psnr": {"mean": 25.0, "identical_frames": 0, "per_frame": [24.0, 26.0]},
+                  "shapes": {"fake": {"accuracy": {"shape": 0.5}, **stats}}}}  # fmt: skip
+    grid = np.random.default_rng(0).integers(0, 256, (6, 10, 3), dtype=np.uint8)
+    page = render_html(report, grid)
+    assert ("<p>Generated: <code>gen &lt;1&gt;</code> (2 videos); real: <code>r&amp;d</code> (3 videos); "
+            "pairs matched by name. Kinema 9.9.</p>") in page
+    assert "<tr><td>PSNR (dB; higher is closer)</td><td>25.00</td><td></td><td>mean over all frames</td></tr>" in page
+    assert ("<h2>Shapes checker</h2><table><tr><th>measure</th><th>generated</th><th>real</th></tr>"
+            "<tr><td>shape accuracy</td><td>0.500</td><td></td></tr>") in page
+    assert "<div class='labels'><div>real</div><div>generated</div></div><img alt='real (left) and generated (right) frames'" in page
+    png = re.search(r"src='data:image/png;base64,([^']+)'", page).group(1)
+    with Image.open(io.BytesIO(base64.b64decode(png))) as image:
+        np.testing.assert_array_equal(np.asarray(image), grid)
+    sections = ["<h2>Metrics</h2>", "<h2>Shapes checker</h2>", "<h2>Frames</h2>", "<h2>PSNR per frame</h2>"]
+    assert [page.index(h) for h in sections] == sorted(page.index(h) for h in sections)
+    assert page.endswith("</body></html>\n") and page.count("<polyline") == 1
+    bare = render_html({**report, "pairing": None, "metrics": {"flicker": {"fake": 1.0, "real": 1.0}}})
+    assert "pairs matched" not in bare and "<h2>Frames</h2>" not in bare and "PSNR per frame" not in bare and "Shapes checker" not in bare
+
+
+def test_fd_shapes_reports_each_sets_size_and_warns_only_below_the_minimum(tmp_path, monkeypatch):
+    """Frechet distances compare only between sets of the same sizes, so the report must carry both sizes."""
+    import warnings
+
+    from kinema.evaluation.classifier import shapes_features
+    from kinema.evaluation.fvd import frechet_distance
+
+    torch.manual_seed(0)
+    net = ShapesClassifier(ShapesClassifierConfig(resolution=16, num_frames=4, channels=(8, 8, 16, 16))).eval()
+    net.save(tmp_path / "clf")
+    ds = CaptionedShapes("test", num_samples=5, resolution=16, num_frames=4)
+    real, fake = [ds.render(i) for i in range(3)], [ds.render(i) for i in range(3, 5)]
+    with pytest.warns(UserWarning) as caught:
+        report = evaluate(real, fake, "fd_shapes", classifier=tmp_path / "clf")
+    message = ("FD-Shapes compares 3 real with 2 generated videos; below 256 per set the value is biased upwards "
+               "and only comparable with values from sets of the same sizes")  # fmt: skip
+    assert [str(w.message) for w in caught] == [message] and report["warnings"] == [message]
+    fd = report["metrics"]["fd_shapes"]
+    assert fd == {"value": pytest.approx(frechet_distance(shapes_features(real, net), shapes_features(fake, net))),
+                  "num_real": 3, "num_fake": 2, "feature_dim": 16, "weights": str(tmp_path / "clf"),
+                  "features": "Shapes classifier (16-d); not FVD, not comparable with it"}  # fmt: skip
+    monkeypatch.setattr(evaluate_module, "FVD_MIN_VIDEOS", 2)  # both sets at the minimum: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evaluate(real, fake, "fd_shapes", classifier=tmp_path / "clf")["warnings"] == []
+
+
+def test_every_in_memory_video_is_kept_and_a_bad_one_is_named_by_its_index():
+    """Generated batches are often large; none may be dropped, and a float or grey video must be pointed out."""
+    videos = [np.full((2, 8, 8, 3), i, np.uint8) for i in range(12)]
+    report = evaluate(videos, (v for v in videos), "flicker")
+    assert report["real"]["num_videos"] == report["fake"]["num_videos"] == 12
+    videos_set = VideoSet.from_frames(videos, source="gen")
+    assert len(videos_set) == 12 and videos_set.names[-1] == "0011" and videos_set.frames(11)[0, 0, 0, 0] == 11
+    with pytest.raises(ValueError, match=r"^gen video 11 must be uint8 \(F, H, W, 3\), got float64 \(2, 8, 8, 3\)$"):
+        VideoSet.from_frames(videos[:11] + [videos[0] / 255], source="gen")
+    with pytest.raises(ValueError, match=r"^memory video 1 must be uint8 \(F, H, W, 3\), got uint8 \(2, 8, 8\)$"):
+        VideoSet.from_frames([videos[0], videos[1][..., 0]])
+
+
+def test_the_grid_takes_as_many_columns_as_the_shortest_video_and_resizes_generated_frames():
+    """Short generated clips must not be padded with repeated frames, and a smaller generation is shown at the real size."""
+    from kinema.evaluation.report import comparison_grid
+
+    real = [np.stack([np.full((100, 100, 3), 10 * t + 5, np.uint8) for t in range(8)])] * 2
+    fake = [np.stack([np.full((50, 50, 3), 200 + t, np.uint8) for t in range(3)])] * 2
+    grid = comparison_grid(real, fake)
+    side = 3 * 102 - 2  # three 100-px frames with 2-px gaps
+    assert grid.shape == (2 * 102 - 2, 2 * side + 12, 3)
+    for col, (want_real, want_fake) in enumerate(zip([5, 45, 75], [200, 201, 202])):  # real frames 0, 4, 7 of 0..7
+        x = col * 102
+        assert (grid[:100, x : x + 100] == want_real).all() and (grid[102:, x : x + 100] == want_real).all()
+        assert (grid[:100, side + 12 + x : side + 12 + x + 100] == want_fake).all()
+    assert (grid[:, side : side + 12] == 255).all()
+    with pytest.raises(ValueError, match=r"^a comparison grid needs pairs of videos, got 2 real and 1 generated$"):
+        comparison_grid(real, fake[:1])
+
+
+def test_the_report_grid_shows_the_first_four_pairs_as_paired(tmp_path):
+    """The grid is for eyeballing pairs: real and generated of one row must be the same clip, four rows at most."""
+    from PIL import Image
+
+    from kinema.evaluation.report import comparison_grid
+
+    real = [np.full((2, 8, 8, 3), 20 * i, np.uint8) for i in range(5)]
+    fake = [np.full((2, 8, 8, 3), 20 * i + 5, np.uint8) for i in range(5)]
+    names = ["a", "b", "c", "d", "e"]
+    real_set, fake_set = VideoSet.from_frames(real, names=names), VideoSet.from_frames(fake[::-1], names=names[::-1])
+    evaluate(real_set, fake_set, "psnr", out=tmp_path / "named")  # paired by name: row i is clip i on both sides
+    evaluate(real_set, fake_set, "flicker", out=tmp_path / "unpaired")  # no pairing: by position
+    for folder, shown in (("named", fake[:4]), ("unpaired", fake[::-1][:4])):
+        with Image.open(tmp_path / folder / "grid.png") as image:
+            np.testing.assert_array_equal(np.asarray(image), comparison_grid(real[:4], shown))
+    assert comparison_grid(real[:4], fake[:4]).shape[0] == 12 * (4 * 10 - 2)  # four 8-px rows with 2-px gaps, enlarged x12

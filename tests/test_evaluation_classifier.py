@@ -118,3 +118,52 @@ def test_scores_are_the_fraction_of_correct_predictions_at_the_models_size():
         for name, classes in HEADS.items()
     }
     assert score_shapes_classifier(model, "test", 12, seed=5, batch_size=5) == pytest.approx(expected)
+
+
+def test_training_refuses_a_folder_holding_either_file_before_the_first_step(tmp_path):
+    """Minutes of training must not end in an error, or in new weights beside another classifier's config."""
+    training = ClassifierTraining(steps=1, batch_size=2, num_train=4, num_eval=2, config=TINY)
+    for name in ("config.json", "model.safetensors"):
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        (folder / name).write_text("old")
+        lines = []
+        with pytest.raises(FileExistsError, match=f"^{folder / name} already exists \\(pass overwrite=True to replace it\\)$"):
+            train_shapes_classifier(folder, training, log=lines.append)
+        assert lines == [] and [p.name for p in folder.iterdir()] == [name] and (folder / name).read_text() == "old"
+    lines = []
+    train_shapes_classifier(tmp_path / "config", training, overwrite=True, log=lines.append)
+    assert sorted(p.name for p in (tmp_path / "config").iterdir()) == ["config.json", "model.safetensors"]
+    assert ShapesClassifier.from_pretrained(tmp_path / "config").config == TINY and lines[-1].startswith("step 1/1")
+
+
+def test_one_training_step_moves_every_weight_by_the_learning_rate(tmp_path):
+    """The first AdamW step moves each weight by about lr (sign of its gradient); a schedule starting at 0 would waste it."""
+    from safetensors.torch import load_file
+
+    training = ClassifierTraining(steps=1, batch_size=4, lr=1e-2, weight_decay=0.0, num_train=8, num_eval=2, seed=7, config=TINY)
+    train_shapes_classifier(tmp_path / "clf", training, log=None)
+    torch.manual_seed(7)  # the function seeds torch with training.seed before building the model
+    start = ShapesClassifier(TINY).state_dict()
+    trained = load_file(str(tmp_path / "clf" / "model.safetensors"))
+    moves = torch.cat([(trained[k] - start[k]).abs().flatten() for k in start])
+    assert moves.median().item() == pytest.approx(1e-2, rel=0.02) and moves.max().item() < 1.01e-2
+
+
+def test_training_never_sees_the_held_out_or_test_videos_models_are_judged_on(tmp_path, monkeypatch):
+    """Held-out pairs are trained on from another seed than the default evaluation sets, and scored on a third."""
+    import kinema.evaluation.classifier as classifier_module
+
+    made = []
+
+    class Recording(CaptionedShapes):
+        def __init__(self, split, **kwargs):
+            made.append((split, kwargs["seed"], kwargs["resolution"], kwargs["num_frames"]))
+            super().__init__(split, **kwargs)
+
+    monkeypatch.setattr(classifier_module, "CaptionedShapes", Recording)
+    training = ClassifierTraining(steps=1, batch_size=2, num_train=4, num_eval=2, seed=0, config=TINY)
+    train_shapes_classifier(tmp_path / "clf", training, log=None)
+    size = (TINY.resolution, TINY.num_frames)
+    assert made == [("train", 0, *size), ("heldout", 1, *size), ("test", 100, *size), ("heldout", 100, *size)]
+    assert CaptionedShapes("heldout").seed == 0  # the default evaluation set, which training must not render

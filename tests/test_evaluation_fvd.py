@@ -215,3 +215,48 @@ def test_a_checkpoint_wrapped_in_state_dict_is_unwrapped(tmp_path):
     torch.save({"epoch": 7}, tmp_path / "no_tensors.pt")
     with pytest.raises(I3DWeightsError, match="does not hold a state dict"):
         load_i3d(tmp_path / "no_tensors.pt")
+
+
+def test_input_in_the_wrong_layout_is_refused_naming_the_expected_one(model):
+    """(b, f, c, h, w) or channels-last input is an easy mistake; it must say so rather than fail deep in a conv."""
+    with pytest.raises(ValueError, match=r"^I3D expects \(b, 3, f, h, w\) in \[-1, 1\], got shape \(1, 16, 3, 32, 32\)$"):
+        model(torch.zeros(1, 16, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"got shape \(3, 16, 32, 32\)$"):
+        model(torch.zeros(3, 16, 32, 32))
+    gray = InceptionI3d(I3DConfig(in_channels=1)).eval()
+    with pytest.raises(ValueError, match=r"^I3D expects \(b, 1, f, h, w\)"):
+        gray(torch.zeros(1, 3, 16, 32, 32))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # writing the archive is deprecated, reading it is the point
+def test_any_torchscript_archive_is_recognised_as_a_program_not_a_state_dict(tmp_path):
+    """StyleGAN-V ships I3D as TorchScript; the user must hear that, not a pickle error, whatever the archive holds."""
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(tmp_path / "scripted.pt"))
+    with zipfile.ZipFile(tmp_path / "constants_only.pt", "w") as zf:  # an archive whose code/ was left out
+        zf.writestr("i3d/constants.pkl", b"")
+        zf.writestr("i3d/data.pkl", b"")
+    for name in ("scripted.pt", "constants_only.pt"):
+        with pytest.raises(I3DWeightsError, match=f"^{tmp_path / name} is a TorchScript program .*not a state dict"):
+            load_i3d(tmp_path / name)
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "plain.pt")  # an ordinary zip state dict is read, then matched
+    with pytest.raises(I3DWeightsError, match=r"unexpected \(conv.weight\)"):
+        load_i3d(tmp_path / "plain.pt")
+
+
+def test_features_run_at_most_batch_size_videos_at_a_time_in_order():
+    """batch_size is the user's memory limit on the accelerator; videos must come back in the order given."""
+
+    class Spy(torch.nn.Module):  # stands in for I3D: one "logit" per video, its mean value
+        def __init__(self):
+            super().__init__()
+            self.anchor, self.sizes = torch.nn.Parameter(torch.zeros(())), []
+
+        def forward(self, x):
+            self.sizes.append(len(x))
+            return x.mean(dim=(1, 2, 3, 4))[:, None].repeat(1, 400)
+
+    videos = [np.full((16, 8, 8, 3), 50 * i, np.uint8) for i in range(5)]
+    spy = Spy()
+    features = i3d_features(videos, spy, batch_size=2, resolution=8)
+    assert spy.sizes == [2, 2, 1] and features.shape == (5, 400) and features.dtype == np.float64
+    np.testing.assert_allclose(features[:, 0], [50 * i / 127.5 - 1 for i in range(5)], atol=1e-6)

@@ -168,3 +168,34 @@ def test_a_single_generated_colour_has_zero_diversity():
     result = color_diversity(np.array([[100.0, 0, 0]]), reference)
     assert result == {"color_diversity_ratio": 0.0, "color_coverage": 0.5}
     assert color_diversity(np.zeros((0, 3)), reference) == {"color_diversity_ratio": 0.0, "color_coverage": 0.0}
+
+
+def test_every_pixel_metric_refuses_a_single_image_naming_the_expected_layout():
+    """An (H, W, 3) image passed for a video would otherwise be read as H one-row frames and give a number."""
+    image = np.zeros((8, 8, 3), np.uint8)
+    video = np.zeros((2, 8, 8, 3), np.uint8)
+    for metric in (temporal_flicker, object_colors, content_distance):
+        with pytest.raises(ValueError, match=r"^frames must be uint8 \(F, H, W, 3\), got shape \(8, 8, 3\)$"):
+            metric(image)
+    with pytest.raises(ValueError, match=r"^frames must be uint8 \(F, H, W, 3\), got shape \(2, 8, 8, 4\)$"):
+        temporal_flicker(np.zeros((2, 8, 8, 4), np.uint8))
+    for metric in (psnr_frames, ssim_frames):
+        with pytest.raises(ValueError, match=r"^real must be uint8 \(F, H, W, 3\), got shape \(8, 8, 3\)$"):
+            metric(image, video)
+        with pytest.raises(ValueError, match=r"^fake must be uint8 \(F, H, W, 3\), got shape \(2, 8, 8\)$"):
+            metric(video, video[..., 0])
+
+
+def test_the_object_is_the_largest_blob_at_least_half_as_bright_as_the_peak():
+    """A big dim glow under half the peak is background, not the object whose colour ACD follows; half counts."""
+    frames = np.zeros((4, 32, 32, 3), np.uint8)
+    frames[:, 2:10, 2:10] = (200, 0, 0)  # the object: 8x8, its 6x6 interior pure red
+    frames[0, 12:30, 12:30] = (0, 0, 99)  # a larger glow just under half the peak: ignored
+    frames[1, 12:30, 12:30] = (0, 0, 100)  # exactly half: a blob, and the larger one
+    frames[2, 12:30, 12:30] = (0, 90, 100)  # brightness is the brightest channel, not the sum
+    frames[3] = 0
+    frames[3, 2:10, 2:10] = 31  # under the 32 a frame needs to hold an object at all
+    colors = object_colors(frames)
+    np.testing.assert_array_equal(colors[:3], [[200, 0, 0], [0, 0, 100], [0, 90, 100]])
+    assert np.isnan(colors[3]).all()
+    assert content_distance(frames) == pytest.approx(np.mean([np.hypot(200, 100), np.hypot(200, np.hypot(90, 100)), 90]))

@@ -158,6 +158,36 @@ def test_bad_inputs_are_named():
         DiscriminatorConfig(video_statistics=-0.5)
 
 
+@pytest.mark.parametrize("cls, field, value, message", [
+    (GeneratorConfig, "num_frames", 0, "num_frames must be at least 1, got 0"),
+    (GeneratorConfig, "temporal_levels", -1, "temporal_levels must be 0 or more, got -1"),
+    *[(GeneratorConfig, name, 0, f"{name} must be at least 1, got 0") for name in
+      ("out_channels", "content_dim", "noise_dim", "motion_dim", "base_channels", "min_channels", "condition_dim", "text_queries")],
+    *[(DiscriminatorConfig, name, 0, f"{name} must be at least 1, got 0") for name in ("image_channels", "video_channels", "max_channels")],
+    (DiscriminatorConfig, "video_differences", -0.25, r"video_differences must be >= 0 \(0 turns it off\), got -0.25"),
+    (DiscriminatorConfig, "video_statistics", -1.0, r"video_statistics must be >= 0 \(0 turns it off\), got -1.0"),
+])
+def test_each_impossible_gan_shape_is_refused_naming_the_field_and_its_value(cls, field, value, message):
+    """A config with a width, a count or a weight out of range names that very field and the value it got; the limit itself passes."""
+    with pytest.raises(ValueError, match=rf"^{message}$"):
+        cls(**{field: value})
+    limit = 0 if field in ("temporal_levels", "video_differences", "video_statistics") else 1
+    assert getattr(cls(**{field: limit}), field) == limit
+
+
+@pytest.mark.parametrize("condition, num_classes, message", [
+    ("label", 0, "condition must be 'none', 'class' or 'text', got 'label'"),
+    ("class", 1, "condition 'class' needs num_classes >= 2, got 1"),
+    ("text", 4, "num_classes is only for condition 'class' \\(got condition 'text' and num_classes 4\\)"),
+    ("none", 2, "num_classes is only for condition 'class' \\(got condition 'none' and num_classes 2\\)"),
+])
+def test_a_condition_and_class_count_that_do_not_go_together_are_named_with_both(condition, num_classes, message):
+    """The condition and num_classes are checked together, and the message shows what the config gave for each."""
+    with pytest.raises(ValueError, match=rf"^{message}$"):
+        GeneratorConfig(condition=condition, num_classes=num_classes)
+    assert GeneratorConfig(condition="class", num_classes=2).num_classes == 2
+
+
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64, 128, 256])
 def test_every_power_of_two_from_8_to_256_is_a_valid_resolution(resolution):
     """The documented range is accepted, its smallest end too: an 8x8 generator builds and makes 8x8 frames."""
@@ -403,6 +433,32 @@ def test_r1_and_non_saturating_loss_train(tmp_path):
     assert all(m["discriminator/r1"] > 0 and np.isfinite(m["generator/loss"]) for m in metrics)
 
 
+def test_lazy_r1_penalises_the_critics_gradient_on_real_clips_every_k_steps_scaled_by_k():
+    """objective.r1_gamma / r1_every: on every k-th step the critic pays gamma/2 * k * E|grad_x D(real)|^2, on the others nothing."""
+    overrides = ["objective.r1_gamma=2", "objective.r1_every=4", "objective.image_weight=0.5", "objective.video_weight=2",
+                 "objective.discriminator.spectral_norm=false"]
+    objective, dataset = get_family("gan").objective(load_config(TINY, overrides)), get_family("gan").dataset(load_config(TINY, overrides))
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(3)])
+    critic = objective.modules["discriminator"]
+    seen = []
+    critic.register_forward_pre_hook(lambda module, args, kwargs: seen.append((args[0].detach(), kwargs["frame_index"])), with_kwargs=True)
+    torch.manual_seed(0)
+    lazy = objective.training_step(batch, 3, "discriminator")  # not a multiple of 4: no penalty
+    assert "r1" not in lazy
+    torch.testing.assert_close(lazy["loss"].detach(), 0.5 * lazy["image"] + 2 * lazy["video"])
+    torch.manual_seed(0)
+    logs = objective.training_step(batch, 8, "discriminator")
+    videos, index = seen[-1]
+    real = videos[:3].clone().requires_grad_(True)
+    assert torch.equal(real, batch["video"])
+    image_logits, video_logits = critic(real, frame_index=index[:3])
+    (grad,) = torch.autograd.grad(0.5 * image_logits.sum() + 2 * video_logits.sum(), real)
+    penalty = sum(float(g.square().sum()) for g in grad) / 3  # per clip |grad|^2, averaged over the clips
+    assert float(logs["r1"]) == pytest.approx(penalty, rel=1e-4)
+    want = 0.5 * logs["image"] + 2 * logs["video"] + 2 / 2 * penalty * 4
+    assert float(logs["loss"].detach()) == pytest.approx(float(want), rel=1e-4)
+
+
 def test_configs_are_checked_against_each_other():
     family = get_family("gan")
     with pytest.raises(ValueError, match=r"model.resolution \(32\) must equal data.resolution \(16\)"):
@@ -426,6 +482,28 @@ def test_class_labels_come_from_the_dataset():
         item = dataset[i]
         assert set(item) == {"video", "label"}
         assert ("left-to-right", "top-to-bottom")[item["label"]] == dataset.source.labels(i)["direction"]
+
+
+@pytest.mark.parametrize("label, count", [("shape", 3), ("color", 6), ("size", 2), ("direction", 4), ("speed", 2)])
+def test_a_shapes_class_label_is_the_index_of_its_name_in_the_exported_class_names(label, count):
+    """A class-conditional Shapes GAN is asked for classes by name: each clip's label must index the name the pipeline maps it to."""
+    from kinema.data.shapes import DIRECTIONS, SIZES, SPEEDS
+
+    overrides = ["data.dataset=shapes", "model.condition=class", f"model.num_classes={count}", f"data.label={label}", "data.num_samples=24"]
+    config = load_config(TINY, overrides)
+    objective, dataset = get_family("gan").objective(config), get_family("gan").dataset(config)
+    names = objective.pipeline_settings().class_names
+    expected = {"shape": {"circle", "square", "triangle"}, "color": {"red", "green", "blue", "yellow", "cyan", "magenta"},
+                "size": set(SIZES), "direction": set(DIRECTIONS), "speed": set(SPEEDS)}[label]
+    assert len(names) == count and set(names) == expected
+    seen = set()
+    for i in range(24):
+        item = dataset[i]
+        assert set(item) == {"video", "label"} and isinstance(item["label"], int)
+        value = dataset.source.labels(i)[label] if isinstance(dataset.source.labels(i), dict) else getattr(dataset.source.labels(i), label)
+        assert names[item["label"]] == value, (i, value)
+        seen.add(value)
+    assert len(seen) > 1  # the labels vary, so a wrong order could not pass
 
 
 def test_shipped_configs_fit_the_size_budget():
@@ -651,6 +729,12 @@ def test_a_folder_of_videos_gives_one_training_clip_per_video_with_its_caption(t
         assert item["caption"] == shapes.caption(i) and torch.equal(item["video"], reference[i]["video"])
     unconditional = get_family("gan").dataset(load_config(TINY, ["data.dataset=folder", f"data.folder={tmp_path}"]))
     assert set(unconditional[0]) == {"video"}
+
+
+def test_a_folder_dataset_without_a_folder_is_refused_naming_the_setting():
+    """data.dataset folder needs data.folder: forgetting it is named as such, not a crash deep in the video reader."""
+    with pytest.raises(ValueError, match=r"^data.folder is required when data.dataset is 'folder'$"):
+        get_family("gan").dataset(load_config(TINY, ["data.dataset=folder"]))
 
 
 def test_the_generator_config_defaults_are_the_shape_motion_model():

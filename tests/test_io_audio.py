@@ -125,3 +125,75 @@ def test_missing_sound_file_fails_before_writing(tmp_path):
     with pytest.raises(AudioReadError, match="gone.wav"):
         write_video(tmp_path / "clip.mp4", black_frames(4), audio=tmp_path / "gone.wav")
     assert not (tmp_path / "clip.mp4").exists()
+
+
+def test_avi_soundtrack_keeps_every_sample_and_pads_the_end_with_silence(tmp_path):
+    """AVI stores PCM: a 48 kHz stereo soundtrack comes back sample for sample, aligned to the first frame."""
+    samples = np.stack([tone(1.5, 48_000)[0], 0.5 * tone(1.5, 48_000, freq=660.0)[0]])
+    write_wav(tmp_path / "stereo.wav", samples, 48_000)
+    expected, _ = read_audio(tmp_path / "stereo.wav")
+    write_video(tmp_path / "clip.avi", black_frames(16), fps=8, audio=tmp_path / "stereo.wav")  # 2 s of video
+    decoded, rate = read_audio(tmp_path / "clip.avi")
+    assert rate == 48_000 and decoded.shape == (2, 96_000)
+    np.testing.assert_array_equal(decoded[:, :72_000], expected)
+    assert not decoded[:, 72_000:].any()
+    info = probe(tmp_path / "clip.avi").audio
+    assert (info.codec, info.sample_rate, info.channels, info.duration) == ("pcm_s16le", 48_000, 2, 2.0)
+
+
+def test_surround_sound_is_mixed_down_to_stereo_and_mono_stays_mono(tmp_path):
+    """A 5.1 soundtrack is muxed as two audible channels (not one, not six); a mono one keeps its single channel."""
+    import wave
+
+    t = np.arange(48_000) / 48_000
+    for channels in (3, 6):  # 2.1 and 5.1
+        pcm = np.stack([8000 * np.sin(2 * np.pi * (300 + 50 * c) * t) for c in range(channels)]).round().astype("<i2")
+        with wave.open(str(tmp_path / f"{channels}.wav"), "wb") as out:
+            out.setnchannels(channels)
+            out.setsampwidth(2)
+            out.setframerate(48_000)
+            out.writeframes(pcm.T.tobytes())
+        write_video(tmp_path / f"{channels}.avi", black_frames(8), fps=8, audio=tmp_path / f"{channels}.wav")
+        assert probe(tmp_path / f"{channels}.avi").audio.channels == 2
+        mixed, _ = read_audio(tmp_path / f"{channels}.avi")
+        assert mixed.shape == (2, 48_000) and min(rms(mixed[0]), rms(mixed[1])) > 0.05
+    write_wav(tmp_path / "mono.wav", tone(1.0), 44_100)
+    write_video(tmp_path / "mono.avi", black_frames(8), fps=8, audio=tmp_path / "mono.wav")
+    assert probe(tmp_path / "mono.avi").audio.channels == 1
+
+
+def test_write_wav_takes_one_or_two_channels_and_clips_to_16_bit(tmp_path):
+    """A 1-D array is mono; louder than full scale is clipped, not wrapped; any other channel count is refused."""
+    import wave
+
+    write_wav(tmp_path / "mono.wav", np.array([0.0, 0.5, -0.5, 1.5, -2.0]), 8_000)
+    with wave.open(str(tmp_path / "mono.wav")) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()) == (1, 2, 8_000, 5)
+        assert np.frombuffer(wav.readframes(5), "<i2").tolist() == [0, 16384, -16384, 32767, -32767]
+    for shape in [(0, 10), (3, 10), (1, 2, 10)]:
+        with pytest.raises(ValueError) as err:
+            write_wav(tmp_path / "bad.wav", np.zeros(shape), 8_000)
+        assert str(err.value) == f"samples must be (n,) or (channels, n) with 1 or 2 channels, got shape {shape}"
+    assert not (tmp_path / "bad.wav").exists()
+
+
+def test_a_sound_file_without_samples_or_a_channel_count_past_two_is_refused(tmp_path):
+    """An empty WAV is named as empty (an AudioReadError naming the file); asking for 3 channels is a clear error."""
+    write_wav(tmp_path / "empty.wav", np.zeros((1, 0)), 8_000)
+    with pytest.raises(AudioReadError) as err:
+        read_audio(tmp_path / "empty.wav")
+    assert str(err.value) == f"cannot read audio '{tmp_path / 'empty.wav'}': it holds no audio samples"
+    write_wav(tmp_path / "tone.wav", tone(0.1, channels=2), 44_100)
+    with pytest.raises(ValueError, match=r"^channels must be 1 or 2, got 3$"):
+        read_audio(tmp_path / "tone.wav", channels=3)
+    assert read_audio(tmp_path / "tone.wav", channels=2)[0].shape == (2, 4410)
+
+
+def test_fit_audio_length_accepts_zero_and_names_bad_arguments():
+    """Zero samples is a valid length (an empty track); a negative length or a 1-D array is a caller's bug, named."""
+    samples = np.ones((2, 10), np.float32)
+    assert fit_audio_length(samples, 0).shape == (2, 0)
+    with pytest.raises(ValueError, match=r"^num_samples must be >= 0, got -1$"):
+        fit_audio_length(samples, -1)
+    with pytest.raises(ValueError, match=r"^samples must be \(channels, n\), got shape \(10,\)$"):
+        fit_audio_length(samples[0], 4)

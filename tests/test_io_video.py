@@ -604,3 +604,120 @@ def test_frames_with_no_pixels_are_refused_as_empty(tmp_path):
         with pytest.raises(ValueError, match=r"frames must not be empty, got shape \(2, "):
             write_video(tmp_path / "a.mp4", np.zeros(shape, np.uint8))
     assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("suffix", "container", "codec"),
+    [(".mp4", "mp4", "h264"), (".mov", "mov", "h264"), (".webm", "webm", "vp9"), (".avi", "avi", "h264"),
+     (".gif", "gif", "gif"), ("", "png_folder", "png")],
+)
+def test_probe_reports_a_wide_clip_as_width_by_height(tmp_path, suffix, container, codec):
+    """`kinema info` must not swap width and height: a 40x24 clip reads as 40 wide, 24 high, in every format."""
+    write_video(tmp_path / f"wide{suffix}", moving_square(4, height=24, width=40), fps=10)
+    info = probe(tmp_path / f"wide{suffix}")
+    assert (info.container, info.codec, info.width, info.height) == (container, codec, 40, 24)
+    assert (info.num_frames, info.fps, info.duration) == (4, 10, pytest.approx(0.4))
+    assert read_video(tmp_path / f"wide{suffix}").frames.shape == (4, 24, 40, 3)
+
+
+def test_probe_reports_the_path_as_given(tmp_path, monkeypatch):
+    """The path in `kinema info` output is the one the user typed, not a resolved absolute one."""
+    monkeypatch.chdir(tmp_path)
+    write_video("clip.mp4", moving_square(2))
+    assert probe("clip.mp4").path == "clip.mp4"
+    assert probe(Path("clip.mp4")).to_dict()["path"] == "clip.mp4"
+
+
+def test_avi_keeps_each_tag_it_can_store_and_names_the_ones_it_cannot(tmp_path):
+    """AVI's seven native tags round trip; any other is refused up front with the list of those it keeps."""
+    native = ["artist", "comment", "copyright", "date", "genre", "language", "title"]
+    tags = {name: f"{name} value" for name in native}
+    write_video(tmp_path / "tagged.avi", moving_square(2), metadata=tags)
+    assert tags.items() <= read_video(tmp_path / "tagged.avi").metadata.items()
+    message = f"AVI cannot store the tags ['location', 'make']; it keeps only {native} (use .mp4, .mov or .webm for free-form metadata)"
+    with pytest.raises(ValueError) as err:
+        write_video(tmp_path / "mov-tags.avi", moving_square(2), metadata={"make": "x", "location": "y", "title": "t"})
+    assert str(err.value) == message
+    assert not (tmp_path / "mov-tags.avi").exists()
+
+
+@pytest.mark.parametrize(("height", "width", "padded"), [(63, 64, (64, 64)), (64, 65, (64, 66))])
+def test_only_the_odd_side_is_padded_for_mp4(tmp_path, height, width, padded):
+    """An odd height gains one row and an odd width one column, never the other way round."""
+    frames = moving_square(4, height=height, width=width)
+    write_video(tmp_path / "odd.mp4", frames)
+    decoded = read_video(tmp_path / "odd.mp4").frames
+    assert decoded.shape == (4, *padded, 3)
+    assert psnr(decoded[:, :height, :width], frames) > 30
+
+
+def test_gif_plays_up_to_fifty_fps_and_refuses_faster_or_tagged_clips(tmp_path):
+    """50 fps is one frame per 2 cs, the fastest a browser plays; above it, or with a tag GIF has no room for, the
+    write is refused with the reason, and nothing is written."""
+    write_video(tmp_path / "fastest.gif", moving_square(6), fps=50)
+    with Image.open(tmp_path / "fastest.gif") as image:
+        assert [frame.info["duration"] for frame in ImageSequence.Iterator(image)] == [20] * 6
+    video = read_video(tmp_path / "fastest.gif")
+    assert video.fps == 50 and [frame_index(f) for f in video.frames] == list(range(6))
+    with pytest.raises(ValueError) as err:
+        write_video(tmp_path / "faster.gif", moving_square(6), fps=50.5)
+    assert str(err.value) == "GIF cannot play faster than 50 fps (delays are in 1/100 s), got 50.5"
+    with pytest.raises(ValueError) as err:
+        write_video(tmp_path / "tagged.gif", moving_square(2), metadata={"title": "x", "artist": "y"})
+    assert str(err.value) == "GIF has no metadata tags except a comment, got ['artist', 'title']"
+    assert listing(tmp_path) == ["fastest.gif"]
+
+
+def test_a_png_frame_of_another_size_is_named_with_both_sizes(tmp_path):
+    """The message gives the odd frame's size and the first frame's, each as width x height, so the user can fix it."""
+    write_video(tmp_path / "frames", moving_square(2, height=24, width=40))
+    Image.fromarray(np.zeros((40, 24, 3), np.uint8)).save(tmp_path / "frames" / "0002.png")
+    with pytest.raises(VideoReadError) as err:
+        read_video(tmp_path / "frames")
+    assert str(err.value) == f"cannot read video '{tmp_path / 'frames'}': 0002.png is 24x40, the first frame is 40x24"
+    assert err.value.path == tmp_path / "frames"
+
+
+def test_still_images_round_trip_and_unreadable_ones_are_value_errors_naming_the_file(tmp_path):
+    """First frames for image-to-video: a PNG comes back exactly, the suffix picks the format, and every failure is a
+    ValueError naming the file, the one error the CLI turns into a message."""
+    from kinema.io.image import read_image, write_image
+
+    image = np.random.default_rng(1).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    assert write_image(tmp_path / "a.png", image) == tmp_path / "a.png"
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), image)
+    write_image(tmp_path / "b.JPG", image)
+    assert (tmp_path / "b.JPG").read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG, whatever the case of the suffix
+    assert read_image(tmp_path / "b.JPG").shape == (12, 20, 3)
+    with pytest.raises(ValueError) as err:
+        write_image(tmp_path / "c.png", image[..., :2])
+    assert str(err.value) == "image must be uint8 (H, W, 3), got uint8 (12, 20, 2)"
+    with pytest.raises(ValueError) as err:
+        read_image(tmp_path / "gone.png")
+    assert type(err.value) is ValueError and str(err.value) == f"cannot read image {tmp_path / 'gone.png'}: no such file"
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError) as err:
+        read_image(tmp_path / "junk.png")
+    assert str(err.value).startswith(f"cannot read image {tmp_path / 'junk.png'}: ")
+    assert sorted(listing(tmp_path)) == ["a.png", "b.JPG", "junk.png"]
+
+
+def test_a_single_frame_clip_reads_just_that_frame(clip32):
+    """Grabbing one frame (a thumbnail, a first frame for image-to-video) is a complete clip, wherever it starts."""
+    for start in (0, 5, 31):
+        video = read_video(clip32, start=start, num_frames=1)
+        assert video.frames.shape == (1, 64, 64, 3) and frame_index(video.frames[0]) == start
+
+
+def test_a_file_the_user_may_not_read_says_permission_denied(tmp_path, monkeypatch):
+    """A permissions problem must not be reported as a corrupt video: the user would delete a good file."""
+    write_video(tmp_path / "locked.mp4", moving_square(2))
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(video_module.av, "open", refuse)
+    with pytest.raises(VideoReadError) as err:
+        read_video(tmp_path / "locked.mp4")
+    assert str(err.value) == f"cannot read video '{tmp_path / 'locked.mp4'}': permission denied"
+    assert (err.value.path, err.value.reason) == (tmp_path / "locked.mp4", "permission denied")

@@ -2,6 +2,7 @@
 and the top-level Python API."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -361,3 +362,42 @@ def test_a_written_model_index_records_the_kinema_that_wrote_it(tmp_path):
     ModelIndex(pipeline="diffusion", components={"denoiser": "denoiser"}).write(tmp_path)
     assert json.loads((tmp_path / INDEX_NAME).read_text())["_kinema_version"] == kinema.__version__
     assert ModelIndex.read(tmp_path / INDEX_NAME).kinema_version == kinema.__version__
+
+
+def test_a_run_folder_opens_its_export_when_no_checkpoint_is_newer(tiny_model_dir, tmp_path):
+    """A finished run's export is what a user asked for; a run whose export is as new as its newest checkpoint
+    must not be re-exported from the checkpoint, and one with neither says so."""
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=rf"^{re.escape(str(run))} is a training run folder without checkpoints or an exported model yet$"):
+        open_model(run)
+    exported = Path(shutil.copytree(tiny_model_dir, run / "model"))
+    index = json.loads((exported / INDEX_NAME).read_text())
+    index["training"] = {"step": 3}
+    (exported / INDEX_NAME).write_text(json.dumps(index))
+    (run / "checkpoints" / "step_3.pt").write_bytes(b"")  # as new as the export: the export is used, not this file
+    (run / "checkpoints" / "step_2.pt").write_bytes(b"")
+    for given in (run, str(run)):
+        opened = open_model(given)
+        assert (opened.path, opened.run, opened.name, opened._tmp, opened.legacy) == (exported, run, str(run), None, False)
+    shutil.rmtree(run / "checkpoints")  # a run folder holding only its export
+    opened = open_model(run)
+    assert (opened.path, opened.run, opened.index.training) == (exported, run, {"step": 3})
+
+
+def test_open_model_names_a_file_or_an_unreadable_kinema_json_with_the_right_error(tmp_path):
+    """`--model some.bin` and a hand-broken kinema.json beside a diffusers pipeline each get one clear error of a
+    type a caller can catch (missing model vs. broken model folder)."""
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
+    with pytest.raises(FileNotFoundError, match=rf"^{re.escape(str(tmp_path / 'weights.bin'))} is a file; --model takes a built-in "
+                                                r"name, a model folder or a training run folder$"):
+        open_model(tmp_path / "weights.bin")
+    folder = tmp_path / "pipe"
+    folder.mkdir()
+    (folder / INDEX_NAME).write_text(json.dumps({"_class_name": "TextToVideoSDPipeline", "_diffusers_version": "0.30.0"}))
+    (folder / "kinema.json").write_text('{"num_inference_steps": ')
+    with pytest.raises(ModelFormatError, match=rf"^{re.escape(str(folder / 'kinema.json'))} cannot be read as JSON \(Expecting value"):
+        open_model(folder)
+    (folder / "kinema.json").write_text('{"_kinema_version": "9.9", "guidance_scale": 2.5}')
+    opened = open_model(folder)
+    assert (opened.index.pipeline, opened.index.settings["guidance_scale"], opened.index.kinema_version, opened.diffusers) == ("diffusers", 2.5, "9.9", True)

@@ -311,3 +311,66 @@ def test_a_pipeline_loaded_in_bfloat16_holds_every_network_in_bfloat16(pipe, tmp
     loaded = load_pipeline(pipe.save_pretrained(tmp_path / "m"), device="cpu", dtype="bfloat16", text_encoder=text_encoder)
     dtypes = {name: {p.dtype for p in module.parameters()} for name, module in loaded.modules().items()}
     assert dtypes == {name: {torch.bfloat16} for name in pipe.modules()}
+
+
+def test_an_option_keeps_converts_and_refuses_values_in_the_words_a_user_reads():
+    """Every option a pipeline declares is checked here: a value comes back as given (text untouched, whole numbers
+    as int, others as float), and a refusal names the flag and exactly what it allows."""
+    import re
+
+    from kinema.pipelines.common import Contract, Option
+
+    text = Option("negative_prompt", str, "", "what guidance steers away from", alias="negative")
+    assert text.check("  Blue Sky ") == "  Blue Sky "  # a prompt is the user's text, spaces and case included
+    with pytest.raises(ValueError, match=r"^negative_prompt \(--negative\) must be text, got 3$"):
+        text.check(3)
+    choice = Option("scheduler", str, "ddim", "sampler", choices=("ddim", "euler"))
+    assert choice.check("euler") == "euler"
+    with pytest.raises(ValueError, match=r"^scheduler \(--scheduler\) must be one of ddim, euler, got 'Euler'$"):
+        choice.check("Euler")
+    assert choice.describe() == "scheduler (--scheduler): one of ddim, euler, default 'ddim'"
+
+    steps = Option("num_inference_steps", int, 20, "denoising steps", low=1, high=1000, alias="steps")
+    for value in (7, 7.0, np.int64(7), np.float32(7.0)):
+        assert steps.check(value) == 7 and type(steps.check(value)) is int
+    for value, message in ((True, "a number, got True"), ("7", "a number, got '7'"), (7.5, "a whole number, got 7.5"),
+                           (0, ">= 1 and <= 1000, got 0"), (1001, ">= 1 and <= 1000, got 1001")):
+        with pytest.raises(ValueError, match=rf"^num_inference_steps \(--steps\) must be {re.escape(message)}$"):
+            steps.check(value)
+    assert steps.describe() == "num_inference_steps (--steps): >= 1 and <= 1000, default 20"
+
+    frames = Option("num_frames", int, 13, "frames per clip", low=5, multiple=4, offset=1, alias="frames", needs_image=True)
+    assert frames.check(9) == 9 and frames.check(5) == 5
+    with pytest.raises(ValueError, match=r"^num_frames \(--frames\) must be 1 more than a multiple of 4, >= 5, got 10$"):
+        frames.check(10)
+    assert frames.describe() == "num_frames (--frames): 1 more than a multiple of 4, >= 5, default 13, with --image only"
+    assert Option("height", int, 64, "frame height", multiple=8).allowed() == "a multiple of 8"
+    assert Option("seed_offset", int, None, "an int").allowed() == "an int"
+
+    fps = Option("fps", float, 8.0, "frame rate", low=0, low_open=True, high=1000)
+    assert fps.check(3) == 3.0 and type(fps.check(3)) is float and fps.check(1000) == 1000.0
+    with pytest.raises(ValueError, match=r"^fps \(--fps\) must be > 0 and <= 1000, got 0$"):
+        fps.check(0)
+    with pytest.raises(ValueError, match=r"^fps \(--fps\) must be a finite number, got nan$"):
+        fps.check(math.nan)
+    eta = Option("eta", float, None, "DDIM's eta", cli=False)
+    assert (eta.label, eta.allowed(), eta.describe(), eta.check(np.float32(0.5))) == ("eta", "a float", "eta: a float", 0.5)
+
+    contract = Contract(tasks=("text-to-video",), prompt="required", image=False, options=(steps, fps), size=(16, 16))
+    assert contract.resolve({"steps": 5, "fps": None}, False, "m") == {"num_inference_steps": 5, "fps": 8.0}
+    assert contract.resolve({}, False, "m") == {"num_inference_steps": 20, "fps": 8.0}
+    with pytest.raises(ValueError, match=r"^num_inference_steps given twice \(as num_inference_steps and steps\)$"):
+        contract.resolve({"num_inference_steps": 5, "steps": 6}, False, "m")
+    with pytest.raises(ValueError, match=r"^m does not take eta; it takes: num_inference_steps \(--steps\): >= 1 and <= 1000, "
+                                         r"default 20; fps \(--fps\): > 0 and <= 1000, default 8\.0$"):
+        contract.resolve({"eta": 0.0}, False, "m")
+
+
+def test_a_pipeline_output_prints_its_clips_size_and_first_prompts_and_seeds():
+    """`print(pipe(...))` is how a notebook user sees a result: clip count, frames and width x height, not the array."""
+    from kinema.pipelines.common import VideoPipelineOutput
+
+    one = VideoPipelineOutput(frames=np.zeros((1, 3, 8, 12, 3), np.uint8), prompts=["a"], seeds=[5])
+    assert repr(one) == "VideoPipelineOutput(1 clip of 3 frames at 12x8, prompts=['a'], seeds=[5])"
+    many = VideoPipelineOutput(frames=np.zeros((5, 2, 16, 4, 3), np.uint8), prompts=["a", "b", "c", "d", "e"], seeds=[0, 1, 2, 3, 4])
+    assert repr(many) == "VideoPipelineOutput(5 clips of 2 frames at 4x16, prompts=['a', 'b', ...], seeds=[0, 1, 2, 3])"

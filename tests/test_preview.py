@@ -308,3 +308,34 @@ def test_a_preview_path_of_its_own_needs_no_output_file(tiny_model_dir, tmp_path
     assert result.path is None and result.preview == path and path.is_file()
     with pytest.raises(ValueError, match=r"^preview=True writes beside the output: give out, or a path for the preview$"):
         generate("a small red circle moving left slowly", model=tiny_model_dir, device="cpu", preview_every=1, preview=True)
+
+
+def test_a_vae_fingerprint_moves_with_its_weights_config_and_the_fit_version_and_refuses_meta_weights(monkeypatch):
+    """The cache key must change whenever a stored map could be stale (weights, config, fitting code), and a VAE
+    loaded without weights must be refused by name rather than fingerprinted as if it had some."""
+    from dataclasses import dataclass
+
+    from kinema.pipelines import preview as preview_module
+    from kinema.pipelines.preview import fingerprint
+
+    @dataclass
+    class Config:
+        channels: int = 4
+
+    vae = LinearVAE()
+    vae.config = Config()
+    key = fingerprint(vae, "extra")
+    assert len(key) == 32 and int(key, 16) >= 0 and fingerprint(vae, "extra") == key  # 32 hex digits, stable
+    assert fingerprint(vae, "other") != key and fingerprint(vae) != key
+    vae.config = Config(channels=8)
+    assert fingerprint(vae, "extra") != key
+    vae.config = Config()
+    monkeypatch.setattr(preview_module, "FIT_VERSION", preview_module.FIT_VERSION + 1)
+    assert fingerprint(vae, "extra") != key  # a new way of fitting never reuses an old map
+    monkeypatch.undo()
+    with torch.no_grad():
+        vae.weight[1, 2] += 1e-3  # an element neither first nor last: the statistics still move
+    assert fingerprint(vae, "extra") != key
+    meta = torch.nn.Linear(2, 3, device="meta")
+    with pytest.raises(ValueError, match=r"^weight holds no weights \(meta device\): nothing to fit a preview on$"):
+        fingerprint(meta)

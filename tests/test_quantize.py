@@ -122,3 +122,26 @@ def test_int8_runs_beside_bfloat16_weights_under_autocast(tiny_model_dir):
     assert both.dtype == torch.bfloat16 and all(isinstance(m.weight, Int8Tensor) for m in linears)
     # measured 62.6-63.0 dB over seeds 0-3, against the bfloat16 frames; less a margin
     assert psnr(frames(bf16, 1), frames(both, 1)) >= 50.0
+
+
+def test_the_missing_torchao_hint_installs_a_pinned_version_the_package_declares(monkeypatch):
+    """The command the error hands a user must install one exact torchao release that kinema[quantize] accepts."""
+    import importlib.util
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else find_spec(name, *a))
+    with pytest.raises(ValueError) as error:
+        check_quantize("int8", need_package=True)
+    found = re.fullmatch(r"--quantize int8 needs the torchao package, which is not installed: pip install torchao==(\S+) "
+                         r"\(or pip install 'kinema\[quantize\]'\)", str(error.value))
+    assert found, str(error.value)
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    declared = Requirement(pyproject["project"]["optional-dependencies"]["quantize"][0])
+    assert declared.name == "torchao" and declared.specifier.contains(found.group(1))
+    check_quantize("int8", need_package=False)  # the mode alone is fine without the package
+    check_quantize(None, need_package=True)  # no quantization asks for nothing

@@ -107,3 +107,25 @@ def test_preview_of_the_wrong_kind_is_refused_by_name(tmp_path, bad):
     with pytest.raises(ValueError, match=r"objective.sample\(\) must return uint8 clips"):
         logger.video(1, bad)
     logger.close()
+
+
+def test_training_time_counts_logged_intervals_across_sessions_and_skips_blank_lines(tmp_path):
+    """`kinema evaluate` reports a run's training time: the logged steps over their speed, whatever else the file holds."""
+    from kinema.training.logging import run_training_seconds, training_seconds
+
+    lines = [
+        {"step": 10, "steps_per_s": 2.0},  # 10 steps at 2/s: 5 s
+        {"step": 20, "steps_per_s": 5.0},  # 10 more at 5/s: 2 s
+        {"step": 20, "loss": 0.5},  # no speed: nothing
+        {"message": "resumed"},
+        {"step": 30, "steps_per_s": 0},  # speed unknown: not counted, but the interval after starts at 30
+        {"step": 40, "steps_per_s": 4.0},  # 10 at 4/s: 2.5 s
+    ]
+    text = "\n".join(json.dumps(row) for row in lines[:3]) + "\n\n   \n" + "\n".join(json.dumps(row) for row in lines[3:]) + "\n"
+    (tmp_path / "metrics.jsonl").write_text(text)
+    assert training_seconds(tmp_path / "metrics.jsonl") == pytest.approx(5 + 2 + 2.5)
+    assert training_seconds(tmp_path / "metrics.jsonl", upto_step=30) == pytest.approx(7)
+    assert training_seconds(tmp_path / "metrics.jsonl", upto_step=9) == 0.0
+    (tmp_path / "model").mkdir()
+    assert run_training_seconds(tmp_path) == run_training_seconds(tmp_path / "model") == pytest.approx(9.5)
+    assert run_training_seconds(tmp_path / "model" / "elsewhere") is None

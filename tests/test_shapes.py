@@ -176,3 +176,110 @@ def test_each_split_draws_its_clips_from_its_own_stream():
         same = sum(motion[i] == motion[48 + i] for i in range(48))
         assert same < 12, f"{a} and {b} share {same} of 48 motions (independent draws share about 3)"
         assert all(sets[a].scene(i).x0 != sets[b].scene(i).x0 for i in range(48))
+
+
+def test_the_canonical_caption_reads_size_colour_shape_direction_speed():
+    """Captions are the conditioning text: the spec's template and example must come out word for word."""
+    from kinema.data.shapes import ShapesLabels
+
+    assert ShapesLabels("circle", "red", "small", "left", "slowly").caption() == "a small red circle moving left slowly"
+    assert ShapesLabels("triangle", "cyan", "large", "down", "quickly").caption() == "a large cyan triangle moving down quickly"
+
+
+def test_start_positions_are_uniform_over_the_whole_allowed_range():
+    """Every start that keeps the object inside for all frames is used, right up to both edges of that range."""
+    ds = CaptionedShapes("train", num_samples=800)
+    spread = {-1: [], 0: [], 1: []}  # where in its range each start lies, by the motion along that axis
+    for i in range(len(ds)):
+        scene = ds.scene(i)
+        s, v = SIZES[scene.labels.size], SPEEDS[scene.labels.speed]
+        for d, p in zip(DIRECTIONS[scene.labels.direction], (scene.x0, scene.y0)):
+            lo, hi = s / 2 + (v * 15 if d < 0 else 0), 64 - s / 2 - (v * 15 if d > 0 else 0)
+            assert lo <= p <= hi
+            spread[d].append((p - lo) / (hi - lo))
+    for d, where in spread.items():
+        assert min(where) < 0.02 and max(where) > 0.98, d
+        assert np.mean(where) == pytest.approx(0.5, abs=0.05), d
+
+
+def test_items_at_other_clip_lengths_match_render_and_labels():
+    """A dataset of 8- or 23-frame clips hands out the same clip as render(), with the object inside every frame."""
+    for num_frames in (8, 23):
+        ds = CaptionedShapes("train", num_samples=40, resolution=16, num_frames=num_frames, seed=5)
+        for i in range(len(ds)):
+            item = ds[i]
+            assert item["video"].shape == (3, num_frames, 16, 16)
+            assert np.array_equal(tensor_to_frames(item["video"]), ds.render(i))
+            assert item["labels"] == ds.labels(i).to_dict() and item["caption"] == ds.caption(i)
+
+
+def test_shape_motion_scenes_cover_the_recipe_ranges():
+    """Starts, ends, control points and colours span the spec's ranges, not a corner of them (MoCoGAN Table 1)."""
+    ds = ShapeMotion(num_samples=300, seed=4)
+    across, dark_channel, controls = [], 0, []
+    for i in range(len(ds)):
+        scene = ds.scene(i)
+        lo, hi = scene.size / 2, 64 - scene.size / 2
+        along = 0 if scene.direction == "left-to-right" else 1
+        assert lo <= scene.start[along] <= 20 and 44 <= scene.end[along] <= hi
+        for point in (scene.start, scene.end):
+            assert lo <= point[1 - along] <= hi
+            across.append((point[1 - along] - lo) / (hi - lo))
+        assert all(lo <= c <= hi for c in scene.control)
+        controls.extend((c - lo) / (hi - lo) for c in scene.control)
+        assert max(scene.color) >= 64 and all(0 <= c <= 255 for c in scene.color)
+        dark_channel += min(scene.color) < 64
+        labels = ds.labels(i)
+        assert labels == {**scene.__dict__, "start": list(scene.start), "control": list(scene.control), "end": list(scene.end), "color": list(scene.color)}
+    assert min(across) < 0.05 and max(across) > 0.95 and np.mean(across) == pytest.approx(0.5, abs=0.06)
+    assert min(controls) == 0 and max(controls) == 1  # uniform over the frame, then clamped at both sides
+    assert dark_channel > 100  # a channel under 64 is common (about 55 of every 100 colours)
+    with pytest.raises(IndexError, match=r"^index -1 out of range for 300 samples$"):
+        ds.scene(-1)
+
+
+def test_dataset_arguments_are_checked_with_exact_limits_and_messages():
+    """A wrong argument names itself, the allowed values and what was given; the limits themselves are accepted."""
+    cases = [
+        (lambda: CaptionedShapes("validation"), "split must be one of ('train', 'test', 'heldout'), got 'validation'"),
+        (lambda: CaptionedShapes(captions="fancy"), "captions must be 'canonical' or 'varied', got 'fancy'"),
+        (lambda: CaptionedShapes(resolution=30), "resolution must be a multiple of 8 from 16 to 1024, got 30"),
+        (lambda: CaptionedShapes(resolution=8), "resolution must be a multiple of 8 from 16 to 1024, got 8"),
+        (lambda: ShapeMotion(resolution=1032), "resolution must be a multiple of 8 from 16 to 1024, got 1032"),
+        (lambda: CaptionedShapes(num_frames=1), "num_frames must be at least 2, got 1"),
+        (lambda: CaptionedShapes(num_frames=24), "num_frames=24 is too many: a large quick shape would leave the frame (max 23)"),
+        (lambda: ShapeMotion(num_samples=0), "num_samples must be positive, got 0"),
+        (lambda: ShapeMotion("heldout"), "split must be 'train' or 'test', got 'heldout'"),
+    ]
+    for make, message in cases:
+        with pytest.raises(ValueError) as err:
+            make()
+        assert str(err.value) == message
+    assert len(CaptionedShapes(resolution=16, num_frames=23, num_samples=1)) == 1
+    assert CaptionedShapes(resolution=24, num_samples=1).render(0).shape == (16, 24, 24, 3)  # any multiple of 8
+    assert len(ShapeMotion(resolution=1024, num_frames=2, num_samples=1)) == 1
+
+
+def test_each_shape_is_drawn_centred_on_its_stated_position():
+    """The labels' position is where the object is drawn: the bounding-box centre, whose centroid sits on it for a
+    circle or square and s/6 below it for the apex-up triangle (to within the 4x sample grid)."""
+    from kinema.data.shapes import bezier_path
+
+    ds = CaptionedShapes("train", num_samples=90, resolution=32)
+    errors = {}
+    for i in range(len(ds)):
+        scene = ds.scene(i)
+        lab = scene.labels
+        (dx, dy), v, t = DIRECTIONS[lab.direction], SPEEDS[lab.speed], np.arange(16)
+        below = SIZES[lab.size] / 6 if lab.shape == "triangle" else 0.0
+        expected = np.stack([scene.x0 + dx * v * t, scene.y0 + dy * v * t + below], axis=1) / 2  # 32 px = half scale
+        errors.setdefault(lab.shape, []).append(centroids(ds.render(i)) - expected)
+    for shape, error in errors.items():
+        error = np.concatenate(error)
+        assert np.abs(error.mean(axis=0)).max() < 0.04, (shape, error.mean(axis=0))
+    assert np.abs(np.concatenate(errors["circle"])).max() < 0.04
+    motion = ShapeMotion(num_samples=24, resolution=32)
+    circles = [i for i in range(24) if motion.scene(i).shape == "circle"]
+    assert len(circles) > 5
+    for i in circles:
+        np.testing.assert_allclose(centroids(motion.render(i)), bezier_path(motion.scene(i)) / 2, atol=0.04)

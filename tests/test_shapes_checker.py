@@ -163,3 +163,64 @@ def test_an_object_seen_in_one_frame_has_no_direction_or_speed():
     reading = read_shapes(once)
     assert reading.shape == "square" and reading.color == "red"
     assert reading.direction is None and reading.speed is None and reading.velocity == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4])
+def test_a_speck_is_judged_against_the_smallest_shape_at_the_videos_own_resolution(factor):
+    """A 3x3 speck beside a shape is noise, a 4x4 one a second object, at 64 px and at 2x or 4x that."""
+    video = np.zeros((2, 64, 64, 3), np.uint8)
+    video[:, 10:30, 10:30] = (255, 0, 0)  # a 20-px red square
+    speck, blob = video.copy(), video.copy()
+    speck[:, 50:53, 50:53] = 255  # 9 px: under 0.15 x the 72-px small triangle
+    blob[:, 50:54, 50:54] = 255  # 16 px: over it
+    up = np.ones((factor, factor, 1), np.uint8)
+    for frames, single in ((speck, 1.0), (blob, 0.0)):
+        reading = read_shapes(np.stack([np.kron(f, up) for f in frames]))
+        assert reading.present_rate == 1.0 and reading.single_blob_rate == single
+        assert reading.shape == "square" and reading.color == "red" and reading.size == "large"
+
+
+def test_a_report_counts_every_video_and_scores_each_attribute_over_the_videos_that_name_it():
+    """A set with an empty clip must still count it, and an attribute only some labels give is scored on those alone."""
+    red = render_scene(ShapesScene(ShapesLabels("square", "red", "small", "right", "slowly"), 10, 15))
+    half = red.copy()
+    half[::2] = 0  # the object in every other frame only
+    black = np.zeros_like(red)
+    readings = [read_shapes(v) for v in (red, half, black)]
+    labels = ["a small red square moving right slowly", {"shape": "square", "color": "blue"}, {"shape": "square"}]
+    report = check_videos([red, half, black], labels)
+    assert report.to_dict() == {
+        "num_videos": 3,
+        "accuracy": {"shape": 2 / 3, "color": 1 / 2, "size": 1.0, "direction": 1.0, "speed": 1.0},
+        "present_rate": pytest.approx((1 + 0.5 + 0) / 3),
+        "single_blob_rate": pytest.approx((1 + 0.5 + 0) / 3),
+        "mean_color_drift": pytest.approx((readings[0].color_drift + readings[1].color_drift) / 2),
+        "mean_size_drift": pytest.approx((readings[0].size_drift + readings[1].size_drift) / 2),
+    }
+    assert report.readings == readings and report.expected[2] == {"shape": "square"}
+    assert [r.attributes()["color"] for r in readings] == ["red", "red", None]
+
+
+def test_a_minority_of_glitched_frames_does_not_change_the_shape_read():
+    """Generated clips glitch now and then; the shape is the one most frames show, not an average of all."""
+    tri = render_scene(ShapesScene(ShapesLabels("triangle", "green", "large", "right", "slowly"), 20, 32))
+    flipped = tri.copy()
+    flipped[:5] = flipped[:5, ::-1]  # 5 of 16 frames upside down: skewness +0.57 instead of -0.57
+    assert read_shapes(flipped[:5]).skewness == pytest.approx(-read_shapes(tri).skewness) == pytest.approx(0.57, abs=0.01)
+    reading = read_shapes(flipped)
+    assert (reading.shape, reading.color, reading.size, reading.direction, reading.speed) == ("triangle", "green", "large", "right", "slowly")
+    assert reading.skewness == pytest.approx(np.median([read_shapes(f[None]).skewness for f in flipped]))
+    square = render_scene(ShapesScene(ShapesLabels("square", "green", "large", "right", "slowly"), 20, 32))
+    square[:7] = tri[:7]  # 7 of 16 frames a triangle
+    assert read_shapes(square).shape == "square"
+
+
+def test_videos_and_labels_must_match_in_number():
+    """A caption list one short would shift every caption onto the wrong video, or silently drop a video."""
+    ds = CaptionedShapes("test", num_samples=3, resolution=32)
+    videos, captions = [ds.render(i) for i in range(3)], [ds.caption(i) for i in range(3)]
+    with pytest.raises(ValueError, match="shorter"):
+        check_videos(videos, captions[:2])
+    with pytest.raises(ValueError, match="longer"):
+        check_videos(videos[:2], captions)
+    assert check_videos(iter(videos), iter(captions)).num_videos == 3

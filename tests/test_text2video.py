@@ -279,3 +279,21 @@ def test_a_bad_option_is_refused_before_the_model_loads(tiny_model_dir, tmp_path
     with pytest.raises(ValueError, match="does not take top_k"):
         generate_module.generate_clips(["a red circle"], model=tiny_model_dir, top_k=3)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_each_far_prompt_warns_with_its_own_note_naming_the_nearest_training_prompt(pipe, text_encoder):
+    """The warning a user sees must be the note for that prompt: its cosine to, and the name of, the nearest training prompt."""
+    import warnings
+
+    references = pipe.settings.reference_prompts
+    far, farther = "quantum chromodynamics lecture notes", "tax law of medieval guilds"
+    pooled = text_encoder.encode([far, farther, *references]).pooled.double()
+    cosines = torch.nn.functional.cosine_similarity(pooled[:2, None], pooled[None, 2:], dim=-1)  # (2, references)
+    expected = [f"prompt {p!r} is far from what this model was trained on (cosine {cosines[i].max().item():.2f}); "
+                f"closest it understands: {references[int(cosines[i].argmax())]!r}" for i, p in enumerate((far, farther))]
+    assert all(cosines[i].max() < pipe.settings.ood_threshold for i in range(2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        notes = pipe.far_prompt_warnings(["", far, "a small red circle moving left slowly", farther])
+    assert notes == expected  # an empty prompt (unconditional) and a near one are not warned about
+    assert [str(w.message) for w in caught] == expected and {w.category for w in caught} == {UserWarning}

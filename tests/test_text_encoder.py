@@ -65,3 +65,32 @@ def test_max_length_truncates_prompts_to_that_many_tokens(text_encoder):
     assert encoded.mask.sum(dim=1).tolist() == [6, 3]  # [CLS] hi [SEP]
     full = text_encoder.encode([long_prompt])
     assert int(full.mask.sum()) > 6
+
+
+def test_a_batch_pads_each_prompt_to_the_longest_and_pools_its_own_tokens(text_encoder):
+    """encode: one string is one prompt; rows are zero-padded to the longest prompt, and pooled is each prompt's unit mean token."""
+    prompts = ["a big blue square moving up quickly", "hi", "hi"]
+    fresh = lambda: MiniLMEncoder(text_encoder.bert, text_encoder.tokenizer)  # own cache: the batch is encoded as one
+    batch = fresh().encode(prompts)
+    alone = [fresh().encode([p]) for p in prompts]
+    lengths = [int(a.mask.sum()) for a in alone]
+    assert batch.tokens.shape == (3, max(lengths), 384) and batch.mask.sum(dim=1).tolist() == lengths
+    for i, a in enumerate(alone):
+        n = lengths[i]
+        torch.testing.assert_close(batch.tokens[i, :n], a.tokens[0], atol=1e-5, rtol=0)
+        assert (batch.tokens[i, n:] == 0).all() and not batch.mask[i, n:].any()
+        mean = a.tokens[0].mean(dim=0)
+        torch.testing.assert_close(batch.pooled[i], mean / mean.norm(), atol=1e-5, rtol=0)
+    single = text_encoder.encode("a big blue square moving up quickly")
+    assert single.tokens.shape[0] == 1 and torch.equal(single.tokens[0], batch.tokens[0, : lengths[0]])
+
+
+def test_token_statistics_are_the_mean_and_std_over_every_real_token_of_every_caption(text_encoder):
+    """A model standardises its text input with these: every caption counts, in any batch size, and padding never does."""
+    captions = ["a small red circle moving left slowly", "hi", "a large green triangle", "up", "a tiny cyan circle moving down fast"]
+    tokens = torch.cat([text_encoder.encode([c]).tokens[0] for c in captions])  # each caption alone: no padding at all
+    assert tokens.shape[0] == sum(int(text_encoder.encode([c]).mask.sum()) for c in captions)
+    for batch_size in (2, 256):
+        mean, std = text_encoder.token_statistics(captions, batch_size=batch_size)
+        torch.testing.assert_close(mean, tokens.mean(dim=0), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(std, tokens.std(dim=0), atol=1e-5, rtol=1e-4)  # the sample std (n - 1)

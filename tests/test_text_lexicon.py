@@ -197,3 +197,71 @@ def test_a_definitions_word_is_read_in_the_sense_whose_own_antonym_is_another_va
     senses = planner_for(shapes_vocabulary(), text_encoder).senses
     for word in ("stocky", "thickset"):
         assert senses.word(word)[0] == ("size", "small"), word
+
+
+def test_only_a_lone_value_word_after_a_verb_is_an_idioms_particle():
+    """A definition's "make up" is an idiom, not the direction up; "go up" is motion; and a value phrase of two words
+    ("up high") is the value even after such a verb: only one word can be a phrasal verb's particle."""
+    from kinema.text.phrases import Match
+    from kinema.text.senses import _after_verb, _particle
+
+    assert _particle(["make", "up"], 1) and not _particle(["up"], 0) and not _particle(["big", "up"], 1)
+    assert _after_verb(["make", "up", "high"], Match("direction", "up", 1.0, "named", (1,)))
+    assert not _after_verb(["make", "up", "high"], Match("direction", "up", 1.0, "named", (1, 2)))
+    assert not _after_verb(["go", "up"], Match("direction", "up", 1.0, "named", (1,)))  # a verb of motion
+
+
+def test_a_definitions_adjective_is_read_by_the_noun_its_own_word_comes_from(text_encoder):
+    """"disinherited": "deprived of your rightful heritage"; rightful comes from the noun "rightfulness", not from "right"
+    (that noun's first synonym, and a direction): a disinherited circle says nothing about where it moves."""
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text.planner import plan, planner_for
+
+    vocabulary = shapes_vocabulary()
+    senses = planner_for(vocabulary, text_encoder).senses
+    assert senses._derived("rightful") is None and senses._derived("triangular") == ("shape", "triangle")
+    assert senses.word("disinherited") is None
+    scene = plan("a disinherited red circle", vocabulary, encoder=text_encoder)
+    assert scene.choices["direction"].how == "guess" and scene.unplaced == ["disinherited"]
+
+
+def test_a_words_senses_vote_by_tag_count_plus_rank_and_a_rare_sense_places_nothing(text_encoder):
+    """How sure the planner is of a lexicon word is the weight of its senses that lead to the value: "swift" is fast by
+    its adjective (tagged 15 times: 15 + 1/1) against four untagged noun senses (the bird...: 1/1 + 1/2 + 1/3 + 1/4,
+    rank within the part of speech); "driving" leads to fast only by a rare golf sense and is placed nowhere."""
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text.planner import planner_for
+
+    senses = planner_for(shapes_vocabulary(), text_encoder).senses
+    assert [(s.pos, s.count) for s in wordnet().synsets("swift")] == [("n", 0)] * 4 + [("a", 15)]
+    (value, share) = senses.word("swift")
+    assert value == ("speed", "quickly") and share == pytest.approx(16 / (16 + 1 + 1 / 2 + 1 / 3 + 1 / 4))
+    (value, share) = senses.word("plodding")  # the adjective (1 + 1) is slow, the second noun (1/2) another thing
+    assert value == ("speed", "slowly") and share == pytest.approx(2 / (2 + 1 / 2))
+    assert any(senses.sense(s) == ("speed", "quickly") for s in wordnet().synsets("driving", "v")) and senses.word("driving") is None
+
+
+def test_a_word_tagged_mostly_as_an_adjective_is_not_mostly_a_verb():
+    """"clear" (32 verb tags, 80 adjective) and "slow" (12, 27) describe the object in "a clear blue square"; "dry" (23 verb
+    tags, 19 adjective) is used more as a verb: the verb tags must outnumber the noun and adjective tags together."""
+    from kinema.text.reading import mostly_verb
+
+    def tags(word):
+        return {pos: sum(s.count for s in wordnet().synsets(word, pos)) for pos in ("v", "n", "a")}
+
+    assert tags("clear") == {"v": 32, "n": 0, "a": 80} and tags("dry") == {"v": 23, "n": 0, "a": 19}
+    assert [mostly_verb(w) for w in ("clear", "slow", "empty", "dry", "open")] == [False, False, False, True, True]
+
+
+def test_a_colour_settled_by_its_category_is_still_none_when_a_colour_the_palette_lacks_is_nearer():
+    """Pink is not red, so between red and magenta it is drawn magenta; but a palette that lists coral among the colours it
+    lacks must not draw pink at all when coral is nearer pink's hue than magenta is: the user asked for a coral-ish pink."""
+    from kinema.text.colors import lch
+
+    pink, coral = rgb_of("pink"), rgb_of("coral")
+    hue = lch(pink)[2]
+    assert angle_between(hue, lch(coral)[2]) < angle_between(hue, lch(COLORS["magenta"])[2])
+    assert Palette("color", dict(COLORS)).nearest(pink, exclude=frozenset({"red"})) == "magenta"
+    lacking_coral = Palette("color", dict(COLORS), {"coral": coral})
+    assert lacking_coral.nearest(pink) is None and not lacking_coral.lacks(pink)  # red is nearer than coral
+    assert lacking_coral.nearest(pink, exclude=frozenset({"red"})) is None

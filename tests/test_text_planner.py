@@ -13,7 +13,7 @@ from kinema.data.shapes import ALL_PAIRS, HELDOUT_PAIRS, canonical_captions, par
 from kinema.hub import BUILTIN_DIR, INDEX_NAME, ModelFormatError, ModelIndex, open_model
 from kinema.io import probe
 from kinema.models.base import UnknownKeyError
-from kinema.text import Scene, Vocabulary, VocabularyError, plan, split_shots
+from kinema.text import Choice, Scene, Vocabulary, VocabularyError, plan, split_shots
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -410,6 +410,36 @@ def test_shots_are_split_and_planned_one_by_one(vocabulary, text_encoder):
         "a small red circle moving left slowly"]
 
 
+
+def test_a_description_is_cut_at_sentence_ends_and_at_connectors_that_start_a_clause():
+    """Each shot is planned alone, so a cut in the wrong place (or none) changes what every clip shows."""
+    from kinema.text.shots import refers_back, shot_texts
+
+    assert shot_texts("a red ball rolls left and then a blue box rises") == ["a red ball rolls left", "a blue box rises"]
+    assert shot_texts("a ball rolls, after that a box rises") == ["a ball rolls", "a box rises"]
+    assert shot_texts("a ball rolls, next a box rises, later a disc falls, finally it stops") == [
+        "a ball rolls", "a box rises", "a disc falls", "it stops"]
+    assert shot_texts("A ball... Then a box!? a disc") == ["A ball", "a box", "a disc"]
+    assert shot_texts("a ball\n\nAND THEN a box") == ["a ball", "a box"]
+    # not a cut: a connector inside a clause, "and" alone, a word that only begins like one
+    assert shot_texts("a ball then rolls") == ["a ball then rolls"]
+    assert shot_texts("a ball rolls and a box rises") == ["a ball rolls and a box rises"]
+    assert shot_texts("thenceforth a ball rolls") == ["thenceforth a ball rolls"]
+    assert [refers_back(t) for t in ("then it rises", "Its colour", "the same box", "a box again", "items", "a box")] == [
+        True, True, True, True, False, False]
+
+
+def test_a_description_without_words_is_one_shot_planned_as_plan_does(vocabulary, text_encoder):
+    """"..." or a blank text still gives one scene (a clip), never an empty list; a non-string is refused by name."""
+    assert [(s.prompt, s.caption, s.choices) for s in split_shots("")] == [("", "", {})]
+    [scene] = split_shots("...", vocabulary, encoder=text_encoder)
+    defaults = vocabulary.caption({a.name: a.default for a in vocabulary.attributes})
+    assert (scene.prompt, scene.caption) == ("...", defaults)
+    assert scene.guessed == [a.name for a in vocabulary.attributes] and scene.unplaced == []
+    with pytest.raises(ValueError, match="text must be a string, got int"):
+        split_shots(3, vocabulary, encoder=text_encoder)
+
+
 # ---------------------------------------------------------------------------------------------- the model folder
 
 
@@ -442,6 +472,35 @@ def test_a_misspelt_or_broken_vocabulary_is_refused_naming_it(tmp_path, vocabula
     with pytest.raises(error, match=match) as raised:
         ModelIndex.read(tmp_path / INDEX_NAME)
     assert str(tmp_path / INDEX_NAME) in str(raised.value)
+
+
+
+def test_a_vocabulary_that_cannot_be_planned_onto_is_refused_saying_what_is_wrong():
+    """A model's author writes the vocabulary by hand: each mistake that would make the planner write captions the model
+    never saw is refused, with a message naming the attribute and the fault."""
+    from kinema.text import Attribute, Value
+
+    size = Attribute("size", (Value("small", measure=12.0), Value("large", measure=20.0)), "large", "px")
+    assert Vocabulary("a {size} ball", (size,)).defaults == {"size": "large"}
+    for attributes, unseen, match in [
+        ((Attribute("size", (), "large"),), (), "attribute 'size' has no values"),
+        ((Attribute("size", (Value("small"), Value("small")), "small"),), (), "attribute 'size' lists a value twice"),
+        ((Attribute("size", size.values, "huge", "px"),), (), r"attribute 'size': default 'huge' is not one of its values \(small, large\)"),
+        ((Attribute("size", size.values, "large", "cm"),), (), "attribute 'size': unit must be one of px, px/frame, deg, got 'cm'"),
+        ((Attribute("size", size.values, "large"),), (), "attribute 'size': measures need a unit and a measure for every value"),
+        ((Attribute("size", (Value("small", measure=12.0), Value("large")), "large", "px"),), (), "measures need a unit and a measure"),
+        ((size,), ({"size": "huge"},), r"unseen combination \{'size': 'huge'\}: 'huge' is not a value of 'size'"),
+        ((size,), ({"colour": "red"},), "no attribute 'colour'; the vocabulary has size"),
+    ]:
+        with pytest.raises(VocabularyError, match=match):
+            Vocabulary("a {size} ball", attributes, unseen)
+    with pytest.raises(VocabularyError, match=r"the template 'a ball' must name every attribute once \(size\), it names none"):
+        Vocabulary("a ball", (size,))
+    with pytest.raises(VocabularyError, match=r"must name every attribute once \(size\)"):
+        Vocabulary("a {} {size} ball", (size,))  # an unnamed slot no value fills: every caption would fail
+    with pytest.raises(VocabularyError, match=r"^shapes\.vocabulary: attribute 'size': default 'huge'"):
+        Vocabulary.from_json({"template": "a {size} ball", "attributes": {"size": {"default": "huge", "values": {"small": {}}}}},
+                             where="shapes.vocabulary")
 
 
 def test_the_shapes_text_models_declare_the_shapes_vocabulary(vocabulary):
@@ -621,8 +680,13 @@ def test_a_colon_does_not_cut_a_request_in_two(read):
     assert scene.values == {"shape": "triangle", "color": "green", "size": "large", "direction": "left", "speed": "quickly"}
 
 
-def test_a_word_neither_dictionary_knows_is_placed_alone_by_its_meaning(read):
-    """"lil" is in no dictionary, yet means little: MiniLM places the word alone, and a lone word may lean ("upstairs" -> up)."""
+def test_a_word_neither_dictionary_knows_is_placed_alone_by_its_meaning(read, monkeypatch):
+    """"lil" is in no dictionary (here not even the idioms file), yet means little: MiniLM places the word alone, and a
+    lone word may lean ("upstairs" -> up)."""
+    import kinema.text.planner as planner_module
+    from kinema.text.idioms import Idioms
+
+    monkeypatch.setattr(planner_module, "idioms", lambda: Idioms({}))
     scene = read("a lil blue circle")
     assert scene.values["size"] == "small" and (scene.choices["size"].how, scene.choices["size"].words) == ("meaning", "lil")
     scene = read("a red square going upstairs")
@@ -694,9 +758,10 @@ def test_a_radius_is_read_as_half_the_size_across(read, prompt, value):
 
 def test_an_adverb_never_names_the_objects_shape(read):
     """"flat out" is first "in a blunt direct manner" (blunt: "having a broad, rounded end"): an adverb says how the
-    object moves, so it must not silently make the object a circle; unread, it is reported."""
+    object moves, so it must not silently make the object a circle; it is the idiom for full speed."""
     scene = read("a small green thing moving left flat out")
-    assert scene.choices["shape"].how == "guess" and "flat out" in scene.unplaced, (scene.choices, scene.unplaced)
+    assert scene.choices["shape"].how == "guess", (scene.choices, scene.unplaced)
+    assert (scene.values["speed"], scene.choices["speed"].words) == ("quickly", "flat out")
 
 
 def test_words_outside_ascii_are_read_whole_not_crashed_on(read):
@@ -707,3 +772,129 @@ def test_words_outside_ascii_are_read_whole_not_crashed_on(read):
     assert not wordnet().knows("señor") and wordnet().knows("cafe")
     scene = read("a small red circle moving left, naïve señor")
     assert scene.caption == "a small red circle moving left slowly" and scene.unplaced == ["naïve", "señor"], scene.unplaced
+
+
+@pytest.mark.parametrize("prompt, attribute", [
+    ("a pale circle moving up", "color"),  # pale of what colour? none said
+    ("a neon triangle moving up", "color"),
+    ("a hot square moving up", "speed"),  # not a "hot" (fast) speed
+    ("a deep green square", "direction"),  # not "down" for deep
+    ("a circle with a strong speed moving right", "speed"),  # strong says how much, not which way
+])
+def test_a_shade_or_strength_word_alone_names_no_value_and_is_not_reported(read, prompt, attribute):
+    """"pale", "neon", "hot", "deep" only shade or strengthen another word: alone they must not be read as a value by
+    meaning (a pale circle is not yellow); the attribute is guessed, and nothing is reported as undrawable."""
+    scene = read(prompt)
+    assert scene.choices[attribute].how == "guess" and scene.choices[attribute].words == "", scene.choices
+    assert scene.unplaced == [] and all(c.how in ("named", "guess") for c in scene.choices.values()), scene.choices
+
+
+def test_of_two_values_for_one_attribute_the_objects_then_the_surer_then_the_first_wins(read):
+    """When a prompt names two values of one attribute the model draws one: the one said of the object, then the one said
+    in the vocabulary's words over a number or the lexicon, then the first; the loser is reported, and the winning
+    choice lists every word that agreed with it in the prompt's order."""
+    scene = read("a red circle moving up, left")  # two named: the first
+    assert (scene.choices["direction"].value, scene.choices["direction"].words, scene.unplaced) == ("up", "up", ["left"])
+    for prompt in ("a humongous small circle moving up", "a small humongous circle moving up"):  # named over the lexicon
+        scene = read(prompt)
+        assert (scene.values["size"], scene.choices["size"].how, scene.unplaced) == ("small", "named", ["humongous"]), prompt
+    scene = read("a red circle moving up at 1 px per frame, fast")  # named over a number, reported as one entry
+    assert (scene.values["speed"], scene.choices["speed"].words, scene.unplaced) == ("quickly", "fast", ["1 px per frame"])
+    scene = read("Fast. A red circle moving up at 1 px per frame")  # the object's sentence over a surer word elsewhere
+    assert (scene.values["speed"], scene.choices["speed"].how, scene.unplaced) == ("slowly", "number", ["Fast"])
+    assert read("a big circle, size large, moving up").choices["size"] == Choice("large", 1.0, "named", "big large")
+    assert read("a red circle moving up quickly and fast").choices["speed"] == Choice("quickly", 1.0, "named", "quickly fast")
+
+
+@pytest.mark.parametrize("prompt, attribute, value, word, phrase", [
+    ("a blue square heading toward the cellar", "direction", "down", "cellar", "toward the cellar"),
+    ("a red circle rolling into the basement", "direction", "down", "basement", "into the basement"),
+    ("a red circle like a bullet", "speed", "quickly", "bullet", "like a bullet"),
+])
+def test_a_phrase_reported_whole_still_tips_what_nothing_else_names(read, prompt, attribute, value, word, phrase):
+    """"toward the cellar" cannot be drawn and is reported, yet a cellar is down: the attribute no other word names leans
+    there (marked as a guess, with its cosine) rather than falling back to the default."""
+    scene = read(prompt)
+    choice = scene.choices[attribute]
+    assert (choice.value, choice.how, choice.words) == (value, "lean", word) and 0.0 < choice.confidence < 1.0, choice
+    assert scene.unplaced == [phrase] and attribute in scene.guessed
+
+
+def test_every_spelling_of_a_speed_unit_is_read_as_that_unit(read):
+    """Engineers write speeds many ways ("px/f", "pixels each steps", "16 pixels/s"): each is a number of pixels per frame
+    (or per second, divided by the clip's 8 fps), placed on the speed whose declared measure (1 or 2 px a frame) it is."""
+    speeds = {  # prompt tail -> pixels per frame, worked out by hand
+        "2 pixels per step": 2, "1 pixel per step": 1, "2 px a tick": 2, "2 pix every ticks": 2, "2 px/f": 2,
+        "2 pixels each steps": 2, "2 pixel's per frame": 2,
+        "16 px per sec": 2, "16 pixels/s": 2, "8 pixels every second": 1, "16 px per secs": 2, "8 px per seconds": 1,
+    }
+    for tail, per_frame in speeds.items():
+        scene = read(f"a red circle moving left at {tail}", fps=8)
+        assert (scene.values["speed"], scene.choices["speed"].how) == ({1: "slowly", 2: "quickly"}[per_frame], "number"), tail
+        assert scene.unplaced == [] and scene.choices["size"].how == "guess", (tail, scene.unplaced)
+    for prompt, speed in (("a red circle moving left, speed 2", "quickly"), ("a red circle moving left, velocity 1", "slowly")):
+        assert (read(prompt).values["speed"], read(prompt).choices["speed"].how) == (speed, "number"), prompt
+
+
+@pytest.mark.parametrize("prompt, speed", [
+    ("a red circle looking up", None),  # look up: search; the idiom in any tense is dropped
+    ("a red circle breaking down", None),
+    ("a red circle showing up", None),
+    ("a red circle sped up", "quickly"),  # speed up, in the past: faster, and no direction
+])
+def test_an_inflected_idiom_is_read_by_its_dictionary_form_not_as_a_direction(read, prompt, speed):
+    """WordNet lists "look up" and "speed up", not "looking up" or "sped up": the idiom is found by its verb's base form,
+    so its particle is not taken for the direction up or down the object moves."""
+    scene = read(prompt)
+    assert scene.choices["direction"].how == "guess" and scene.unplaced == [], (scene.choices, scene.unplaced)
+    if speed is None:
+        assert scene.choices["speed"].how == "guess"
+    else:
+        assert (scene.values["speed"], scene.choices["speed"].how, scene.choices["speed"].words) == (speed, "lexicon", "sped up")
+
+
+def test_words_that_only_name_an_attribute_are_not_reported_as_undrawable(read):
+    """"a blue hue", "a red tint", "a steady rate", "a straight path": these words say which attribute a value is of; the
+    model draws exactly what is asked, so the user must not be warned it cannot draw "hue" or "path"."""
+    for prompt, values in [
+        ("a circle with a blue hue moving up", {"color": "blue", "direction": "up"}),
+        ("a red circle, hue red, moving up", {"color": "red", "direction": "up"}),
+        ("a square of a red tint moving up", {"color": "red", "shape": "square"}),
+        ("a triangle in a green shade moving up", {"color": "green", "shape": "triangle"}),
+        ("a red circle in the middle moving left", {"direction": "left"}),
+        ("a red circle on a straight path moving left", {"direction": "left"}),
+        ("a red circle moving left at a steady rate", {"direction": "left"}),
+        ("a red circle moving left, its edge sharp", {"direction": "left"}),
+    ]:
+        scene = read(prompt)
+        assert scene.unplaced == [] and scene.warnings() == [], (prompt, scene.unplaced)
+        assert {a: scene.values[a] for a in values} == values and all(scene.choices[a].how == "named" for a in values), prompt
+
+
+def test_a_motion_toward_the_camera_is_reported_but_words_about_the_clip_are_not(read):
+    """A flat clip cannot show a thing coming toward the camera (or the picture): the phrase is reported and the
+    direction stays a guess; "in the video" or "toward the top of the frame" say nothing the model cannot draw."""
+    for prompt, phrase in [("a red circle moving toward the camera", "toward the camera"),
+                           ("a red circle moving toward the picture quickly", "toward the picture"),
+                           ("a small red circle moving up toward the camera", "toward the camera")]:
+        scene = read(prompt)
+        assert scene.unplaced == [phrase] and scene.warnings("m")[0].startswith(f"m cannot draw {phrase!r}"), (prompt, scene.unplaced)
+    assert read("a red circle moving toward the camera").choices["direction"].how == "guess"
+    assert read("a small red circle moving up toward the camera").values["direction"] == "up"
+    for prompt in ("a red circle moving left in the video", "a red circle toward the top of the frame"):
+        assert read(prompt).unplaced == [], prompt
+
+
+def test_plan_takes_the_vocabulary_as_its_json_and_refuses_what_it_cannot_read(vocabulary, text_encoder):
+    """A model folder's vocabulary arrives as JSON: planning onto it reads the prompt exactly as onto the Vocabulary;
+    a broken declaration or a prompt that is not text is refused by name, and a blank prompt is given back unchanged."""
+    prompt = "a tiny yellow box going up fast"
+    assert plan(prompt, vocabulary.to_json(), encoder=text_encoder) == plan(prompt, vocabulary, encoder=text_encoder)
+    assert plan(prompt, vocabulary.to_json(), encoder=text_encoder).caption == "a small yellow square moving up quickly"
+    broken = vocabulary.to_json()
+    broken["attributes"]["size"]["default"] = "huge"
+    with pytest.raises(VocabularyError, match="^vocabulary: attribute 'size': default 'huge' is not one of its values"):
+        plan(prompt, broken, encoder=text_encoder)
+    with pytest.raises(ValueError, match="prompt must be text, got int"):
+        plan(3, vocabulary, encoder=text_encoder)
+    assert plan("  ", vocabulary, encoder=text_encoder) == Scene("  ", "  ")

@@ -257,6 +257,15 @@ def test_time_limit_stops_with_a_checkpoint(tmp_path, capsys):
     assert list_checkpoints(tmp_path / "run" / "checkpoints")[-1][0] == 0
 
 
+def test_a_time_limit_is_echoed_as_the_user_wrote_it(tmp_path, capsys):
+    """`--time-limit 0` reaches train() as the float 0.0; the stop message must read "--time-limit 0 min", not "0.0"."""
+    for minutes, shown in [(0.0, "0"), (1e-9, "1e-09")]:  # 1e-9 min: the deadline has passed by the first step
+        run = train(TINY, ["train.max_steps=10"], out=tmp_path / shown, time_limit=minutes)
+        out = " ".join(capsys.readouterr().out.split())
+        assert f"stopped at step 0 (--time-limit {shown} min); checkpoint saved, continue with --resume auto" in out
+        assert [step for step, _ in list_checkpoints(run / "checkpoints")] == [0] and not (run / "model").exists()
+
+
 def test_new_run_refuses_a_folder_with_checkpoints_and_resume_says_what_changed(tmp_path, capsys):
     run = tmp_path / "run"
     train(TINY, ["train.max_steps=12"], out=run, until_step=6)
@@ -322,6 +331,22 @@ def test_init_from_errors_name_the_problem(baseline, tmp_path):
         train(TINY, EXACT + [f"train.init_from={baseline / 'model'}", "model.hidden=16"], out=tmp_path / "a", until_step=0)
     with pytest.raises(FileNotFoundError, match="train.init_from: no model 'nowhere'"):
         train(TINY, EXACT + ["train.init_from=nowhere"], out=tmp_path / "b", until_step=0)
+
+
+def test_init_from_a_built_in_name_starts_from_its_weights_and_says_which_folder(tmp_path, capsys):
+    """`train.init_from: shapes-vae` fine-tunes the shipped model: its exact weights, the folder it read them from named."""
+    from kinema.hub import BUILTIN_DIR
+
+    shapes_vae = ["model.latent_channels=8", "model.channels=[32, 64]", "model.encoder_blocks=1", "model.decoder_blocks=2",
+                  "model.mid_blocks=1", "model.temporal_compression=1", "data.num_samples=4"]  # configs/vae/shapes.yaml's model
+    run = train(ROOT / "configs" / "vae" / "tiny.yaml", ["train.init_from=shapes-vae", *shapes_vae], out=tmp_path / "run", until_step=0)
+    expected = f"fine-tuning from {BUILTIN_DIR / 'shapes-vae'}: loaded model; optimizer and LR schedule start fresh"
+    assert expected in capsys.readouterr().out.splitlines()
+    shipped = load_file(BUILTIN_DIR / "shapes-vae" / "vae" / "model.safetensors")
+    start = load_checkpoint(checkpoint_path(run / "checkpoints", 0))
+    assert start["modules"]["model"].keys() == shipped.keys() and not start["optimizers"]["model"]["state"]
+    for weights in (start["modules"]["model"], start["ema"]["model"]):
+        assert all(torch.equal(weights[k], v.to(weights[k].dtype)) for k, v in shipped.items())
 
 
 # ---------------------------------------------------------------------------- processes and precision
@@ -621,6 +646,25 @@ def test_a_checkpoint_past_max_steps_is_refused_and_ema_switched_on_starts_from_
     decay = (1 + 6) / (10 + 6)
     for key, weight in after["modules"]["model"].items():
         torch.testing.assert_close(after["ema"]["model"][key], decay * before[key] + (1 - decay) * weight, rtol=0, atol=1e-6)
+
+
+def test_a_checkpoint_of_another_process_count_reseeds_from_seed_and_step_as_a_fresh_run_does(tmp_path, capsys):
+    """Resuming a 2-process checkpoint on one process must stay reproducible: at step 0 it is exactly the fresh run's randomness."""
+    overrides = ["train.max_steps=4", "train.checkpoint_every=2", "train.log_every=1", "train.sample_every=0", "model.dropout=0.5"]
+    fresh = train(TINY, overrides, out=tmp_path / "fresh")
+    run = train(TINY, overrides, out=tmp_path / "run", until_step=0)
+    path = checkpoint_path(run / "checkpoints", 0)
+    state = load_checkpoint(path)
+    del state["format"]
+    state["rng"], state["num_processes"] = state["rng"] * 2, 2
+    path.unlink()
+    save_checkpoint(path, state)
+    train(TINY, overrides, out=run, resume="auto")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "RNG states were saved by 2 process(es); reseeding each process from (seed, step)" in out and "processes 2 -> 1" in out
+    assert [m["loss"] for m in _metrics(run)] == [m["loss"] for m in _metrics(fresh)]
+    final, reference = (load_checkpoint(checkpoint_path(r / "checkpoints", 4))["modules"]["model"] for r in (run, fresh))
+    assert all(torch.equal(final[k], v) for k, v in reference.items())
 
 
 def test_resume_auto_on_a_new_folder_starts_from_step_0(tmp_path, capsys):

@@ -348,3 +348,52 @@ def test_a_setting_typed_any_takes_its_value_as_written():
 
     loaded = from_dict(Free, {"extra": [1, "a", {"b": 2.5}], "steps": 3})
     assert loaded.extra == [1, "a", {"b": 2.5}] and loaded.steps == 3
+
+
+def test_a_train_section_left_out_gets_every_documented_default(tmp_path):
+    """A config that says nothing under train: runs with the defaults the schema documents, each one of them."""
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("family: toy\nmodel: {hidden: 16}\ndata: {num_samples: 64}\n")
+    train = load_config(bare).train
+    assert dataclasses.asdict(train) == dict(
+        max_steps=1000, batch_size=32, gradient_accumulation_steps=1, lr=1e-4, lr_schedule="cosine", warmup_steps=0, min_lr_ratio=0.1,
+        weight_decay=0.0, betas=(0.9, 0.999), eps=1e-8, max_grad_norm=1.0, ema_decay=0.999, mixed_precision="no", compile=False,
+        fsdp=False, cpu=False, find_unused_parameters=False, seed=0, init_from=None, init_partial=False, num_workers=0,
+        checkpoint_every=500, keep_checkpoints=3, log_every=10, sample_every=0, num_samples=4,
+    )
+
+
+def test_a_config_file_that_is_not_a_config_is_refused_by_what_is_wrong_with_it(tmp_path):
+    """`kinema train x.yaml` on a missing, binary, broken, list-shaped or empty file says which, naming the file."""
+    cases = {
+        "nowhere.yaml": (None, "config file {p} does not exist"),
+        "binary.yaml": (b"\xff\xfe\x00family", "config file {p} is not UTF-8 text: is it a YAML config?"),
+        "list.yaml": (b"- family: toy\n- model: {}\n", "{p}: a config must be a mapping of sections (family, model, data, train, objective), got list"),
+        "number.yaml": (b"3\n", "{p}: a config must be a mapping of sections (family, model, data, train, objective), got int"),
+        "empty.yaml": (b"", "{p}: family is required and must be a string naming a registered family, got None"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_bytes(content)
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert str(info.value) == message.format(p=path), name
+    (tmp_path / "broken.yaml").write_text("family: toy\ntrain: {max_steps: 3\n")
+    with pytest.raises(ConfigError, match=rf"^config file {re.escape(str(tmp_path / 'broken.yaml'))} is not valid YAML: \S") as info:
+        load_config(tmp_path / "broken.yaml")
+    assert "\n" not in str(info.value)
+
+
+def test_from_dict_called_directly_names_the_class_and_the_unprefixed_keys():
+    """A library user building a TrainConfig from a dict gets messages that read without a section name: 'config ...', 'lr'."""
+    from kinema.training.config import TrainConfig, from_dict
+
+    with pytest.raises(ConfigError) as info:
+        from_dict(TrainConfig, [("lr", 1)])
+    assert str(info.value) == "config must be a mapping of keys for TrainConfig, got [('lr', 1)] (list)" and info.value.key == ""
+    with pytest.raises(ConfigError) as info:
+        from_dict(TrainConfig, {"lr": "fast"})
+    assert str(info.value) == "lr must be a number, got 'fast' (str)" and info.value.key == "lr"
+    lr = from_dict(TrainConfig, {"lr": 1}).lr
+    assert lr == 1.0 and type(lr) is float  # an integer written for a float setting is read as that float

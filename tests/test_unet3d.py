@@ -199,3 +199,123 @@ def test_a_single_timestep_applies_to_every_clip_of_the_batch():
         scalar = unet(**dict(x, timestep=torch.tensor(500)))
     assert scalar.shape == x["sample"].shape
     torch.testing.assert_close(scalar, each, rtol=0, atol=1e-6)
+
+
+def test_a_component_folder_names_its_class_and_a_wrong_class_or_missing_file_is_named(tmp_path):
+    """A model folder says which network it holds: loading it as another class, or without one of its files, names the problem."""
+    import json
+    import re
+
+    from kinema.models.base import load_component, model_class_named, read_model_class
+    from kinema.models.vae import VideoVAE
+
+    unet = random_unet().eval()
+    folder = unet.save_pretrained(tmp_path / "m", extra={"_note": "trained for a test"})
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_class"] == "VideoUNet" and config["_note"] == "trained for a test" and config["sample_size"] == 16
+    assert read_model_class(folder) == "VideoUNet" and model_class_named("VideoUNet") is VideoUNet
+    loaded = load_component(folder)
+    assert type(loaded) is VideoUNet and not loaded.training and loaded.config == unet.config
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in unet.state_dict().items())
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(folder))} holds a VideoUNet, not a VideoVAE$"):
+        VideoVAE.from_pretrained(folder)
+    with pytest.raises(ValueError, match=r"^no Kinema network class 'VideoUnet'; known: .*VideoGPT, VideoGenerator, VideoUNet, VideoVAE, VideoVQVAE"):
+        model_class_named("VideoUnet")
+    # a diffusers-written config names its class as _class_name; one naming none reads as ""
+    diffusers = dict(config)
+    del diffusers["model_class"]
+    (folder / "config.json").write_text(json.dumps({**diffusers, "_class_name": "VideoUNet"}))
+    assert read_model_class(folder) == "VideoUNet"
+    (folder / "config.json").write_text(json.dumps(diffusers))
+    assert read_model_class(folder) == "" and VideoUNet.from_pretrained(folder).config == unet.config
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"^{re.escape(str(folder))} is not a model folder: model.safetensors is missing$"):
+        VideoUNet.from_pretrained(folder)
+    (folder / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"^{re.escape(str(folder))} is not a model component: config.json is missing$"):
+        read_model_class(folder)
+
+
+def test_weights_that_do_not_fit_the_config_are_refused_naming_the_keys(tmp_path):
+    """A folder whose weights lack a tensor the config needs (or hold one it does not) is refused, not half-loaded."""
+    from safetensors.torch import load_file, save_file
+
+    folder = random_unet().save_pretrained(tmp_path / "m")
+    state = load_file(str(folder / "model.safetensors"))
+    dropped = sorted(state)[0]
+    state["extra.weight"] = state.pop(dropped)
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(ValueError, match=rf"model.safetensors does not fit VideoUNet: missing \['{dropped}'\], unexpected \['extra.weight'\]$"):
+        VideoUNet.from_pretrained(folder)
+
+
+def test_the_timestep_embedding_is_cosines_then_sines_of_geometric_frequencies():
+    """The shipped denoisers were trained on this exact embedding: cos(t f_i) then sin(t f_i), f_i = 10000^(-i/half)."""
+    import math
+
+    from kinema.models.unet3d import timestep_embedding
+
+    t = torch.tensor([0, 1, 37, 999])
+    out = timestep_embedding(t, 8)
+    assert out.shape == (4, 8) and out.dtype == torch.float32
+    for row, step in zip(out.tolist(), t.tolist()):
+        freqs = [10_000 ** (-i / 4) for i in range(4)]
+        want = [math.cos(step * f) for f in freqs] + [math.sin(step * f) for f in freqs]
+        assert row == pytest.approx(want, abs=1e-4)
+    assert timestep_embedding(torch.tensor([3.0]), 4, max_period=100.0)[0].tolist() == pytest.approx(
+        [math.cos(3.0), math.cos(0.3), math.sin(3.0), math.sin(0.3)], abs=1e-5)
+
+
+def test_a_residual_block_is_norm_conv_film_then_a_temporal_conv_over_a_skip():
+    """ResBlock by hand: silu(GN(conv3x3(silu(GN(x)))) * (1 + scale) + shift), plus a 3-tap conv over frames, plus the 1x1 skip."""
+    from kinema.models.unet3d import ResBlock
+
+    torch.manual_seed(0)
+    block = ResBlock(8, 12, 6, groups=4, dropout=0.0)
+    assert torch.equal(block.temporal.weight, torch.zeros_like(block.temporal.weight))  # starts as an image block
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    g = torch.Generator().manual_seed(3)
+    x, emb = torch.randn(2, 8, 5, 4, 4, generator=g), torch.randn(2, 6, generator=g)
+    F = torch.nn.functional
+
+    def by_hand(x):
+        h = F.group_norm(x, 4, block.norm1.weight, block.norm1.bias, eps=1e-5)  # PyTorch's default eps, as trained
+        h = F.conv3d(F.silu(h), block.spatial.weight, block.spatial.bias, padding=(0, 1, 1))
+        film = emb @ block.film.weight.T + block.film.bias
+        scale, shift = film[:, :12, None, None, None], film[:, 12:, None, None, None]
+        h = F.silu(F.group_norm(h, 4, block.norm2.weight, block.norm2.bias, eps=1e-5) * (1 + scale) + shift)
+        h = h + F.conv3d(h, block.temporal.weight, block.temporal.bias, padding=(1, 0, 0))
+        return F.conv3d(x, block.skip.weight, block.skip.bias) + h
+
+    torch.testing.assert_close(block(x, emb), by_hand(x), rtol=1e-4, atol=1e-5)
+    faint = x * 1e-3  # nearly flat input (a blank frame): the normalisation's eps decides the output
+    torch.testing.assert_close(block(faint, emb), by_hand(faint), rtol=1e-4, atol=1e-5)
+    assert isinstance(ResBlock(8, 8, 6, groups=4, dropout=0.0).skip, torch.nn.Identity)  # same width: the input itself
+
+
+def test_every_block_of_every_level_runs_in_order_and_learns():
+    """With two blocks per level (the shipped models' shape) each level runs block, attention, block, attention, down then up."""
+    from kinema.models.unet3d import AttentionBlock, ResBlock
+
+    config = VideoUNetConfig(**{**TINY_UNET, "blocks_per_level": 2})
+    torch.manual_seed(0)
+    unet = VideoUNet(config)
+    for p in unet.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    calls = []
+    for name, module in unet.named_modules():
+        if isinstance(module, (ResBlock, AttentionBlock)):
+            module.register_forward_hook(lambda module, args, out, name=name: calls.append(name))
+    unet(**inputs()).square().mean().backward()
+    levels, attention = len(config.channels), set(config.attention_levels)
+    want = []
+    for level in range(levels):  # down: level 0 first
+        for j in range(2):
+            want += [f"down.{level}.{j}"] + ([f"down_attn.{level}.{j}"] if level in attention else [])
+    want += ["mid.0", "mid_attn", "mid.1"]
+    for i, level in enumerate(reversed(range(levels))):  # up: the coarsest level first
+        for j in range(2):
+            want += [f"up.{i}.{j}"] + ([f"up_attn.{i}.{j}"] if level in attention else [])
+    assert calls == want
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in unet.parameters()), "a weight that never learns"

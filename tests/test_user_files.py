@@ -172,3 +172,66 @@ def test_processes_of_a_distributed_launch_share_the_idle_cores(monkeypatch):
         assert threads.configure_threads() == 1  # fewer cores than processes: one each
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_rendered_dataset_holds_its_clips_a_full_manifest_and_an_eight_row_preview(tmp_path):
+    """A render is what a user trains on and looks at: every clip tagged with where it came from, one manifest row
+    each, and a preview of the first eight clips, eight evenly spaced frames across, upscaled to be visible."""
+    import json
+
+    from kinema.data import CaptionedShapes
+    from kinema.data.render import render_dataset
+    from kinema.io import read_provenance
+
+    seen = []
+    result = render_dataset("shapes", tmp_path / "set", split="test", count=9, resolution=16, seed=3, progress=lambda i, n: seen.append((i, n)))
+    out = tmp_path / "set"
+    names = [f"{i:04d}.mp4" for i in range(9)]
+    assert (result.out, result.files, result.manifest, result.preview) == (out, [out / n for n in names], out / "manifest.jsonl", out / "preview.png")
+    assert seen == [(i, 9) for i in range(1, 10)]
+    ds = CaptionedShapes("test", num_samples=9, resolution=16, seed=3)
+    rows = [json.loads(line) for line in result.manifest.read_text().splitlines()]
+    assert rows == [
+        {"file": names[i], "caption": ds.caption(i), "labels": ds.labels(i).to_dict(), "split": "test", "index": i, "seed": 3}
+        for i in range(9)
+    ]
+    record = read_provenance(out / names[4])
+    assert (record.model, record.seed, record.prompt, record.extra) == ("dataset:shapes", 3, ds.caption(4), {"split": "test", "index": 4})
+    from PIL import Image
+
+    preview = np.asarray(Image.open(result.preview).convert("RGB"))
+    cell, upscale = 16 + 2, 128 // 16
+    assert preview.shape == (upscale * (8 * cell - 2), upscale * (8 * cell - 2), 3)  # clip 8 (the ninth) is left out
+    for row in (0, 7):
+        frames = ds.render(row)
+        for col, t in enumerate([0, 2, 4, 6, 9, 11, 13, 15]):  # 8 of 16 frames, evenly spaced
+            y, x = upscale * row * cell, upscale * col * cell
+            np.testing.assert_array_equal(preview[y : y + 16 * upscale : upscale, x : x + 16 * upscale : upscale], frames[t])
+    assert (preview[upscale * 16 : upscale * 18, :] == 40).all()  # grey gaps between the rows
+
+
+def test_render_dataset_refuses_bad_requests_and_never_replaces_a_render_unasked(tmp_path):
+    """Each refusal says what was wrong, before a single clip is written over the user's files."""
+    from kinema.data.render import render_dataset
+
+    cases = [
+        (lambda: render_dataset("shapes_motion", tmp_path / "a"), ValueError, "unknown dataset 'shapes_motion'; choose one of shapes, shape-motion"),
+        (lambda: render_dataset("shapes", tmp_path / "a", count=0), ValueError, "count must be at least 1, got 0"),
+    ]
+    (tmp_path / "file").write_text("mine")
+    cases.append((lambda: render_dataset("shapes", tmp_path / "file"), NotADirectoryError, f"--out {tmp_path / 'file'} is a file; a render is a folder"))
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "manifest.jsonl").write_text("mine\n")
+    cases.append((lambda: render_dataset("shapes", tmp_path / "done"), FileExistsError, f"{tmp_path / 'done'} already holds a rendered dataset (pass overwrite to replace it)"))
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "0001.mp4").write_text("mine")
+    cases.append((lambda: render_dataset("shapes", tmp_path / "half", count=2), FileExistsError,
+                  f"{tmp_path / 'half' / '0001.mp4'} already exists; pass overwrite to replace it, or render into another folder"))
+    for call, error, message in cases:
+        with pytest.raises(error) as err:
+            call()
+        assert str(err.value) == message
+    assert not (tmp_path / "a").exists() and os.listdir(tmp_path / "half") == ["0001.mp4"]
+    assert (tmp_path / "done" / "manifest.jsonl").read_text() == "mine\n"
+    render_dataset("shape-motion", tmp_path / "half", count=2, resolution=16, overwrite=True)
+    assert sorted(os.listdir(tmp_path / "half")) == ["0000.mp4", "0001.mp4", "manifest.jsonl", "preview.png"]

@@ -43,7 +43,8 @@ def test_forward_backward_shapes(one_thread):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vae.parameters())
 
 
-@pytest.mark.parametrize("config, width", [(SMALL, 24), (FRAMEWISE, 16)], ids=["mid_channels=24", "mid_channels=null"])
+@pytest.mark.parametrize("config, width", [(SMALL, 24), (FRAMEWISE, 16), (VideoVAEConfig(**{**FRAMEWISE.__dict__, "mid_channels": 24}), 24)],
+                         ids=["mid_channels=24", "mid_channels=null", "framewise mid_channels=24"])
 def test_the_latent_rate_layers_of_both_sides_take_mid_channels(config, width):
     """mid_channels widens the layers at the latent rate of the encoder and the decoder alike (null: the last level's width)."""
     vae = VideoVAE(config)
@@ -52,6 +53,9 @@ def test_the_latent_rate_layers_of_both_sides_take_mid_channels(config, width):
         assert len(gains) == config.mid_blocks and all(g.shape == (width, 1, 1, 1) for g in gains)
     assert vae.decoder.conv_in.weight.shape[:2] == (width, config.latent_channels)
     assert vae.encoder.conv_out.weight.shape[:2] == (2 * config.latent_channels, width)
+    x = clip(frames=5)  # a clip goes through: the width changes where the frame rate would (a 1x1 conv when t is 1)
+    reconstruction, posterior = random_vae(config)(x)
+    assert reconstruction.shape == x.shape and posterior.mean.shape == (2, 4, *vae.latent_shape(5, 16, 16)[1:])
 
 
 def test_spatial_down_and_up_are_pixel_unshuffle_and_pixel_shuffle_of_each_frame():
@@ -312,6 +316,18 @@ def test_a_config_that_leaves_out_the_loss_weights_trains_with_the_built_in_shap
     assert {key: getattr(defaults, key) for key in recipe} == recipe
 
 
+def test_a_config_that_leaves_out_the_data_trains_on_the_built_in_shapes_vaes_clips():
+    """A config without a data section must train on what shapes-vae's recipe spells out (16-frame 64x64 clips of both sets)."""
+    from kinema.training.config import parse_yaml
+    from kinema.training.objectives.vae import VAEDataConfig
+
+    recipe = parse_yaml((Path(__file__).parents[1] / "configs" / "vae" / "shapes.yaml").read_text())["data"]
+    defaults = VAEDataConfig()
+    assert {"dataset", "split", "resolution", "num_frames"} <= set(recipe)
+    assert {key: getattr(defaults, key) for key in recipe} == recipe
+    assert VideoVAE(VideoVAEConfig()).latent_shape(defaults.num_frames, defaults.resolution, defaults.resolution) == (8, 16, 16, 16)
+
+
 def test_the_training_loss_weighs_l1_mse_and_kl_of_the_posterior_mean_when_told_not_to_sample(one_thread):
     """objective.sample_posterior=false trains on the decoded mean; the loss is l1_weight*L1 + mse_weight*MSE + kl_weight*KL."""
     from kinema.training import get_family
@@ -353,3 +369,59 @@ def test_the_mixed_dataset_alternates_the_two_shapes_sets_of_the_split_asked_for
         assert torch.equal(clips[2 * i + 1]["video"], frames_to_tensor(motion.render(i)))
     with pytest.raises(IndexError, match="index 6 out of range for 6 clips"):
         clips[6]
+
+
+@pytest.mark.parametrize("dataset", ["shapes", "shape_motion", "mixed"])
+def test_each_dataset_gives_its_own_clips_and_num_samples_of_them(dataset):
+    """data.dataset shapes / shape_motion train on that set alone, clip i its clip i; mixed alternates them (an odd count too)."""
+    from kinema.data.shapes import CaptionedShapes, ShapeMotion, frames_to_tensor
+    from kinema.training.objectives.vae import VAEClips
+
+    data = load_config(TINY, [f"data.dataset={dataset}", "data.num_samples=5"]).data
+    clips = VAEClips(data)
+    common = dict(resolution=16, num_frames=5, seed=data.seed)
+    shapes, motion = CaptionedShapes("train", num_samples=5, **common), ShapeMotion("train", num_samples=5, **common)
+    want = {"shapes": [shapes.render(i) for i in range(5)], "shape_motion": [motion.render(i) for i in range(5)],
+            "mixed": [shapes.render(0), motion.render(0), shapes.render(1), motion.render(1), shapes.render(2)]}[dataset]
+    assert len(clips) == 5
+    for i, frames in enumerate(want):
+        assert torch.equal(clips[i]["video"], frames_to_tensor(frames)), i
+    with pytest.raises(IndexError, match="^index 5 out of range for 5 clips$"):
+        clips[5]
+    with pytest.raises(IndexError, match="^index -1 out of range for 5 clips$"):
+        clips[-1]
+
+
+@pytest.mark.parametrize("name", ["l1_weight", "mse_weight", "kl_weight"])
+def test_a_negative_loss_weight_is_refused_by_name_and_zero_turns_that_term_off(name):
+    """A loss weight below 0 would reward the error: refused naming it; 0 is a valid way to drop a term (not both pixel terms)."""
+    from kinema.training.objectives.vae import VAEDataConfig, VAEObjectiveConfig
+
+    with pytest.raises(ValueError, match=rf"^{name} must be 0 or more, got -0.5$"):
+        VAEObjectiveConfig(**{name: -0.5})
+    assert getattr(VAEObjectiveConfig(**{name: 0.0}), name) == 0.0
+    with pytest.raises(ValueError, match="^l1_weight and mse_weight cannot both be 0: nothing would teach reconstruction$"):
+        VAEObjectiveConfig(l1_weight=0.0, mse_weight=0.0)
+    with pytest.raises(ValueError, match="^data.folder is required when data.dataset is 'folder'$"):
+        VAEDataConfig(dataset="folder")
+
+
+@pytest.mark.parametrize("kernel", [1, 2, 3])
+def test_a_causal_temporal_conv_weighs_the_last_k_frames_with_the_first_frame_repeated_before_the_clip(kernel):
+    """Frame j of the output is sum_i w_i x[j - (k-1) + i] + b, frames before 0 being frame 0; a cached chunk continues it exactly."""
+    from kinema.models.vae import CausalTemporalConv
+
+    torch.manual_seed(0)
+    conv = CausalTemporalConv(2, 3, kernel)
+    torch.nn.init.normal_(conv.conv.weight)
+    x = torch.randn(1, 2, 6, 2, 2, generator=torch.Generator().manual_seed(1))
+    w, b = conv.conv.weight[:, :, :, 0, 0], conv.conv.bias  # (cout, cin, k), (cout,)
+    want = torch.stack([
+        sum(torch.einsum("oc,bchw->bohw", w[:, :, i], x[:, :, max(0, j - (kernel - 1) + i)]) for i in range(kernel)) + b[:, None, None]
+        for j in range(6)
+    ], dim=2)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-5)
+        cache = {}
+        chunked = torch.cat([conv(x[:, :, :1], cache), conv(x[:, :, 1:4], cache), conv(x[:, :, 4:], cache)], dim=2)
+    torch.testing.assert_close(chunked, want, rtol=1e-5, atol=1e-5)

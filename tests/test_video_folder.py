@@ -142,3 +142,81 @@ def test_skip_warnings_count_the_files_skipped_so_far(folder, caplog):
     assert len(messages) == 2
     assert "(1 skipped so far)" in messages[0] and "a_broken.mp4" in messages[0]
     assert "(2 skipped so far)" in messages[1] and "b_broken.mp4" in messages[1]
+
+
+@pytest.mark.parametrize("path_key", ["file", "video", "path"])
+@pytest.mark.parametrize("caption_key", ["caption", "text", "prompt"])
+def test_a_manifest_may_name_its_columns_any_documented_way(tmp_path, path_key, caption_key):
+    """Each documented video column and caption column works, in JSONL and CSV alike, in the manifest's order."""
+    _numbered_gif(tmp_path / "a.gif", 4)
+    _numbered_gif(tmp_path / "b.gif", 4)
+    rows = [{path_key: "b.gif", caption_key: "second file first"}, {path_key: "a.gif", caption_key: 7}]
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    data = VideoFolder(tmp_path, num_frames=4)
+    assert (data.files, data.captions) == ([tmp_path / "b.gif", tmp_path / "a.gif"], ["second file first", "7"])
+    (tmp_path / "list.csv").write_text(f"{path_key},{caption_key}\na.gif,from csv\n")
+    data = VideoFolder(tmp_path, num_frames=4, manifest=tmp_path / "list.csv")
+    assert (data.files, data.captions) == ([tmp_path / "a.gif"], ["from csv"])
+    assert data[0]["caption"] == "from csv" and data[0]["path"] == str(tmp_path / "a.gif")
+
+
+def test_a_manifest_with_several_caption_columns_takes_caption_then_text_then_prompt(tmp_path):
+    """When a manifest carries more than one caption-like column, the documented order decides, not the column order."""
+    _numbered_gif(tmp_path / "a.gif", 4)
+    rows = [{"prompt": "p", "text": "t", "caption": "c", "file": "a.gif"}, {"prompt": "p", "text": "t", "file": "a.gif", "video": "x"}]
+    (tmp_path / "manifest.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    assert VideoFolder(tmp_path).captions == ["c"]
+    (tmp_path / "manifest.jsonl").write_text(json.dumps(rows[1]) + "\n\n")  # blank lines are allowed
+    data = VideoFolder(tmp_path)
+    assert (data.files, data.captions) == ([tmp_path / "a.gif"], ["t"])
+
+
+def test_without_a_manifest_each_video_takes_its_own_sidecar_caption(tmp_path):
+    """Videos are found in nested folders in path order, each paired with its own NAME.txt (trimmed), or "" without one;
+    other files are ignored."""
+    (tmp_path / "sub").mkdir()
+    for name in ["b.gif", "a.GIF", "sub/c.gif", "d.gif"]:
+        _numbered_gif(tmp_path / name, 4)
+    (tmp_path / "a.txt").write_text("  caption of a\n")
+    (tmp_path / "b.txt").write_text("caption of b")
+    (tmp_path / "sub" / "c.txt").write_text("caption of c\n\n")
+    (tmp_path / "notes.md").write_text("not a video")
+    data = VideoFolder(tmp_path, num_frames=4)
+    assert data.files == [tmp_path / "a.GIF", tmp_path / "b.gif", tmp_path / "d.gif", tmp_path / "sub" / "c.gif"]
+    assert data.captions == ["caption of a", "caption of b", "", "caption of c"]
+    assert [(data[i]["path"], data[i]["caption"]) for i in (1, 3)] == [(str(tmp_path / "b.gif"), "caption of b"), (str(tmp_path / "sub" / "c.gif"), "caption of c")]
+
+
+def test_caption_sample_takes_the_first_non_empty_captions(tmp_path):
+    """Text-embedding statistics come from real captions: a folder's empty ones are left out, and a caption-less
+    folder gives [""] rather than nothing; a Shapes set gives its first captions, at least one, at most its length."""
+    from kinema.data.captions import caption_sample
+
+    for name in ["a.gif", "b.gif", "c.gif", "d.gif"]:
+        _numbered_gif(tmp_path / name, 4)
+    (tmp_path / "b.txt").write_text("bee")
+    (tmp_path / "d.txt").write_text("dee")
+    data = VideoFolder(tmp_path, num_frames=4)
+    assert caption_sample(data, 8) == ["bee", "dee"] and caption_sample(data, 1) == ["bee"]
+    (tmp_path / "silent").mkdir()
+    _numbered_gif(tmp_path / "silent" / "e.gif", 4)
+    assert caption_sample(VideoFolder(tmp_path / "silent", num_frames=4), 8) == [""]
+    shapes = CaptionedShapes("test", num_samples=3)
+    assert caption_sample(shapes, 2) == [shapes.caption(0), shapes.caption(1)]
+    assert caption_sample(shapes, 0) == [shapes.caption(0)] and len(caption_sample(shapes, 10)) == 3
+
+
+def test_bad_folder_arguments_fail_at_construction_with_exact_messages(tmp_path):
+    """A typo in a training config fails when the dataset is built, naming the argument, not deep in the first batch."""
+    _numbered_gif(tmp_path / "a.gif", 4)
+    cases = [
+        (lambda: VideoFolder(tmp_path, stride=0), ValueError, "num_frames and stride must be positive, got 16 and 0"),
+        (lambda: VideoFolder(tmp_path, num_frames=0), ValueError, "num_frames and stride must be positive, got 0 and 1"),
+        (lambda: VideoFolder(tmp_path, clip="middle"), ValueError, "clip must be 'random', 'start' or 'center', got 'middle'"),
+        (lambda: VideoFolder(tmp_path / "a.gif"), FileNotFoundError, f"video folder {tmp_path / 'a.gif'} does not exist or is not a folder"),
+        (lambda: VideoFolder(tmp_path, manifest=tmp_path / "list.txt"), ValueError, f"manifest {tmp_path / 'list.txt'} must be .csv or .jsonl"),
+    ]
+    for make, error, message in cases:
+        with pytest.raises(error) as err:
+            make()
+        assert str(err.value) == message

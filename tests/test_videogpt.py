@@ -101,7 +101,7 @@ def test_codes_and_prompts_of_different_batch_sizes_are_refused_by_count(code_ro
 def kept_by_hand(row: list[float], top_k: int, top_p: float) -> set[int]:
     """The tokens top-k then top-p keep, by plain Python on one row of logits."""
     order = sorted(range(len(row)), key=lambda i: -row[i])
-    keep = order if top_k == 0 else [i for i in order if row[i] >= row[order[top_k - 1]]]
+    keep = order if top_k == 0 else [i for i in order if row[i] >= row[order[min(top_k, len(row)) - 1]]]
     weights = [np.exp(row[i] - row[keep[0]]) for i in keep]
     total, mass, nucleus = sum(weights), 0.0, []
     for i, w in zip(keep, weights):
@@ -112,7 +112,8 @@ def kept_by_hand(row: list[float], top_k: int, top_p: float) -> set[int]:
     return set(nucleus)
 
 
-@pytest.mark.parametrize("top_k, top_p", [(0, 1.0), (3, 1.0), (1, 1.0), (0, 0.5), (0, 0.9), (4, 0.7), (0, 1e-6)])
+@pytest.mark.parametrize("top_k, top_p", [(0, 1.0), (3, 1.0), (1, 1.0), (0, 0.5), (0, 0.9), (4, 0.7), (0, 1e-6),
+                                          (10, 1.0), (11, 1.0), (50, 0.9)])  # of 11 tokens: all but one, all, more than all
 def test_top_k_and_top_p_keep_what_a_hand_computation_keeps(top_k, top_p):
     logits = torch.randn(16, 11, generator=torch.Generator().manual_seed(top_k + int(100 * top_p)))
     filtered = filter_logits(logits, top_k, top_p)
@@ -215,6 +216,61 @@ def test_a_null_prompt_longer_than_the_prompt_is_used_whole(one_thread):
     # guidance 0 samples the null prompt alone, so it must match the long prompt sampled unguided
     assert torch.equal(run(0.0, short, short_mask, null_tokens=long, null_mask=long_mask), run(1.0, long, long_mask))
     assert not torch.equal(run(1.0, long, long_mask), run(1.0, long[:, :2], long_mask[:, :2]))
+
+
+def test_generate_samples_only_the_codes_after_the_known_ones_and_reports_each(one_thread):
+    """known codes come back as given; the callback sees every sampled code; a clip whose codes are all known draws nothing."""
+    gpt = random_gpt()
+    codes, text, mask = inputs()
+    known = codes[:, :4]
+    seen = []
+    out = gpt.generate(text, mask, 9, [torch.Generator().manual_seed(i) for i in range(2)], known=known,
+                       callback=lambda done, total, so_far: seen.append((done, total, so_far.clone())))
+    assert out.shape == (2, 9) and torch.equal(out[:, :4], known)
+    assert [(done, total) for done, total, _ in seen] == [(i, 5) for i in range(1, 6)]
+    assert all(torch.equal(so_far, out[:, : 4 + done]) for done, _, so_far in seen)
+    # every code known (image-to-video of one latent frame): the known codes, no draw from any generator
+    generators = [torch.Generator().manual_seed(i) for i in range(2)]
+    states = [g.get_state() for g in generators]
+    whole = gpt.generate(text, mask, 6, generators, known=codes[:, :6], callback=lambda *a: seen.append(a))
+    assert torch.equal(whole, codes[:, :6]) and len(seen) == 5
+    assert all(torch.equal(g.get_state(), state) for g, state in zip(generators, states))
+    one_left = gpt.generate(text, mask, 7, generators, known=codes[:, :6])  # one code left: it is drawn
+    assert one_left.shape == (2, 7) and torch.equal(one_left[:, :6], codes[:, :6])
+    for num_tokens in (3, SMALL.max_tokens + 1):
+        with pytest.raises(ValueError, match=rf"^num_tokens must be from 4 \(the known codes\) to {SMALL.max_tokens}, got {num_tokens}$"):
+            gpt.generate(text, mask, num_tokens, generators, known=known)
+
+
+def test_the_config_defaults_are_the_code_grid_of_the_shapes_vqvae_and_its_training_clips():
+    """VideoGPTConfig() is documented as the prior over configs/vqvae/shapes.yaml's codes; the family's data defaults
+    (17 frames at 64x64) are the clips whose code grid that is."""
+    from kinema.models.vqvae import VideoVQVAE
+    from kinema.training import load_config
+    from kinema.training.objectives.videogpt import VideoGPTDataConfig
+
+    vqvae = VideoVQVAE(load_config(CONFIGS / "vqvae" / "shapes.yaml").model)
+    data, prior = VideoGPTDataConfig(), VideoGPTConfig()
+    grid = vqvae.latent_shape(data.num_frames, data.resolution, data.resolution)
+    assert (prior.latent_frames, prior.latent_height, prior.latent_width) == grid == (5, 8, 8)
+    assert prior.vocab_size == vqvae.config.codebook_size == 1024 and prior.max_tokens == 320
+
+
+def test_the_built_in_prior_and_tokenizer_load_into_the_architectures_their_configs_describe():
+    """shapes-videogpt ships weights for VideoGPT and VideoVQVAE: every tensor must have a place of the same shape."""
+    from safetensors.torch import load_file
+
+    from kinema.hub import open_model
+    from kinema.models.vqvae import VideoVQVAE
+
+    model = open_model("shapes-videogpt")
+    for name, cls in (("prior", VideoGPT), ("vqvae", VideoVQVAE)):
+        folder = model.component(name)
+        network = cls.from_pretrained(folder)
+        stored, own = load_file(str(folder / "model.safetensors")), network.state_dict()
+        assert set(stored) == set(own) and all(stored[k].shape == own[k].shape for k in own), name
+    prior = VideoGPT.from_pretrained(model.component("prior"))
+    assert len(prior.blocks) == prior.config.layers == 6
 
 
 # ------------------------------------------------------------------------------------------ the pipeline
@@ -337,6 +393,23 @@ def test_the_vqvae_pin_and_the_code_grid_are_checked(vqvae_run, tmp_path):
         load_config(TINY_GPT, ["objective.vqvae=null"])
 
 
+def test_the_vqvae_pin_is_the_sha256_of_its_weights_and_a_mismatch_names_both(vqvae_run):
+    """A run pinned to its VQ-VAE's weights resumes; another VQ-VAE is refused naming the sha256 it found and the pinned one."""
+    import hashlib
+
+    from kinema.training import get_family, load_config
+
+    weights = vqvae_run / "model" / "vqvae" / "model.safetensors"
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    family = get_family("videogpt")
+    objective = family.objective(load_config(TINY_GPT, [f"objective.vqvae={vqvae_run}", f"objective.vqvae_sha256={digest}"]))
+    assert not objective.vqvae.training and not any(p.requires_grad for p in objective.vqvae.parameters())  # frozen
+    wrong = "ab" * 32
+    with pytest.raises(ValueError) as info:
+        family.objective(load_config(TINY_GPT, [f"objective.vqvae={vqvae_run}", f"objective.vqvae_sha256={wrong}"]))
+    assert f"has sha256 {digest}, not the {wrong} this run trains on" in str(info.value)
+
+
 @pytest.mark.parametrize("captions", ["canonical", "varied"])
 def test_the_prior_trains_on_the_captions_its_config_names(captions):
     from kinema.data.shapes import CaptionedShapes, canonical_captions
@@ -350,6 +423,15 @@ def test_the_prior_trains_on_the_captions_its_config_names(captions):
     assert [dataset.caption(i) for i in range(64)] == [reference.caption(i) for i in range(64)]
     plain = set(canonical_captions())
     assert (sum(dataset.caption(i) not in plain for i in range(64)) > 16) == (captions == "varied")
+
+
+def test_a_folder_dataset_without_a_folder_is_refused_naming_the_setting():
+    """data.dataset folder needs data.folder: forgetting it is named as such, not a crash deep in the video reader."""
+    from kinema.training import load_config
+    from kinema.training.objectives.videogpt import build_dataset
+
+    with pytest.raises(ValueError, match=r"^data.folder is required when data.dataset is 'folder'$"):
+        build_dataset(load_config(TINY_GPT, ["objective.vqvae=runs/unused", "data.dataset=folder"]))
 
 
 def test_attention_dropout_is_its_own_setting_and_off_by_default():

@@ -356,3 +356,48 @@ def test_decoding_the_codes_gives_what_the_quantized_vectors_give(one_thread):
         assert torch.equal(vectors[b, :, f, h, w], vqvae.quantizer.embedding[codes[b, f, h, w]])
         assert torch.allclose(vectors, quantized.vectors, atol=1e-6)
         assert torch.allclose(vqvae.decode(codes), vqvae(x)[0].clamp(-1, 1), atol=1e-5)
+
+
+def test_the_config_defaults_code_17_frames_of_64x64_into_5x8x8_codes_of_the_shipped_shape():
+    """VQVAEConfig() is documented as 17-frame 64x64 clips -> 5 x 8 x 8 codes of 1024; leaving out a block count or a
+    codebook setting gives the shipped shapes-videogpt tokenizer's (only its widths are set in its config)."""
+    import dataclasses
+
+    from kinema.hub import open_model
+
+    default = VQVAEConfig()
+    vqvae = VideoVQVAE(default)
+    assert vqvae.latent_shape(17, 64, 64) == (5, 8, 8) and default.codebook_size == 1024
+    assert [len(level.blocks) for level in vqvae.encoder.levels] == [default.encoder_blocks] * len(default.channels)
+    shipped = VideoVQVAE.read_config(open_model("shapes-videogpt").component("vqvae"))
+    assert dataclasses.replace(default, channels=shipped.channels, mid_channels=shipped.mid_channels) == shipped
+    # and the shipped widths are the ones configs/vqvae/shapes.yaml trains
+    from kinema.training import load_config
+
+    trained = load_config(Path(__file__).parents[1] / "configs" / "vqvae" / "shapes.yaml").model
+    assert (tuple(trained.channels), trained.mid_channels) == (tuple(shipped.channels), shipped.mid_channels)
+
+
+_BAD_CONFIGS = [
+    (dict(in_channels=0), "in_channels must be at least 1, got 0"),
+    (dict(channels=(8,)), r"channels must list 2 \(spatial compression 4\) or 3 \(compression 8\) positive widths, got \[8\]"),
+    (dict(channels=(8, 0)), r"channels must list 2 \(spatial compression 4\) or 3 \(compression 8\) positive widths, got \[8, 0\]"),
+    (dict(mid_blocks=-1), "encoder_blocks, decoder_blocks and mid_blocks must be 0 or more"),
+    (dict(mid_channels=0), "mid_channels must be at least 1 or null, got 0"),
+    (dict(temporal_compression=3), "temporal_compression must be 1, 2 or 4, got 3"),
+    (dict(codebook_size=1), "codebook_size must be at least 2 and embed_dim at least 1, got 1 and 64"),
+    (dict(embed_dim=0), "codebook_size must be at least 2 and embed_dim at least 1, got 1024 and 0"),
+    (dict(ema_decay=1.0), r"ema_decay must be in \[0, 1\), got 1.0"),
+    (dict(laplace_eps=0.0), "laplace_eps must be positive and restart_threshold 0 or more, got 0.0 and 1.0"),
+    (dict(restart_threshold=-1.0), "laplace_eps must be positive and restart_threshold 0 or more, got 1e-05 and -1.0"),
+]
+
+
+@pytest.mark.parametrize("fields, message", _BAD_CONFIGS, ids=[next(iter(f)) + "=" + str(next(iter(f.values()))) for f, _ in _BAD_CONFIGS])
+def test_each_impossible_vqvae_shape_is_refused_by_name(fields, message):
+    """A config.yaml slip like codebook_size: 1 must fail at once naming the field and its value, not deep in training."""
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        VQVAEConfig(**fields)
+    limits = VQVAEConfig(channels=(8, 8), mid_channels=1, mid_blocks=0, temporal_compression=1, codebook_size=2, embed_dim=1,
+                         ema_decay=0.0, restart_threshold=0.0)  # the limits themselves pass
+    assert (limits.codebook_size, limits.ema_decay, limits.restart_threshold) == (2, 0.0, 0.0)

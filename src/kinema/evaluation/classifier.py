@@ -224,8 +224,9 @@ def train_shapes_classifier(
     if t.steps < 1 or t.batch_size < 1:
         raise ValueError(f"steps and batch_size must be positive, got {t.steps} and {t.batch_size}")
     out = Path(out)
-    if (out / WEIGHTS_NAME).exists() and not overwrite:
-        raise FileExistsError(f"{out / WEIGHTS_NAME} already exists (pass overwrite=True to replace it)")
+    for name in (WEIGHTS_NAME, CONFIG_NAME):  # both, before training: save() would refuse either at the end
+        if (out / name).exists() and not overwrite:
+            raise FileExistsError(f"{out / name} already exists (pass overwrite=True to replace it)")
     torch.manual_seed(t.seed)
     rng = np.random.default_rng(t.seed)
     cfg = t.config
