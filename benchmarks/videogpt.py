@@ -7,7 +7,9 @@ and their prompts, backward, AdamW), timed without the frozen VQ-VAE's encode an
 Sampling: warm seconds per clip of --model through the pipeline (prompt -> codes -> VQ-VAE decode), and the
 prior's code sampling alone with the cache (one position per step) against without it (the whole sequence
 again at every step, as a model without a cache must), the same codes drawn by both. Targets: <= 2 s a
-clip warm, the prior's training MFU >= 25%.
+clip warm, the prior's training MFU >= 25%. On a CPU the prior trains with two-matmul attention
+(kinema.models.gpt.matmul_attention), which the FLOP counter counts; it has no formula for CPU flash attention,
+so the sampling MFU (flash attention, one query a step) leaves attention out.
 
     python benchmarks/videogpt.py [--model shapes-videogpt] [--threads 2] [--batch 32]
 

@@ -65,6 +65,28 @@ def test_codes_see_only_the_past_and_the_whole_prompt(one_thread):
         torch.testing.assert_close(gpt(codes, garbage, mask), logits, rtol=1e-5, atol=1e-5)
 
 
+def test_training_on_a_cpu_attends_as_inference_does(one_thread):
+    """Training on a CPU takes the two-matmul attention (faster there than flash attention's backward): the same
+    logits and gradients as scaled_dot_product_attention, padded prompt positions included."""
+    from kinema.models.gpt import matmul_attention
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 4, 9, 8, generator=g) for _ in range(3))
+    mask = torch.rand(2, 1, 9, 9, generator=g) > 0.4
+    mask |= torch.eye(9, dtype=torch.bool)  # every query sees itself
+    torch.testing.assert_close(matmul_attention(q, k, v, mask), torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask))
+    codes, text, mask = inputs()
+    grads = []
+    for train in (True, False):
+        gpt = random_gpt().train(train)
+        logits = gpt(codes, text, mask)
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), codes.flatten()).backward()
+        grads.append((logits.detach(), [p.grad for p in gpt.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("known", [0, 6], ids=["from-scratch", "first-frame-given"])
 def test_kv_cache_gives_the_full_forward_logits(known, one_thread):
     gpt = random_gpt()

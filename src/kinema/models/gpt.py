@@ -157,8 +157,21 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(b, s, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # each (b, heads, s, hd)
         if cache is not None:
             k, v = cache.write(layer, k, v)  # (b, heads, positions so far, hd)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        if self.training and x.device.type == "cpu" and not self.dropout and torch.is_grad_enabled():
+            a = matmul_attention(q, k, v, mask)
+        else:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(a.transpose(1, 2).reshape(b, s, d))  # (b, s, d)
+
+
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Attention as two matmuls and a softmax, for training on a CPU: torch's CPU flash attention runs its backward pass
+    at a small fraction of the matmul peak for short heads, and two plain matmuls (the weights kept for the backward pass:
+    batch x heads x positions^2 values) are faster. Shapes prior (head size 32, 352 positions, batch 16, bf16 autocast,
+    2 threads, one run): 0.678 s a training step against 0.767 s; the loss on 16 real clips' codes 1.04387 against
+    flash's 1.04390, gradients within 2.2% of float32's (flash: 1.8%). ``mask``: True where a query may see a key."""
+    scores = torch.matmul(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    return torch.matmul(scores.masked_fill(~mask, float("-inf")).softmax(-1).to(v.dtype), v)
 
 
 class Block(nn.Module):
