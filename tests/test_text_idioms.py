@@ -72,3 +72,18 @@ def test_the_shipped_idioms_are_slang_not_dictionary_words():
     assert not [words for words in table.phrases if len(words) == 1 and words[0] in plain]
     assert len(table.phrases) >= 300
     assert {idiom.attribute for idiom in table.phrases.values()} == set(IDIOM_VALUES)
+
+
+def test_speeding_up_is_a_speed_not_the_direction_up(text_encoder):
+    """"picks up speed", "speeding up": the particle says how fast, not where; the direction comes from the rest."""
+    vocabulary = shapes_vocabulary()
+    scene = plan("a red circle that picks up speed moving left", vocabulary, encoder=text_encoder)
+    assert (scene.values["direction"], scene.values["speed"]) == ("left", "quickly") and not scene.unplaced, scene.choices
+    scene = plan("a red circle speeding up", vocabulary, encoder=text_encoder)
+    assert scene.values["speed"] == "quickly" and scene.choices["direction"].how == "guess", scene.choices
+
+
+def test_the_vocabularys_own_words_in_an_idiom_are_left_to_the_planner(text_encoder):
+    """"from the bottom to the top" keeps the value after "to", though the file also lists "to the top"."""
+    scene = plan("a large cyan circle going from the bottom to the top slowly", shapes_vocabulary(), encoder=text_encoder)
+    assert scene.values["direction"] == "up" and not scene.unplaced, scene.choices

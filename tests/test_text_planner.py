@@ -898,3 +898,10 @@ def test_plan_takes_the_vocabulary_as_its_json_and_refuses_what_it_cannot_read(v
     with pytest.raises(ValueError, match="prompt must be text, got int"):
         plan(3, vocabulary, encoder=text_encoder)
     assert plan("  ", vocabulary, encoder=text_encoder) == Scene("  ", "  ")
+
+
+@pytest.mark.parametrize("prompt", ["a green triangle going up the stairs", "a green triangle bouncing up the stairs"])
+def test_a_direction_word_opening_a_path_is_the_direction(read, prompt):
+    """"up the stairs" is no idiom to drop: it says where the object goes, whatever the verb."""
+    scene = read(prompt)
+    assert scene.values["direction"] == "up" and scene.choices["direction"].how == "named", scene.choices

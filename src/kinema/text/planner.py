@@ -237,10 +237,10 @@ class Planner:
                 idiom = table.at(r.texts, i, n)
                 if idiom is None or (idiom.attribute == "color" and i + n < len(r.texts) and r.texts[i + n] in BACKGROUND_NOUNS):
                     continue  # "on a verde background" is not the object's colour (see _background)
-                content = [w for w in r.texts[i : i + n] if w not in STOP_WORDS and w not in MEDIUM_WORDS]
-                if content and all(self.phrases.is_value_word(w) and w not in self.phrases.attribute_names for w in content):
-                    continue  # the vocabulary's own words ("to the top", "left to right"): pass 1 reads them, "from ... to" too
                 found = self._idiom_value(idiom)
+                content = [self.phrases.read(w)[0] for w in r.texts[i : i + n] if w not in STOP_WORDS and w not in MEDIUM_WORDS]
+                if found and content and all(values and {a for a, _ in values} == {found[0]} for values in content):
+                    continue  # the vocabulary's own words for it ("to the top", "left to right"): pass 1 reads them, "from ... to" too
                 if found == OTHER:
                     r.refused |= set(span)
                 elif found is not None:
@@ -272,6 +272,8 @@ class Planner:
                 value = [self.phrases.is_value_word(w) and w not in self.phrases.attribute_names for w in words]
                 if not any(value) or all(v or w in STOP_WORDS or w in MOTION_WORDS for v, w in zip(value, words)):
                     continue
+                if value[0] and n == 3 and words[1] in _DETERMINERS:
+                    continue  # a path: "up the stairs", "down the hill" say where it goes
                 net = wordnet()
                 names = [r.joined(i, n)] + [" ".join([base, *words[1:]]) for base in net.lemmas(words[0], "v") if base != words[0]]
                 name = next((c for c in names if net.knows(c)), None)
