@@ -26,7 +26,8 @@ from kinema.models.base import PretrainedMixin
 
 @dataclass
 class VideoUNetConfig:
-    """Shape of the denoiser. Defaults: the shipped Shapes model's shape."""
+    """Shape of the denoiser. Defaults: a 32x32 RGB pixel model, 2x2 patches; the shipped models set their own widths and
+    depth (configs/diffusion/shapes.yaml, shapes_ldm.yaml: channels [32, 64, 128], one block per level)."""
 
     in_channels: int = 3  # RGB
     sample_size: int = 32  # frame height and width it is trained at
