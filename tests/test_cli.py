@@ -464,3 +464,36 @@ def test_demo_refuses_to_overwrite_before_any_work_and_names_the_first_file_in_t
         (out / "prompts.txt").write_text("")
         run_demo(out, prompts=["a red circle"])  # its files: 0000.mp4, grid.gif, prompts.txt
     assert sorted(p.name for p in out.iterdir()) == ["0007.mp4", "0008.mp4", "grid.gif", "prompts.txt"]
+
+
+class _ThreadsSet(Exception):
+    pass
+
+
+@pytest.mark.parametrize("args", [
+    ["generate", "a red circle", "-o", "{tmp}/clip.mp4"],
+    ["reconstruct", "{tmp}/in.mp4", "-o", "{tmp}/out.mp4"],
+    ["interpolate", "{tmp}/in.mp4", "{tmp}/in.mp4", "-o", "{tmp}/out.mp4"],
+    ["export", "{tmp}/run", "--out", "{tmp}/model"],
+    ["train", "{tmp}/config.yaml", "--out", "{tmp}/run"],
+    ["dataset", "render", "shapes", "--out", "{tmp}/data"],
+    ["check", "{tmp}/in.mp4"],
+    ["demo", "--out", "{tmp}/demo"],
+    ["evaluate", "--real", "{tmp}/in.mp4", "--fake", "{tmp}/in.mp4"],
+], ids=lambda args: " ".join(args[:2]))
+def test_every_compute_command_takes_its_threads_before_any_work(tmp_path, monkeypatch, args):
+    """`--threads 3` reaches the thread setting of every command that computes (a busy machine stalls otherwise)."""
+    import kinema.threads
+
+    seen = []
+
+    def configure(threads=None):
+        seen.append(threads)
+        raise _ThreadsSet
+
+    monkeypatch.setattr(kinema.threads, "configure_threads", configure)
+    (tmp_path / "in.mp4").write_bytes(b"")
+    (tmp_path / "config.yaml").write_text("family: toy\n")
+    (tmp_path / "run").mkdir()
+    result = runner.invoke(app, [a.format(tmp=tmp_path) for a in args] + ["--threads", "3"])
+    assert seen == [3], (result.exit_code, result.output)

@@ -385,6 +385,19 @@ def test_a_lora_that_cannot_load_is_one_clear_error(dit_t2v, unet_t2v, tmp_path)
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_a_lora_without_peft_installed_says_how_to_install_it(dit_t2v, tmp_path, monkeypatch):
+    """diffusers loads LoRAs through peft: without it, one line naming the package and the pip command, no traceback."""
+    import importlib.util
+
+    lora = tiny_lora(dit_t2v, tmp_path / "lora")
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None if name == "peft" else find_spec(name, *a, **k))
+    output = invoke("generate", PROMPT, "--model", dit_t2v, "--lora", lora, "--steps", 1, "-o", tmp_path / "x.mp4", code=1)
+    errors = re.findall(r"error: .*", output)  # after the loading bars, on their line
+    assert errors == ["error: --lora needs the peft package, which diffusers loads LoRAs with: pip install peft"], output
+    assert "Traceback" not in output and not (tmp_path / "x.mp4").exists()
+
+
 @pytest.fixture(scope="module")
 def dit_two_blocks(tmp_path_factory):
     """The tiny CogVideoX with two transformer blocks: first-block caching needs a block to skip."""

@@ -374,3 +374,20 @@ def test_a_pipeline_output_prints_its_clips_size_and_first_prompts_and_seeds():
     assert repr(one) == "VideoPipelineOutput(1 clip of 3 frames at 12x8, prompts=['a'], seeds=[5])"
     many = VideoPipelineOutput(frames=np.zeros((5, 2, 16, 4, 3), np.uint8), prompts=["a", "b", "c", "d", "e"], seeds=[0, 1, 2, 3, 4])
     assert repr(many) == "VideoPipelineOutput(5 clips of 2 frames at 4x16, prompts=['a', 'b', ...], seeds=[0, 1, 2, 3])"
+
+
+def test_the_provenance_names_an_image_file_and_says_nothing_of_an_array(tiny_model_dir, tmp_path):
+    """An image given as a file is recorded by its path; one given as pixels in Python has no name to record."""
+    import kinema
+    from kinema.io import read_video
+
+    image = np.full((32, 32, 3), 200, np.uint8)
+    from_array = kinema.generate("a red circle", tmp_path / "a.mp4", model=tiny_model_dir, image=image, steps=1)
+    assert from_array.image is None
+    assert "image" not in read_video(tmp_path / "a.mp4").provenance.extra
+    from PIL import Image
+
+    Image.fromarray(image).save(tmp_path / "first.png")
+    from_file = kinema.generate("a red circle", tmp_path / "b.mp4", model=tiny_model_dir, image=tmp_path / "first.png", steps=1)
+    assert from_file.image == str(tmp_path / "first.png")
+    assert read_video(tmp_path / "b.mp4").provenance.extra["image"] == str(tmp_path / "first.png")

@@ -129,3 +129,32 @@ def test_training_time_counts_logged_intervals_across_sessions_and_skips_blank_l
     (tmp_path / "model").mkdir()
     assert run_training_seconds(tmp_path) == run_training_seconds(tmp_path / "model") == pytest.approx(9.5)
     assert run_training_seconds(tmp_path / "model" / "elsewhere") is None
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="reads the open files from /proc")
+def test_a_closed_logger_holds_no_file_of_the_run_open(tmp_path):
+    """When a run ends its TensorBoard events and metrics are closed: nothing of the run folder stays open and no
+    writer thread keeps running (a finished run can be moved or deleted, and a session training many runs leaks nothing)."""
+    import os
+    import threading
+
+    before = set(threading.enumerate())
+    logger = RunLogger(tmp_path, enabled=True, max_steps=10, start_step=0, console=Console(file=open(os.devnull, "w")))
+    logger.scalars(1, {"loss": 0.5}, steps_per_s=1.0)
+
+    def open_in_run():
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(str(tmp_path)):
+                found.append(target)
+        return found
+
+    assert open_in_run()  # while logging: the event file and metrics.jsonl
+    logger.close()
+    assert open_in_run() == []
+    assert set(threading.enumerate()) <= before
+    assert [e.value for e in _events(tmp_path).Scalars("loss")] == [0.5]

@@ -265,3 +265,15 @@ def test_a_colour_settled_by_its_category_is_still_none_when_a_colour_the_palett
     lacking_coral = Palette("color", dict(COLORS), {"coral": coral})
     assert lacking_coral.nearest(pink) is None and not lacking_coral.lacks(pink)  # red is nearer than coral
     assert lacking_coral.nearest(pink, exclude=frozenset({"red"})) is None
+
+
+@pytest.mark.parametrize("word, attribute", [
+    ("anemometric", "speed"),  # "pertaining to the measurement of wind speed and direction"
+    ("ill-fitting", "size"),  # "not the right size or shape"
+    ("grotesque", "shape"),  # "distorted and unnatural in shape or size"
+])
+def test_a_word_speaking_of_two_attributes_speaks_of_the_first_its_definition_names(word, attribute):
+    from kinema.data.shapes import shapes_vocabulary
+    from kinema.text.planner import planner_for
+
+    assert planner_for(shapes_vocabulary()).senses.attribute_named(word) == attribute

@@ -44,6 +44,17 @@ def test_a_kind_of_a_listed_thing_inherits_its_outline(tmp_path):
     assert table.sense(net.commonest("dog", "n")) is None
 
 
+def test_a_name_of_several_words_stands_for_its_own_sense_not_its_first_words(tmp_path):
+    """"playing card" is a rectangle; that says nothing of "playing" or of what else WordNet files under "play"."""
+    from kinema.text.lexicon import wordnet
+
+    table = Outlines.read(write(tmp_path, "playing card\trectangle\ngolf ball\tcircle\n"))
+    net = wordnet()
+    assert table.sense(net.commonest("playing_card", "n")) == "rectangle"
+    assert table.sense(net.commonest("golf_ball", "n")) == "circle"
+    assert table.sense(net.commonest("playing", "n")) is None and table.sense(net.commonest("golf", "n")) is None
+
+
 @pytest.mark.parametrize("line", ["tent\ttriangular\n", "tent triangle\n", "tent\n"])
 def test_a_malformed_line_is_named_with_its_place(tmp_path, line):
     path = write(tmp_path, "coin\tcircle\n" + line)

@@ -905,3 +905,14 @@ def test_a_direction_word_opening_a_path_is_the_direction(read, prompt):
     """"up the stairs" is no idiom to drop: it says where the object goes, whatever the verb."""
     scene = read(prompt)
     assert scene.values["direction"] == "up" and scene.choices["direction"].how == "named", scene.choices
+
+
+@pytest.mark.parametrize("prompt, verb, speed", [
+    ("a large red square rockets left", "rockets", "quickly"),  # rocket: "shoot up abruptly"
+    ("a small green circle strolls right", "strolls", "slowly"),  # stroll: "walk leisurely and with no apparent aim"
+    ("a blue triangle saunters up", "saunters", "slowly"),
+])
+def test_a_verb_in_its_s_form_still_gives_its_manner(read, prompt, verb, speed):
+    """A present-tense verb ("rockets", "strolls") is a verb as much as "rocketing": its definition's manner sets the speed."""
+    scene = read(prompt)
+    assert (scene.values["speed"], scene.choices["speed"].how, scene.choices["speed"].words) == (speed, "lean", verb), scene.choices
