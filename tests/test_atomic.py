@@ -132,3 +132,49 @@ def test_fsync_dir_is_a_no_op_where_the_os_cannot_flush_a_folder(tmp_path, monke
     with monkeypatch.context() as patch:
         patch.setattr(atomic.os, "open", refuse(PermissionError(13, "Permission denied")))
         assert atomic.fsync_dir(tmp_path) is None
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads open descriptors from /proc")
+def test_every_file_is_flushed_before_the_rename_and_the_folder_after_it(tmp_path, monkeypatch):
+    """A power cut just after a write returns must not leave an empty file or a lost rename behind."""
+    from kinema.io import atomic
+
+    flushed = []  # (what was flushed, whether the target existed yet)
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        flushed.append((os.path.basename(os.readlink(f"/proc/self/fd/{fd}")), current.exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", recording_fsync)
+    current = tmp_path / "out.bin"
+    with atomic_path(current) as tmp:
+        tmp.write_bytes(b"data")
+    assert flushed == [(tmp.name, False), (tmp_path.name, True)]
+    flushed.clear()
+    current = tmp_path / "model"
+    with atomic_dir(current) as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "a.bin").write_bytes(b"1")
+        (tmp / "sub" / "b.bin").write_bytes(b"2")
+    assert sorted(flushed[:2]) == [("a.bin", False), ("b.bin", False)]
+    assert flushed[2:] == [(tmp.name, False), (tmp_path.name, True)]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="reads open descriptors from /proc")
+def test_atomic_writes_leave_no_file_descriptor_open(tmp_path):
+    """A batch of thousands of clips must not run out of file descriptors, whether each write succeeds or fails."""
+    def open_fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_fds()
+    for i in range(20):
+        with atomic_path(tmp_path / f"{i}.bin") as tmp:
+            tmp.write_bytes(b"x")
+        with pytest.raises(RuntimeError):
+            with atomic_path(tmp_path / f"failed{i}.bin") as tmp:
+                raise RuntimeError("encoder died")
+        with atomic_dir(tmp_path / f"dir{i}") as tmp:
+            (tmp / "a").write_bytes(b"x")
+    assert open_fds() == before
+    assert len(os.listdir(tmp_path)) == 40

@@ -197,3 +197,89 @@ def test_fit_audio_length_accepts_zero_and_names_bad_arguments():
         fit_audio_length(samples, -1)
     with pytest.raises(ValueError, match=r"^samples must be \(channels, n\), got shape \(10,\)$"):
         fit_audio_length(samples[0], 4)
+
+
+def test_read_audio_errors_carry_the_path_and_the_reason(tmp_path):
+    """Callers report err.path and err.reason on their own; a str path comes back as a Path, the reason unprefixed."""
+    missing = str(tmp_path / "nothing.wav")
+    with pytest.raises(AudioReadError) as err:
+        read_audio(missing)
+    assert (err.value.path, err.value.reason) == (Path(missing), "no such file")
+    assert str(err.value) == f"cannot read audio '{missing}': no such file"
+    with pytest.raises(AudioReadError) as err:
+        read_audio(tmp_path)  # a folder is not a sound file
+    assert (err.value.path, err.value.reason) == (tmp_path, "no such file")
+    write_video(tmp_path / "silent.avi", black_frames(2))
+    with pytest.raises(AudioReadError) as err:
+        read_audio(str(tmp_path / "silent.avi"))
+    assert (err.value.path, err.value.reason) == (tmp_path / "silent.avi", "it has no audio stream")
+    (tmp_path / "junk.wav").write_bytes(b"RIFF not really")
+    with pytest.raises(AudioReadError) as err:
+        read_audio(tmp_path / "junk.wav")
+    assert err.value.reason.startswith("not a readable audio file (") and isinstance(err.value.__cause__, av.FFmpegError)
+    made = AudioReadError("song.mp3", "too quiet")  # the public error, raised by a user's own loader
+    assert (made.path, made.reason, str(made)) == (Path("song.mp3"), "too quiet", "cannot read audio 'song.mp3': too quiet")
+
+
+def test_a_soundtrack_is_muxed_in_step_with_the_video_and_finished_to_its_last_sample(tmp_path):
+    """Audio fed as the video advances keeps the file interleaved, so players need not buffer the whole track."""
+    from kinema.io.audio import AudioTrack
+
+    class Recording:
+        def __init__(self, container):
+            self.container, self.samples = container, []
+
+        def add_stream(self, *args, **kwargs):
+            return self.container.add_stream(*args, **kwargs)
+
+        def mux(self, packets):
+            self.samples += [p.size // 4 for p in packets]  # stereo 16-bit PCM: 4 bytes a sample
+            self.container.mux(packets)
+
+    samples = np.stack([tone(1.0, 48_000)[0], tone(1.0, 48_000, freq=660.0)[0]])  # 48,000 samples
+    with av.open(str(tmp_path / "sound.avi"), "w", format="avi") as container:
+        out = Recording(container)
+        track = AudioTrack(out, "pcm_s16le", samples)
+        track.mux_until(0.125)  # one frame at 8 fps
+        assert sum(out.samples) == 6_000 and max(out.samples) <= 1024
+        track.mux_until(0.1)  # never goes back
+        assert sum(out.samples) == 6_000
+        track.mux_until(0.5)
+        assert sum(out.samples) == 24_000
+        track.mux_until(5.0)  # past the end: only what there is
+        assert sum(out.samples) == 48_000
+        track.finish()
+        assert sum(out.samples) == 48_000
+    decoded, rate = read_audio(tmp_path / "sound.avi")
+    assert rate == 48_000
+    np.testing.assert_allclose(decoded, samples, atol=1 / 32767 + 1e-6)
+
+
+def test_a_soundtrack_at_another_sample_rate_keeps_its_pitch_and_length(tmp_path):
+    """A 44.1 kHz song muxed into a 48 kHz track is resampled, not replayed faster: a 1 kHz tone stays 1 kHz."""
+    write_wav(tmp_path / "tone.wav", tone(1.0, 44_100, freq=1000.0), 44_100)
+    write_video(tmp_path / "clip.avi", black_frames(8), fps=8, audio=tmp_path / "tone.wav")  # 1 s of video
+    decoded, rate = read_audio(tmp_path / "clip.avi")
+    assert (rate, decoded.shape) == (48_000, (1, 48_000))
+    spectrum = np.abs(np.fft.rfft(decoded[0]))  # 1 Hz a bin over one second
+    assert int(np.argmax(spectrum)) == 1000
+    assert rms(decoded[:, 1000:-1000]) == pytest.approx(0.3 / np.sqrt(2), rel=0.02)  # the whole second is sound
+
+
+@pytest.mark.parametrize(("num_frames", "fps"), [(2, 9), (4, 7), (1, 11)])
+def test_a_soundtrack_is_cut_to_the_nearest_sample_of_the_video_length(tmp_path, num_frames, fps):
+    """At rates like 9 or 7 fps the video's length is no whole number of samples; the track rounds to the nearest."""
+    write_wav(tmp_path / "tone.wav", tone(1.0, 48_000), 48_000)
+    write_video(tmp_path / "clip.avi", black_frames(num_frames), fps=fps, audio=tmp_path / "tone.wav")
+    decoded, _ = read_audio(tmp_path / "clip.avi")
+    expected = int(num_frames * 48_000 / fps + 0.5)  # 10,666.67 -> 10,667; 27,428.57 -> 27,429; 4,363.64 -> 4,364
+    assert decoded.shape == (1, expected)
+
+
+def test_formats_without_audio_name_the_ones_that_have_it(tmp_path):
+    """The refusal tells the user which formats would keep their soundtrack."""
+    write_wav(tmp_path / "tone.wav", tone(0.5), 44_100)
+    for name, holder in [("clip.gif", "GIF"), ("frames", "a PNG folder")]:
+        with pytest.raises(ValueError) as err:
+            write_video(tmp_path / name, black_frames(4), audio=tmp_path / "tone.wav")
+        assert str(err.value) == f"{holder} cannot hold audio; write .mp4, .mov, .webm or .avi to keep it"

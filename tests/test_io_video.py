@@ -548,6 +548,30 @@ def test_provenance_record():
         assert Provenance.from_tag("kinema-provenance:{not json") is None
 
 
+def test_a_provenance_tag_is_readable_sorted_json_and_damaged_ones_only_warn():
+    """Other tools (ffprobe, exiftool) show the tag as stored: the prompt must read as the user wrote it."""
+    record = Provenance(
+        generator="kinema 9.9", model="m", seed=3, prompt="un cercle rouge ☺", created="2026-01-01T00:00:00+00:00",
+        extra={"steps": 25},
+    )
+    assert record.to_tag() == (
+        'kinema-provenance:{"created": "2026-01-01T00:00:00+00:00", "extra": {"steps": 25}, '
+        '"generator": "kinema 9.9", "model": "m", "prompt": "un cercle rouge ☺", "seed": 3}'
+    )
+    planned = Provenance(prompt="a crimson disc", caption="a large red circle moving right slowly")
+    assert planned.to_dict()["caption"] == "a large red circle moving right slowly"
+    assert "caption" not in record.to_dict()  # records of unplanned prompts keep the old layout
+    merged = Provenance.from_dict({"seed": 1, "extra": {"steps": 25}, "sampler": "ddim"})
+    assert (merged.seed, merged.extra) == (1, {"steps": 25, "sampler": "ddim"})
+    with pytest.raises(ValueError, match=r"^provenance must be a JSON object, got list$"):
+        Provenance.from_dict([1])
+    assert Provenance.from_tag(None) is None and Provenance.from_tag("") is None
+    with pytest.warns(UserWarning, match=r"^ignoring a damaged kinema provenance tag: provenance must be a JSON object, got list$"):
+        assert Provenance.from_tag("kinema-provenance:[1]") is None
+    with pytest.warns(UserWarning, match=r"^ignoring a damaged kinema provenance tag: "):
+        assert Provenance.from_tag('kinema-provenance:{"colour": 1, "seed": 2, "model": "m", "generator": 4, "nope": 5, "extra": 6}') is None
+
+
 def test_gif_keeps_a_fractional_rate_it_can_store_exactly(tmp_path):
     """12.5 fps is exactly 8 cs per frame, so it must not be 'snapped' to a whole rate on reading."""
     write_video(tmp_path / "clip.gif", moving_square(8), fps=12.5)
@@ -721,3 +745,206 @@ def test_a_file_the_user_may_not_read_says_permission_denied(tmp_path, monkeypat
         read_video(tmp_path / "locked.mp4")
     assert str(err.value) == f"cannot read video '{tmp_path / 'locked.mp4'}': permission denied"
     assert (err.value.path, err.value.reason) == (tmp_path / "locked.mp4", "permission denied")
+
+
+def _handmade_gif(path: Path, durations_ms: list[int]) -> None:
+    """A GIF written by Pillow directly (as another tool would), one pure colour per stored frame."""
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255)]
+    images = [Image.new("RGB", (16, 12), colours[i]) for i in range(len(durations_ms))]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations_ms, loop=0)
+
+
+@pytest.mark.parametrize(
+    "durations, fps, shown",
+    [
+        ([10, 10, 10], 10.0, [0, 1, 2]),  # delays under 20 ms play as 100 ms in browsers
+        ([100, 300, 100], 10.0, [0, 1, 1, 1, 2]),  # a held frame comes back as repeats
+        ([100, 100, 100, 1000], 10.0, [0, 1, 2] + [3] * 10),  # a long final pause does not set the period
+        ([40, 40, 40, 40], 25.0, [0, 1, 2, 3]),
+    ],
+)
+def test_a_gif_from_another_tool_reads_on_a_constant_frame_rate(tmp_path, durations, fps, shown):
+    """GIFs made elsewhere have uneven or tiny delays; the clip must play as long as a browser shows it."""
+    _handmade_gif(tmp_path / "other.gif", durations)
+    video = read_video(tmp_path / "other.gif")
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    assert video.fps == fps
+    assert [tuple(int(c) for c in f[6, 8]) for f in video.frames] == [colours[i] for i in shown]
+    assert video.frames.shape == (len(shown), 12, 16, 3)
+    info = probe(tmp_path / "other.gif")
+    assert (info.num_frames, info.fps, info.width, info.height) == (len(shown), fps, 16, 12)
+    expected_ms = sum(d if d >= 20 else 100 for d in durations)
+    assert info.duration == pytest.approx(expected_ms / 1000)
+
+
+def test_the_output_format_comes_from_the_suffix_or_the_format_argument(tmp_path):
+    """The user sees the exact bad suffix and the formats to choose from; '.WEBM' as format works like 'webm'."""
+    target = tmp_path / "clip.MKV"
+    with pytest.raises(ValueError) as info:
+        write_video(target, moving_square(2))
+    assert str(info.value) == (
+        f"cannot write '{target}': unknown video format '.MKV'; supported: "
+        ".mp4, .mov, .webm, .avi, .gif, and .png or a directory (a folder of PNG frames)"
+    )
+    with pytest.raises(ValueError) as info:
+        write_video(tmp_path / "clip.mp4", moving_square(2), format="mkv")
+    assert str(info.value) == "unknown video format 'mkv'; supported: mp4, mov, webm, avi, gif, png"
+    assert listing(tmp_path) == []
+    write_video(tmp_path / "clip.MKV", moving_square(2), format=".WEBM")
+    assert probe(tmp_path / "clip.MKV").codec == "vp9"
+    (tmp_path / "frames.mp4").mkdir()  # an existing directory is a PNG folder whatever its name
+    write_video(tmp_path / "frames.mp4", moving_square(2), overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "frames.mp4").iterdir()) == ["0000.png", "0001.png", "provenance.json"]
+
+
+def test_a_gif_comment_that_is_not_utf8_reads_with_replacement_marks(tmp_path):
+    """A comment another tool wrote in Latin-1 must not make the GIF unreadable, and must not silently lose letters."""
+    images = [Image.new("RGB", (8, 8), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    images[0].save(tmp_path / "latin.gif", save_all=True, append_images=images[1:], duration=100, comment=b"caf\xe9 ok")
+    video = read_video(tmp_path / "latin.gif")
+    assert video.metadata == {"comment": "caf\ufffd ok"} and video.provenance is None
+    assert probe(tmp_path / "latin.gif").metadata == {"comment": "caf\ufffd ok"}
+    assert (video.num_frames, video.fps) == (2, 10.0)
+
+
+def test_still_images_are_written_exactly_as_given_or_refused_with_the_shape_named(tmp_path):
+    """First frames and previews: a PNG keeps every pixel, the suffix picks the format in any case, and an array
+    that is not uint8 RGB (float, RGBA, greyscale) is refused before a file appears, not silently converted."""
+    from kinema.io.image import read_image, write_image
+
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3) * 3
+    assert write_image(str(tmp_path / "a.png"), image) == tmp_path / "a.png"
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), image)
+    write_image(tmp_path / "b.JPG", np.full((8, 8, 3), 120, np.uint8))
+    with Image.open(tmp_path / "b.JPG") as saved:
+        assert saved.format == "JPEG"
+    for bad in [image.astype(np.float32), np.zeros((4, 5, 4), np.uint8), np.zeros((4, 5), np.uint8)]:
+        with pytest.raises(ValueError) as err:
+            write_image(tmp_path / "bad.png", bad)
+        assert str(err.value) == f"image must be uint8 (H, W, 3), got {bad.dtype} {bad.shape}"
+    with pytest.raises(FileExistsError):
+        write_image(tmp_path / "a.png", image)
+    assert listing(tmp_path) == ["a.png", "b.JPG"]
+    with pytest.raises(ValueError, match=rf"^cannot read image {tmp_path / 'c.png'}: no such file$"):
+        read_image(tmp_path / "c.png")
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=rf"^cannot read image {tmp_path / 'junk.png'}: cannot identify image file"):
+        read_image(tmp_path / "junk.png")
+
+
+def _x264_options(path: Path) -> dict[str, str]:
+    """The encoder settings x264 writes into every stream it makes (its SEI 'options:' string)."""
+    text = path.read_bytes().split(b"options: ", 1)[1].split(b"\x00", 1)[0].decode("ascii")
+    return dict(item.split("=", 1) for item in text.split() if "=" in item)
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".avi"])
+def test_the_preset_and_crf_asked_for_reach_the_h264_encoder(tmp_path, suffix):
+    """A user trading speed for size with preset/crf must get what they asked for, in every H.264 container."""
+    fast = _x264_options(write_video(tmp_path / f"fast{suffix}", moving_square(4, 32, 32), crf=30, preset="ultrafast"))
+    slow = _x264_options(write_video(tmp_path / f"slow{suffix}", moving_square(4, 32, 32)))  # defaults: crf 18, medium
+    assert (fast["crf"], fast["cabac"], fast["subme"], fast["bframes"]) == ("30.0", "0", "0", "0")  # x264's ultrafast
+    assert (slow["crf"], slow["cabac"], slow["subme"], slow["bframes"]) == ("18.0", "1", "7", "3")  # x264's medium
+
+
+def test_a_numpy_fps_is_stored_as_a_plain_number(tmp_path):
+    """Rates often come out of numpy arithmetic; a float32 one must still write a PNG folder and read back as given."""
+    write_video(tmp_path / "frames", moving_square(3), fps=np.float32(12.5))
+    sidecar = json.loads((tmp_path / "frames" / "provenance.json").read_text())
+    assert sidecar == {"fps": 12.5, "num_frames": 3, "metadata": {}, "provenance": None}
+    video = read_video(tmp_path / "frames")
+    assert type(video.fps) is float and video.fps == 12.5
+
+
+def test_each_bad_clip_argument_is_named_with_its_value(clip32):
+    """A typo in a loader config must say which argument is wrong and what it got, before any decoding."""
+    cases = [
+        ({"start": -1}, "start must be >= 0, got -1"),
+        ({"num_frames": 0}, "num_frames must be >= 1 or None, got 0"),
+        ({"stride": 0}, "stride must be >= 1, got 0"),
+        ({"fps": 0}, "fps must be a positive number, got 0"),
+        ({"fps": float("inf")}, "fps must be a positive number, got inf"),
+        ({"fps": 8, "stride": 2}, "give either stride or a target fps, not both"),
+        ({"size": 0}, "size must be a positive int or (height, width), got 0"),
+        ({"size": (32.0, 32)}, "size must be a positive int or (height, width), got (32.0, 32)"),
+        ({"crop": (1, 2, 3)}, "crop must be a positive int or (height, width), got (1, 2, 3)"),
+        ({"crop": -4}, "crop must be a positive int or (height, width), got -4"),
+        ({"crop": (80, 16)}, f"crop 80x16 is larger than the frames of '{clip32}' (64x64 after resizing)"),
+        ({"size": 32, "crop": (16, 40)}, f"crop 16x40 is larger than the frames of '{clip32}' (32x32 after resizing)"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError) as err:
+            read_video(clip32, **kwargs)
+        assert type(err.value) is ValueError and str(err.value) == message, kwargs
+    assert read_video(clip32, num_frames=2, size=[16, 24], crop=np.int64(8)).frames.shape == (2, 8, 8, 3)
+
+
+def test_each_unreadable_input_gets_its_own_plain_reason(tmp_path):
+    """The user reads why a file failed: FFmpeg's own words without its errno noise, or what is missing."""
+    garbled = "not a video, or corrupt or truncated (FFmpeg: Invalid data found when processing input)"
+    reasons = {
+        "corrupt": garbled,
+        "empty": garbled,
+        "text": garbled,
+        "image": "it is a still image, not a video",
+        "missing": "no such file or directory",
+        "empty folder": "the folder holds no .png frames",
+        "audio only": "it has no video stream (audio only)",
+        "zero frames": "it contains no video frames",
+    }
+    paths = _bad_inputs(tmp_path)
+    for kind, reason in reasons.items():
+        for read in (read_video, probe):
+            with pytest.raises(VideoReadError) as err:
+                read(paths[kind])
+            assert (err.value.path, err.value.reason) == (paths[kind], reason), (kind, read.__name__)
+            assert str(err.value) == f"cannot read video '{paths[kind]}': {reason}"
+    with pytest.raises(VideoReadError) as err:
+        probe(paths["truncated"])
+    assert err.value.reason == "truncated: it states 16 frames but holds 1"
+
+
+def test_a_clip_past_the_end_says_how_many_frames_it_found(clip32):
+    """A loader misconfigured for short videos reports what was asked and what exists, counted by hand here."""
+    cases = [
+        ({"start": 30, "num_frames": 4}, "the clip asks for 4 frames from frame 30, but only 2 exist (32 frames in all)"),
+        ({"num_frames": 9, "stride": 4}, "the clip asks for 9 frames from frame 0, but only 8 exist (32 frames in all)"),
+        ({"fps": 8, "num_frames": 17}, "the clip asks for 17 frames from frame 0, but only 16 exist (32 frames in all)"),
+        ({"start": 32}, "start frame 32 is past the end (32 frames)"),
+        ({"start": 40, "stride": 3}, "start frame 40 is past the end (32 frames)"),
+    ]
+    for kwargs, reason in cases:
+        with pytest.raises(VideoReadError) as err:
+            read_video(clip32, **kwargs)
+        assert (err.value.path, err.value.reason) == (clip32, reason), kwargs
+    assert [frame_index(f) for f in read_video(clip32, start=31).frames] == [31]
+
+
+def test_mp4_keeps_provenance_in_the_itunes_comment_atom(tmp_path):
+    """QuickTime, iTunes and exiftool read the ©cmt atom; only tags outside the iTunes set need the mdta keys."""
+    write_video(tmp_path / "plain.mp4", moving_square(2), provenance=Provenance(seed=7), metadata={"title": "t"})
+    data = (tmp_path / "plain.mp4").read_bytes()
+    assert b"\xa9cmt" in data and b"\xa9nam" in data and b"mdta" not in data
+    write_video(tmp_path / "free.mp4", moving_square(2), metadata={"rating": "5"})
+    assert b"mdta" in (tmp_path / "free.mp4").read_bytes()
+    assert read_video(tmp_path / "free.mp4").metadata["rating"] == "5"
+
+
+@pytest.mark.parametrize("runs", [[16], [2, 2], [1, 3, 1]], ids=["still", "two-halves", "held-middle"])
+def test_a_gif_of_repeated_frames_reads_back_every_frame_at_its_rate(tmp_path, runs):
+    """Pillow stores identical frames in a row as one longer frame; a clip that is mostly still (or all) must still read
+    back with its own frame count and rate, not as fewer, slower frames."""
+    frames = np.concatenate([np.full((n, 8, 8, 3), 40 * (k + 1), np.uint8) for k, n in enumerate(runs)])
+    write_video(tmp_path / "clip.gif", frames, fps=8)
+    video = read_video(tmp_path / "clip.gif")
+    assert (len(video.frames), video.fps) == (len(frames), 8.0)
+    assert np.array_equal(video.frames, frames)
+    assert probe(tmp_path / "clip.gif").num_frames == len(frames)
+
+
+def test_the_gif_timing_note_stays_out_of_the_comment_a_user_reads(tmp_path):
+    from kinema.io.provenance import Provenance
+
+    write_video(tmp_path / "p.gif", np.zeros((3, 8, 8, 3), np.uint8), fps=8, provenance=Provenance(model="m", seed=1))
+    video = read_video(tmp_path / "p.gif")
+    assert video.provenance.model == "m" and "kinema-gif" not in video.metadata.get("comment", "")

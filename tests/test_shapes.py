@@ -283,3 +283,55 @@ def test_each_shape_is_drawn_centred_on_its_stated_position():
     assert len(circles) > 5
     for i in circles:
         np.testing.assert_allclose(centroids(motion.render(i)), bezier_path(motion.scene(i)) / 2, atol=0.04)
+
+
+class _ScriptedRng:
+    """Stands in for np.random.Generator: integers() pops the scripted choices (or colours, when a size is asked),
+    uniform(a, b) takes a scripted fraction of the way from a to b."""
+
+    def __init__(self, choices, colours, fractions):
+        self._choices, self._colours, self._fractions = list(choices), list(colours), list(fractions)
+
+    def integers(self, *args, size=None):
+        return np.asarray(self._colours.pop(0)) if size else self._choices.pop(0)
+
+    def uniform(self, low, high):
+        return low + self._fractions.pop(0) * (high - low)
+
+
+@pytest.mark.parametrize("direction", [0, 1])
+def test_shape_motion_redraws_dark_colours_and_swaps_the_axes_for_top_to_bottom(direction):
+    """The spec's recipe exactly: a colour whose brightest channel is 64 is kept (63 is redrawn); top-to-bottom
+    is the left-to-right scene with x and y swapped, control point included."""
+    from kinema.data.shapes import sample_motion_scene
+
+    rng = _ScriptedRng(
+        choices=[1, direction],  # a square
+        colours=[[63, 10, 0], [0, 64, 0], [0, 0, 200]],
+        fractions=[0.5, 0.1, 0.2, 0.3, 0.4, 0.9, 0.05],
+    )
+    scene = sample_motion_scene(rng)
+    size = 10 + 0.5 * 14  # 17 px: centres stay within [8.5, 55.5]
+    start = (8.5 + 0.1 * (20 - 8.5), 8.5 + 0.2 * (55.5 - 8.5))
+    end = (44 + 0.3 * (55.5 - 44), 8.5 + 0.4 * (55.5 - 8.5))
+    control = (55.5, 8.5)  # 0.9 * 64 = 57.6 and 0.05 * 64 = 3.2, clamped into the frame
+    if direction:
+        start, end, control = start[::-1], end[::-1], control[::-1]
+    assert (scene.shape, scene.size, scene.color) == ("square", size, (0, 64, 0))
+    assert scene.direction == ("left-to-right", "top-to-bottom")[direction]
+    np.testing.assert_allclose([scene.start, scene.control, scene.end], [start, control, end], rtol=1e-12)
+
+
+def test_item_i_is_drawn_from_the_documented_seed_stream():
+    """Published results name (seed, split, index): item i must come from the stream (seed, split number, i),
+    so a dataset rendered today matches one rendered by an earlier release."""
+    from kinema.data.shapes import sample_motion_scene, sample_scene
+
+    for split, stream in [("train", 0), ("test", 1), ("heldout", 2)]:
+        ds = CaptionedShapes(split, num_samples=4, seed=5, num_frames=12)
+        for i in (0, 3):
+            assert ds.scene(i) == sample_scene(np.random.default_rng([5, stream, i]), split, 12), (split, i)
+    for split, stream in [("train", 10), ("test", 11)]:
+        motion = ShapeMotion(split, num_samples=4, seed=5)
+        for i in (0, 3):
+            assert motion.scene(i) == sample_motion_scene(np.random.default_rng([5, stream, i])), (split, i)

@@ -220,3 +220,50 @@ def test_bad_folder_arguments_fail_at_construction_with_exact_messages(tmp_path)
         with pytest.raises(error) as err:
             make()
         assert str(err.value) == message
+
+
+def test_a_manifest_row_without_a_video_column_is_named_by_its_row_number(tmp_path):
+    """In a long manifest the user must find the bad row: rows count from 1, blank JSONL lines not counted,
+    and an empty manifest is 'no videos found'."""
+    _numbered_gif(tmp_path / "a.gif", 4)
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text('{"file": "a.gif"}\n\n{"name": "b.gif", "caption": "bee"}\n')
+    with pytest.raises(ValueError) as err:
+        VideoFolder(tmp_path)
+    assert str(err.value) == f"{manifest}, row 2: no video column; expected one of ('file', 'video', 'path')"
+    (tmp_path / "list.csv").write_text("name,caption\nb.gif,bee\n")
+    with pytest.raises(ValueError) as err:
+        VideoFolder(tmp_path, manifest=tmp_path / "list.csv")
+    assert str(err.value) == f"{tmp_path / 'list.csv'}, row 1: no video column; expected one of ('file', 'video', 'path')"
+    manifest.write_text("\n")
+    with pytest.raises(ValueError) as err:
+        VideoFolder(tmp_path)
+    assert str(err.value) == f"no videos found in {tmp_path} (looked for .mp4, .webm, .mov, .avi, .mkv, .gif)"
+
+
+def test_a_folder_of_only_unreadable_videos_says_none_could_be_read(tmp_path):
+    """Rather than loop forever, the last resort names the folder and how many files were tried."""
+    (tmp_path / "a.mp4").write_bytes(b"\x00" * 100)
+    (tmp_path / "b.gif").write_bytes(b"GIF89a broken")
+    data = VideoFolder(tmp_path, num_frames=4)
+    with pytest.raises(VideoReadError) as err:
+        data[1]
+    assert str(err.value) == f"{tmp_path}: none of the 2 videos could be read"
+    assert (err.value.path, err.value.reason) == (str(err.value), None)
+    assert data.num_skipped == 2
+
+
+def test_size_resizes_and_crop_cuts_the_centre_of_folder_clips(tmp_path):
+    """size and crop are different operations: on a 1-px checkerboard, halving averages it to grey,
+    while a centre crop keeps the checks."""
+    checks = np.indices((16, 16)).sum(axis=0) % 2 * 200  # single pixels of 0 and 200
+    checks = np.stack([checks, 200 - checks, checks, 200 - checks])  # inverted every other frame
+    frames = np.repeat(checks[..., None], 3, axis=-1).astype(np.uint8)
+    write_video(tmp_path / "checks.gif", frames, fps=8)
+    resized = VideoFolder(tmp_path, num_frames=4, size=(8, 8))[0]["video"]
+    assert resized.shape == (3, 4, 8, 8)
+    np.testing.assert_allclose(resized.numpy(), 100 / 127.5 - 1, atol=1e-6)
+    cropped = VideoFolder(tmp_path, num_frames=4, crop=8)[0]["video"]
+    np.testing.assert_allclose(cropped.numpy(), np.broadcast_to(checks[:, 4:12, 4:12] / 127.5 - 1, (3, 4, 8, 8)), atol=1e-6)
+    both = VideoFolder(tmp_path, num_frames=4, size=32, crop=(4, 6))[0]["video"]
+    assert both.shape == (3, 4, 4, 6)

@@ -200,8 +200,9 @@ def _open_gif(path: Path) -> _Source:
         for frame in ImageSequence.Iterator(image):
             durations.append(frame.info.get("duration", 0))
             frames.append(np.asarray(frame.convert("RGB")))
-    shown, fps = _gif_timeline(durations)
     text = comment.decode("utf-8", errors="replace") if isinstance(comment, bytes) else str(comment)
+    text, stated = _gif_timing(text)
+    shown, fps = _gif_timeline(durations, stated)
     return _Source(
         container="gif",
         codec="gif",
@@ -215,22 +216,40 @@ def _open_gif(path: Path) -> _Source:
     )
 
 
-def _gif_timeline(durations_ms: list[int]) -> tuple[list[int], float]:
+def _gif_timing(comment: str) -> tuple[str, tuple[int, float] | None]:
+    """The comment without the frame count and rate Kinema's GIF writer adds to it, and (frames, fps) when it is there."""
+    lines = comment.split("\n")
+    kept, stated = [], None
+    for line in lines:
+        match = _GIF_TIMING.fullmatch(line)
+        if match:
+            stated = (int(match[1]), float(match[2]))
+        else:
+            kept.append(line)
+    return "\n".join(kept), stated
+
+
+def _gif_timeline(durations_ms: list[int], stated: tuple[int, float] | None = None) -> tuple[list[int], float]:
     """Map stored GIF frames onto a constant frame rate: (stored frame shown in each slot, fps).
 
     A GIF is not a frame sequence at a rate: delays are whole centiseconds, and
     encoders (Pillow included) merge identical consecutive frames into one longer
     frame. The typical delay gives the period; each slot shows the stored frame
-    visible at its middle, so merged frames come back as repeats.
+    visible at its middle, so merged frames come back as repeats. A GIF Kinema wrote
+    states its frame count and rate (``stated``), which is what a clip whose frames
+    were mostly merged (a still clip) needs: its typical delay is no period.
     """
     delays = [d if d >= 20 else 100 for d in durations_ms]  # browsers show delays under 20 ms as 100 ms
-    typical = statistics.median(delays)
-    period = statistics.fmean(d for d in delays if d <= 1.5 * typical)
     total = sum(delays)
-    count = max(1, round(total / period))
-    fps = count * 1000 / total
-    if abs(fps - round(fps)) <= 0.01 * fps:  # centisecond delays cannot say 8 fps exactly; 7.98 means 8
-        fps = float(round(fps))
+    if stated is not None and stated[0] >= len(delays) and abs(total - 1000 * stated[0] / stated[1]) <= 10 * len(delays):
+        count, fps = stated
+    else:
+        typical = statistics.median(delays)
+        period = statistics.fmean(d for d in delays if d <= 1.5 * typical)
+        count = max(1, round(total / period))
+        fps = count * 1000 / total
+        if abs(fps - round(fps)) <= 0.01 * fps:  # centisecond delays cannot say 8 fps exactly; 7.98 means 8
+            fps = float(round(fps))
     starts = np.cumsum([0, *delays[:-1]]).tolist()
     shown = [bisect.bisect_right(starts, (j + 0.5) * total / count) - 1 for j in range(count)]
     return shown, fps
@@ -680,6 +699,9 @@ def _to_av_frame(frame: np.ndarray) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
 
 
+_GIF_TIMING = re.compile(r"kinema-gif: (\d+) frames at ([0-9.e+-]+) fps")
+
+
 def _check_gif(fps: float, tags: dict[str, str]) -> None:
     if fps > _GIF_MAX_FPS:
         raise ValueError(f"GIF cannot play faster than {_GIF_MAX_FPS} fps (delays are in 1/100 s), got {fps}")
@@ -696,7 +718,9 @@ def _gif_delays(num_frames: int, fps: float) -> list[int]:
 def _write_gif(tmp: Path, frames: np.ndarray, fps: float, comment: str | None) -> None:
     # RGB frames make Pillow build an adaptive palette per frame (41.6 dB where FFmpeg's fixed one gives 21.5).
     images = [Image.fromarray(frame) for frame in frames]
-    extra = {"comment": comment.encode("utf-8")} if comment else {}
+    # Pillow merges identical consecutive frames into one longer frame: the comment says how many there were
+    timing = f"kinema-gif: {len(images)} frames at {float(fps)!r} fps"
+    extra = {"comment": (f"{comment}\n{timing}" if comment else timing).encode("utf-8")}
     delays = _gif_delays(len(images), fps)
     images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=delays, loop=0, **extra)
 
