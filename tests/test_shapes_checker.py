@@ -1,5 +1,6 @@
 """The Shapes checker reads the attributes back off rendered videos."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,78 @@ def test_videos_and_labels_must_match_in_number():
     with pytest.raises(ValueError, match="longer"):
         check_videos(videos[:2], captions)
     assert check_videos(iter(videos), iter(captions)).num_videos == 3
+
+
+def test_a_reading_reports_every_measure_of_a_hand_drawn_clip_exactly():
+    """Each field of a reading must mean what it says: on a crisp square whose values are known, every one is exact."""
+    video = np.zeros((4, 64, 64, 3), np.uint8)
+    colors = [(240, 0, 0), (240, 0, 0), (240, 0, 0), (120, 0, 0)]  # the last frame dims: drift, not another colour
+    for t, color in enumerate(colors):
+        video[t, 20:30, 10 + 2 * t : 20 + 2 * t] = color  # 10x10 px moving right 2 px a frame
+    reading = read_shapes(video)
+    mean = np.mean(colors, axis=0)
+    assert reading.attributes() == {"shape": "square", "color": "red", "size": "small", "direction": "right", "speed": "quickly"}
+    assert (reading.present_rate, reading.single_blob_rate, reading.size_drift) == (1.0, 1.0, 0.0)
+    assert reading.mean_color == pytest.approx(tuple(mean))  # (210, 0, 0): the mean over frames, not the median
+    assert reading.color_drift == pytest.approx(max(np.linalg.norm(np.subtract(c, mean)) for c in colors))  # 90
+    assert reading.velocity == pytest.approx((2.0, 0.0)) and reading.extent == pytest.approx(10.0)
+    assert reading.fill_ratio == pytest.approx(1.0) and reading.skewness == pytest.approx(0.0, abs=1e-9)
+    # the same clip at twice the resolution reads in 64-px units: same velocity and extent
+    double = read_shapes(np.kron(video, np.ones((1, 2, 2, 1), np.uint8)))
+    assert double.velocity == pytest.approx((2.0, 0.0)) and double.extent == pytest.approx(10.0)
+
+
+def test_in_a_folder_of_clips_the_provenance_caption_wins_over_prompts_txt(tmp_path):
+    """prompts.txt is only a fallback: a clip that records its own caption must be judged against that one."""
+    from kinema.evaluation.shapes_checker import check_path
+    from kinema.io import Provenance, write_video
+
+    ds = CaptionedShapes("test", num_samples=2, resolution=32)
+    write_video(tmp_path / "0000.mp4", ds.render(0), provenance=Provenance(prompt=ds.caption(0)))
+    write_video(tmp_path / "0001.mp4", ds.render(1), provenance=Provenance(model="m"))  # records no prompt
+    wrong = "a large magenta triangle moving up quickly"
+    (tmp_path / "prompts.txt").write_text(f"{wrong}\n{ds.caption(1)}\n")
+    clips = check_path(tmp_path).clips
+    assert [(c.caption, c.source, c.fallback) for c in clips] == [
+        (ds.caption(0), "provenance", wrong),
+        (ds.caption(1), "prompts.txt", ds.caption(1)),
+    ]
+
+
+def test_a_clip_that_fails_with_an_os_error_is_skipped_and_the_rest_are_checked(tmp_path, monkeypatch):
+    """A disk or network error on one clip of a manifest must skip that clip, saying why, not abort the whole check."""
+    import kinema.evaluation.shapes_checker as checker
+    from kinema.data.render import render_dataset
+    from kinema.evaluation.shapes_checker import check_path
+
+    render_dataset("shapes", tmp_path / "set", count=2, resolution=32)
+    real_read = checker.read_video
+
+    def flaky(path):
+        if Path(path).name.startswith("0000"):
+            raise OSError(5, "Input/output error", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(checker, "read_video", flaky)
+    result = check_path(tmp_path / "set")
+    first, second = result.clips
+    assert first.skipped == f"unreadable: [Errno 5] Input/output error: '{first.file}'" and first.reading is None
+    assert second.skipped is None and result.checked == [second] and result.report.num_videos == 1
+
+
+def test_a_folder_without_clips_names_the_formats_it_looked_for(tmp_path):
+    """'no videos' must list what counts as a clip, so a user with .mpg files or stray images sees why."""
+    from kinema.evaluation.shapes_checker import check_path
+
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError) as info:
+        check_path(tmp_path)
+    assert str(info.value) == f"{tmp_path} holds no videos (.mp4, .webm, .gif, .mov, .avi, .mkv files or PNG-frame folders)"
+
+
+@pytest.mark.parametrize("shape", [(16, 64, 64, 4), (16, 64, 64, 1), (16, 64, 64), (64, 64, 3)])
+def test_frames_that_are_not_rgb_video_are_refused_naming_their_shape(shape):
+    """RGBA or grey frames would be read with alpha or nothing as colour; the user must hear the shape is wrong."""
+    with pytest.raises(ValueError, match=f"^frames must be \\(F, H, W, 3\\), got shape {re.escape(str(shape))}$"):
+        read_shapes(np.zeros(shape, np.uint8))
