@@ -186,3 +186,39 @@ def test_text_dropout_and_image_conditioning_decide_what_the_denoiser_is_shown(s
     text = encode(expected)
     assert torch.equal(tokens, text.tokens) and torch.equal(mask, text.mask)
     assert torch.equal(first_frame, batch["video"][:, :, 0]) and given.tolist() == [share] * 3
+
+
+@pytest.mark.parametrize("overrides, drawn", [([], (0, 1000)), (["objective.timestep_range=[0.25, 0.5]"], (250, 500))])
+def test_training_timesteps_are_drawn_uniformly_from_the_whole_schedule_unless_narrowed(overrides, drawn, monkeypatch):
+    """By default every noise level, pure noise included (t = 999 of 1000), is trained; a range keeps [lo * T, hi * T)."""
+    config = load_config(TINY, [*overrides, "objective.text_statistics_prompts=8"])
+    objective = get_family("diffusion").objective(config)
+    batch = torch.utils.data.default_collate([get_family("diffusion").dataset(config)[i] for i in range(2)])
+    bounds, randint = [], torch.randint
+    monkeypatch.setattr(torch, "randint", lambda lo, hi, *args, **kwargs: bounds.append((lo, hi)) or randint(lo, hi, *args, **kwargs))
+    objective.modules["model"] = lambda xt, *rest: torch.zeros_like(xt)
+    objective.training_step(batch, 0, "model")
+    assert bounds == [drawn]
+
+
+def test_the_exported_sampling_defaults_are_the_objectives_settings():
+    """A trained model generates as its config said: output size, frames, steps, guidance and its cutoff, the training schedule."""
+    from kinema.data.shapes import canonical_captions
+
+    config = load_config(TINY, ["objective.output_size=24", "objective.sample_steps=3", "objective.guidance_scale=2.5",
+                                "objective.guidance_cutoff=0.6", "objective.text_statistics_prompts=8"])
+    settings = get_family("diffusion").objective(config).pipeline_settings()
+    assert (settings.output_size, settings.sample_size, settings.num_frames) == (24, 16, 4)
+    assert (settings.default_steps, settings.default_guidance, settings.default_guidance_cutoff) == (3, 2.5, 0.6)
+    assert settings.latent_scale == 0.0 and settings.reference_prompts == canonical_captions()  # pixel space, Shapes captions
+    assert {k: settings.scheduler[k] for k in ("num_train_timesteps", "beta_schedule", "prediction_type")} == {
+        "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2", "prediction_type": "v_prediction"}
+
+
+def test_an_unknown_family_is_a_config_error_on_the_family_key_listing_the_known_ones():
+    """A misspelt `family:` must point the user at that key and show what they could have written."""
+    from kinema.training import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^unknown family 'difusion'; known families: .*\bdiffusion\b.*\bgan\b") as caught:
+        get_family("difusion")
+    assert caught.value.key == "family"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +181,7 @@ def test_each_impossible_gan_shape_is_refused_naming_the_field_and_its_value(cls
     ("class", 1, "condition 'class' needs num_classes >= 2, got 1"),
     ("text", 4, "num_classes is only for condition 'class' \\(got condition 'text' and num_classes 4\\)"),
     ("none", 2, "num_classes is only for condition 'class' \\(got condition 'none' and num_classes 2\\)"),
+    ("none", 1, "num_classes is only for condition 'class' \\(got condition 'none' and num_classes 1\\)"),
 ])
 def test_a_condition_and_class_count_that_do_not_go_together_are_named_with_both(condition, num_classes, message):
     """The condition and num_classes are checked together, and the message shows what the config gave for each."""
@@ -780,3 +782,80 @@ def test_the_shipped_gan_draws_what_its_prompts_ask(text_encoder):
     out = pipe(prompts, seed=0)
     report = check_videos(list(out.frames), prompts)
     assert all(acc == 1.0 for acc in report.accuracy.values()), report.accuracy
+
+
+def test_each_clips_image_fit_is_its_own_whatever_the_batch(one_thread):
+    """Clip i of a batch with seed S is the clip made alone with seed S + i, image-to-video too: one clip's fit of its
+    first frame never weighs on another's (each restart's error is its own mean, summed)."""
+    from kinema.pipelines.gan import tiny_pipeline
+
+    pipe = tiny_pipeline()
+    with torch.no_grad():
+        content, noise = pipe.generator.sample_latents(2, 4, torch.Generator().manual_seed(7))
+        target = pipe.generator(content, noise)[:, :, 0]
+    image = ((target.permute(0, 2, 3, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+    batch = pipe(num_videos=2, image=image, num_inference_steps=8, seed=0)
+    for i in range(2):
+        alone = pipe(image=image[i], num_inference_steps=8, seed=i)
+        assert alone.inversion_error[0] == pytest.approx(batch.inversion_error[i], rel=1e-4), (alone.inversion_error, batch.inversion_error)
+        assert np.abs(alone.frames[0].astype(int) - batch.frames[i]).max() <= 1
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 8, 16), (2, 3, 4, 16, 8), (2, 1, 4, 16, 16), (3, 4, 16, 16)])
+def test_the_critic_names_the_clip_shape_it_expects_and_the_one_it_got(shape):
+    """Feeding the critic clips of the wrong height, width, channels or rank must say both shapes, not fail in a conv."""
+    critic = Discriminator(DiscriminatorConfig(), GeneratorConfig(**SMALL))
+    with pytest.raises(ValueError, match=rf"^video must be \(b, 3, f, 16, 16\), got {re.escape(str(shape))}$"):
+        critic(torch.zeros(shape))
+
+
+def test_r1_left_at_its_default_schedule_is_stylegan2s_lazy_r1_every_16_steps():
+    """A config that sets only r1_gamma gets StyleGAN2's lazy R1: a penalty on steps 0, 16, 32, ... weighted by 16, none between."""
+    overrides = ["objective.r1_gamma=2", "objective.discriminator.spectral_norm=false"]
+    config = load_config(TINY, overrides)
+    objective, dataset = get_family("gan").objective(config), get_family("gan").dataset(config)
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    penalised = [step for step in (0, 4, 8, 15, 16, 24, 32) if "r1" in objective.training_step(batch, step, "discriminator")]
+    assert penalised == [0, 16, 32]
+    logs = objective.training_step(batch, 16, "discriminator")
+    weights = config.objective.image_weight * logs["image"] + config.objective.video_weight * logs["video"]
+    assert float(logs["loss"].detach()) == pytest.approx(float(weights + 2 / 2 * logs["r1"] * 16), rel=1e-4)
+    with pytest.raises(ValueError, match=r"objective: r1_gamma must be >= 0 and r1_every >= 1, got 2.0 and 0$"):
+        load_config(TINY, [*overrides, "objective.r1_every=0"])
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_data_cache_renders_each_shapes_clip_once_and_only_when_asked(cache):
+    """data.cache trades memory for speed: on, a clip is rendered once and kept; off, nothing is kept and it is rendered again."""
+    dataset = get_family("gan").dataset(load_config(TINY, [f"data.cache={str(cache).lower()}"]))
+    rendered, render = [], dataset.source.render
+    dataset.source.render = lambda index: rendered.append(index) or render(index)
+    first, again, other = dataset[2], dataset[2], dataset[3]
+    assert rendered == ([2, 3] if cache else [2, 2, 3])
+    assert torch.equal(first["video"], again["video"]) and not torch.equal(first["video"], other["video"])
+    assert torch.equal(first["video"], get_family("gan").dataset(load_config(TINY))[2]["video"])  # the same clip either way
+
+
+@pytest.mark.parametrize("label, classes", [("shape", 3), ("color", 6), ("direction", 4)])
+def test_a_class_model_must_have_exactly_as_many_classes_as_its_label(label, classes):
+    """Too few classes would leave labels without an embedding, too many would train classes no clip has: both are named."""
+    family = get_family("gan")
+    base = ["model.condition=class", "data.dataset=shapes", f"data.label={label}"]
+    for wrong in (classes - 1, classes + 1):
+        with pytest.raises(ValueError, match=rf"^data.label '{label}' has {classes} classes \(.*\); model.num_classes is {wrong}$"):
+            family.objective(load_config(TINY, [*base, f"model.num_classes={wrong}"]))
+    assert family.objective(load_config(TINY, [*base, f"model.num_classes={classes}"])).modules["generator"].config.num_classes == classes
+
+
+def test_the_image_critic_scores_every_frame_unless_told_which():
+    """Without frame_index the image critic gives one logit per frame, frame k's being the logit it gives when shown frame k alone."""
+    torch.manual_seed(0)
+    critic = Discriminator(DiscriminatorConfig(image_channels=8, video_channels=8, max_channels=16), GeneratorConfig(**SMALL)).eval()
+    video = torch.rand(2, 3, 4, 16, 16, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        image_logits, video_logits = critic(video)
+        assert image_logits.shape == (2, 4) and video_logits.shape == (2,)
+        for k in range(4):
+            picked, same_video = critic(video, frame_index=torch.tensor([[k], [k]]))
+            torch.testing.assert_close(picked[:, 0], image_logits[:, k], rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(same_video, video_logits)

@@ -319,3 +319,54 @@ def test_every_block_of_every_level_runs_in_order_and_learns():
             want += [f"up.{i}.{j}"] + ([f"up_attn.{i}.{j}"] if level in attention else [])
     assert calls == want
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in unet.parameters()), "a weight that never learns"
+
+
+@pytest.mark.parametrize("size", [(16, 8), (8, 16), (18, 18)])
+def test_frames_that_are_not_square_or_not_divisible_by_the_downsampling_are_refused_by_size(size):
+    """A 16x8 clip would be silently squashed by the square position tables: both sides are named in the error instead."""
+    height, width = size
+    with pytest.raises(ValueError, match=rf"^frames must be square with sides divisible by 4, got {height}x{width}$"):
+        random_unet()(**dict(inputs(), sample=torch.randn(2, 3, 4, height, width)))
+
+
+def test_within_a_level_each_block_takes_exactly_what_the_one_before_it_gave():
+    """Blocks and attention blocks carry their own residuals: a level chains them, adding nothing between, and the up path
+    adds the matching down level's output once."""
+    from kinema.models.unet3d import AttentionBlock, ResBlock
+
+    config = VideoUNetConfig(**{**TINY_UNET, "blocks_per_level": 2})
+    torch.manual_seed(0)
+    unet = VideoUNet(config)
+    for p in unet.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    seen = {}
+    for name, module in unet.named_modules():
+        if isinstance(module, (ResBlock, AttentionBlock)):
+            module.register_forward_hook(lambda module, args, out, name=name: seen.__setitem__(name, (args[0], out)))
+    with torch.no_grad():
+        unet(**inputs())
+    chain = ["down.1.0", "down_attn.1.0", "down.1.1", "down_attn.1.1", "mid.0", "mid_attn", "mid.1"]
+    for before, after in zip(chain, chain[1:]):
+        assert torch.equal(seen[after][0], seen[before][1]), (before, after)
+    assert torch.equal(seen["down.0.1"][0], seen["down.0.0"][1])  # level 0 has no attention
+    torch.testing.assert_close(seen["up.0.0"][0], seen["mid.1"][1] + seen["down_attn.1.1"][1])  # the skip, added once
+    for before, after in [("up.0.0", "up_attn.0.0"), ("up_attn.0.0", "up.0.1"), ("up.0.1", "up_attn.0.1"), ("up.1.0", "up.1.1")]:
+        assert torch.equal(seen[after][0], seen[before][1]), (before, after)
+
+
+def test_save_pretrained_returns_the_folder_it_wrote_and_refuses_to_overwrite_when_told(tmp_path):
+    """Callers chain on the returned Path (e.g. `unet.save_pretrained(str(dir)) / "config.json"`); overwrite=False keeps a folder."""
+    import json
+
+    from safetensors.torch import load_file
+
+    unet = random_unet()
+    out = unet.save_pretrained(str(tmp_path / "m"), extra={"notes": "step 7"})
+    assert isinstance(out, type(tmp_path)) and out == tmp_path / "m"
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_class"] == "VideoUNet" and config["notes"] == "step 7" and config["channels"] == [16, 32]
+    assert load_file(out / "model.safetensors").keys() == unet.state_dict().keys()
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(FileExistsError, match=r"already exists \(pass overwrite=True to replace it\)$"):
+        random_unet().save_pretrained(out, overwrite=False, extra={"notes": "other"})
+    assert (out / "model.safetensors").read_bytes() == before and json.loads((out / "config.json").read_text())["notes"] == "step 7"

@@ -425,3 +425,52 @@ def test_a_causal_temporal_conv_weighs_the_last_k_frames_with_the_first_frame_re
         cache = {}
         chunked = torch.cat([conv(x[:, :, :1], cache), conv(x[:, :, 1:4], cache), conv(x[:, :, 4:], cache)], dim=2)
     torch.testing.assert_close(chunked, want, rtol=1e-5, atol=1e-5)
+
+
+# 7 latent frames in chunks of 2: [0, 1] [2, 3] [4, 5] [6]; at t=2 latent frame 0 decodes to 1 frame, every other to 2
+@pytest.mark.parametrize("config, frames", [(SMALL, [3, 4, 4, 2]), (FRAMEWISE, [2, 2, 2, 1])], ids=["t2", "t1"])
+def test_decode_chunks_yields_chunk_size_latent_frames_at_a_time(config, frames, one_thread):
+    """A caller streaming a long clip to a file gets each chunk of chunk_size latent frames as its own frames, in order."""
+    vae = random_vae(config)
+    z = torch.randn(1, 4, 7, 2, 2, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        parts = list(vae.decode_chunks(z, 2))
+        whole = vae.decode(z)
+    assert [p.shape[2] for p in parts] == frames
+    torch.testing.assert_close(torch.cat(parts, dim=2), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_a_fresh_residual_block_is_the_identity():
+    """Deep stacks train from step 0 because every untrained residual block passes its input through unchanged."""
+    from kinema.models.vae import ResBlock
+
+    torch.manual_seed(0)
+    block = ResBlock(6, 3)
+    x = torch.randn(2, 6, 4, 3, 3)
+    with torch.no_grad():
+        assert torch.equal(block(x), x)
+    assert not block.temporal.conv.weight.any() and not block.temporal.conv.bias.any()
+
+
+def test_preview_shows_test_clips_drawn_from_the_whole_split_beside_their_mean_reconstruction(one_thread):
+    """Previews must show the held-out split (any of its clips) next to what the model makes of it, in uint8 pixels."""
+    from kinema.training import get_family
+    from kinema.training.objectives.vae import VAEClips
+
+    config = load_config(TINY, ["data.num_samples=2"])  # "mixed": test clip 0 from Captioned Shapes, clip 1 from Shape Motion
+    objective = get_family("vae").objective(config)
+    vae = objective.modules["model"].eval()
+    test, train = VAEClips(config.data, split="test"), VAEClips(config.data, split="train")
+    to_pixels = lambda x: ((x + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0)  # (c, f, h, w) -> (f, h, w, c)
+    previews = objective.sample(12, torch.Generator().manual_seed(0))
+    shown = []
+    for preview in previews:
+        left, right = preview[:, :, :16], preview[:, :, 16:]
+        matches = [i for i in range(2) if torch.equal(left, to_pixels(test[i]["video"]))]
+        assert len(matches) == 1 and not torch.equal(left, to_pixels(train[matches[0]]["video"]))
+        shown.append(matches[0])
+        with torch.no_grad():
+            x = test[matches[0]]["video"][None]
+            expected = to_pixels(vae.decode(vae.encode(x).mean).clamp(-1, 1)[0])
+        assert (right.int() - expected.int()).abs().max() <= 1
+    assert set(shown) == {0, 1}  # the last clip of the split can be drawn too

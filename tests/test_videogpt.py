@@ -2,6 +2,7 @@
 unconditional), and a tiny VQ-VAE + prior trained on the shared trainer, exported and generated from the CLI."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -499,3 +500,84 @@ def test_text_dropout_replaces_captions_by_the_empty_prompt_and_the_loss_is_the_
         logits = objective.modules["model"](codes, text.tokens, text.mask)
     torch.testing.assert_close(out["loss"].detach(), torch.nn.functional.cross_entropy(logits.flatten(0, 1), codes.flatten()))
     torch.testing.assert_close(out["accuracy"], (logits.argmax(-1) == codes).float().mean())
+
+
+def test_each_code_gets_the_position_of_its_frame_row_and_column():
+    """Shorter clips and image-to-video rely on code i of the raster order getting pos_t[frame] + pos_h[row] + pos_w[col]."""
+    gpt = random_gpt()  # 3 frames of 2 rows x 3 columns: rows and columns differ, so a swapped axis shows
+    expected = torch.stack([gpt.pos_t[t] + gpt.pos_h[h] + gpt.pos_w[w]
+                            for t in range(3) for h in range(2) for w in range(3)])  # raster order, by hand
+    with torch.no_grad():
+        torch.testing.assert_close(gpt.positions(0, SMALL.max_tokens), expected)
+        torch.testing.assert_close(gpt.positions(7, 5), expected[7:12])
+
+
+def test_a_block_is_prenorm_attention_then_a_gelu_mlp_of_width_times_mlp_ratio(one_thread):
+    """A prior's block must compute what its docstring (and any exported checkpoint's reader) assumes, hidden width included."""
+    from kinema.models.gpt import Block
+
+    config = VideoGPTConfig(vocab_size=8, latent_frames=1, latent_height=2, latent_width=2, width=8, layers=1, heads=2, mlp_ratio=1.5)
+    torch.manual_seed(0)
+    block = Block(config).eval()
+    assert block.mlp[0].out_features == 12 and block.mlp[2].in_features == 12  # int(8 * 1.5)
+    x = torch.randn(2, 4, 8)
+    mask = torch.tril(torch.ones(4, 4, dtype=torch.bool))[None, None].expand(2, 1, 4, 4)
+
+    def attention(h):
+        q, k, v = (h @ block.attn.qkv.weight.T + block.attn.qkv.bias).split(8, dim=-1)
+        heads = [(q[..., i:i + 4] @ k[..., i:i + 4].transpose(1, 2) / 2.0).masked_fill(~mask[:, 0], -torch.inf).softmax(-1) @ v[..., i:i + 4]
+                 for i in (0, 4)]
+        return torch.cat(heads, dim=-1) @ block.attn.proj.weight.T + block.attn.proj.bias
+
+    def mlp(h):
+        first = h @ block.mlp[0].weight.T + block.mlp[0].bias
+        return (0.5 * first * (1 + torch.erf(first / 2 ** 0.5))) @ block.mlp[2].weight.T + block.mlp[2].bias  # exact GELU
+
+    ln = torch.nn.functional.layer_norm
+    y = x + attention(ln(x, (8,), block.norm1.weight, block.norm1.bias))
+    y = y + mlp(ln(y, (8,), block.norm2.weight, block.norm2.bias))
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, mask), y, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"vocab_size": 1}, "vocab_size must be at least 2, got 1"),
+    ({"latent_frames": 0}, "latent_frames, latent_height and latent_width must be at least 1"),
+    ({"latent_height": 0}, "latent_frames, latent_height and latent_width must be at least 1"),
+    ({"latent_width": 0}, "latent_frames, latent_height and latent_width must be at least 1"),
+    ({"width": 30}, "width must be a positive multiple of heads and layers at least 1, got width 30, heads 4, layers 2"),
+    ({"layers": 0}, "width must be a positive multiple of heads and layers at least 1, got width 32, heads 4, layers 0"),
+    ({"heads": 0}, "width must be a positive multiple of heads"),
+    ({"mlp_ratio": 0.0}, "mlp_ratio must be positive"),
+    ({"dropout": 1.0}, "mlp_ratio must be positive, dropout and attention_dropout in"),
+    ({"dropout": -0.1}, "mlp_ratio must be positive, dropout and attention_dropout in"),
+    ({"text_dim": 0}, "text_dim at least 1"),
+])
+def test_an_impossible_prior_config_is_refused_naming_the_setting(change, message):
+    """A typo in a prior's YAML must fail at once with the rule it broke, not deep inside the first training step."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        VideoGPTConfig(**{**SMALL.__dict__, **change})
+
+
+def test_the_smallest_possible_prior_config_is_accepted():
+    """The boundaries are inclusive: two codes, a 1 x 1 x 1 grid, one layer of one head."""
+    config = VideoGPTConfig(vocab_size=2, latent_frames=1, latent_height=1, latent_width=1, width=1, layers=1, heads=1, text_dim=1)
+    assert config.max_tokens == 1
+
+
+def test_a_temperature_of_zero_or_less_is_a_value_error_naming_it():
+    """Temperature 0 would divide the logits by zero: the caller must get a clear error instead of NaN codes."""
+    for temperature in (0.0, -1.0):
+        with pytest.raises(ValueError, match=rf"^temperature must be positive, got {temperature}$"):
+            sample_tokens(torch.zeros(1, 5), [torch.Generator()], temperature=temperature)
+    with pytest.raises(ValueError, match=r"^give one generator per row \(2\), got 1$"):
+        sample_tokens(torch.zeros(2, 5), [torch.Generator()])
+
+
+def test_the_shipped_priors_run_never_sees_a_training_clip_twice():
+    """configs/videogpt/shapes.yaml leaves data.num_samples out: the default epoch must cover its whole run with fresh clips."""
+    from kinema.training import load_config
+    from kinema.training.objectives.videogpt import build_dataset
+
+    config = load_config(CONFIGS / "videogpt" / "shapes.yaml")
+    assert len(build_dataset(config)) >= config.train.max_steps * config.train.batch_size  # 3000 steps of 16 clips
