@@ -397,3 +397,17 @@ def test_from_dict_called_directly_names_the_class_and_the_unprefixed_keys():
     assert str(info.value) == "lr must be a number, got 'fast' (str)" and info.value.key == "lr"
     lr = from_dict(TrainConfig, {"lr": 1}).lr
     assert lr == 1.0 and type(lr) is float  # an integer written for a float setting is read as that float
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),  # everything dropped: the model learns nothing
+    ({"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
+    ({"channels": 0}, "channels and hidden must be at least 1, got 0 and 16"),
+    ({"hidden": 0}, "channels and hidden must be at least 1, got 3 and 0"),
+])
+def test_an_impossible_toy_model_is_refused_naming_the_setting(kwargs, message):
+    from kinema.training.objectives.toy import ToyDenoiserConfig
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ToyDenoiserConfig(**kwargs)
+    ToyDenoiserConfig(dropout=0.0), ToyDenoiserConfig(dropout=0.99), ToyDenoiserConfig(channels=1, hidden=1)  # the edges allowed
