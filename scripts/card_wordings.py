@@ -2,8 +2,8 @@
 
 Reads benchmarks/results/prompt_understanding_<set>_<model>.json, written by
 
-    python benchmarks/prompt_understanding.py --set benchmarks/prompts/wordings_heldout3.jsonl \\
-        --model shapes-t2v --generate --out benchmarks/results/prompt_understanding_wordings_heldout3_shapes-t2v.json
+    python benchmarks/prompt_understanding.py --set benchmarks/prompts/wordings_heldout8.jsonl \\
+        --model shapes-t2v --generate --out benchmarks/results/prompt_understanding_wordings_heldout8_shapes-t2v.json
 
 and puts the section into the card between its markers, replacing an earlier one (the card writers,
 scripts/write_*model_card.py, call ``section`` too, so a rewritten card keeps it):
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 BUILTIN = ROOT / "src" / "kinema" / "builtin"
 ATTRIBUTES = ("shape", "color", "size", "direction", "speed")
-HELD_OUT = "wordings_heldout3"  # written apart from the planner, evaluated once (benchmarks/prompts/README_heldout3.md)
+HELD_OUT = "wordings_heldout8"  # written apart after the outline and idiom lexicons, read once (benchmarks/prompts/README_heldout8.md)
 TARGET = 0.95
 BEGIN, END = "<!-- wordings: scripts/card_wordings.py -->", "<!-- /wordings -->"
 
